@@ -1,0 +1,1 @@
+"""ticraft: textual inversion, and a home for what it learns."""

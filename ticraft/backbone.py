@@ -1,0 +1,353 @@
+"""Load a frozen text-to-image model and give uniform access to its text side.
+
+A :class:`Backbone` holds the diffusers/transformers components of one model (tokenizer(s), text
+encoder(s), UNet, VAE, scheduler), its family (``sd1``, ``sd2``, ``sdxl``, ``toy``, ``custom``),
+and the splice points where concept vectors enter the text encoders (:mod:`ticraft.splice`).
+
+Model specs accepted by :func:`load_backbone`:
+
+* ``"toy"`` — ticraft's shipped toy model (``ticraft/toyworld/weights``);
+* a diffusers pipeline folder (``model_index.json`` inside);
+* a single ``.safetensors``/``.ckpt`` checkpoint (see :mod:`ticraft.single_file`);
+* a hub id such as ``runwayml/stable-diffusion-v1-5`` **already in the local Hugging Face cache**
+  (nothing is ever downloaded).
+
+>>> bb = load_backbone("toy")                       # doctest: +SKIP
+>>> bb.family, [e.key for e in bb.encoders]         # doctest: +SKIP
+('toy', ['clip'])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ticraft.concept import Concept
+from ticraft.errors import TicraftError
+from ticraft.splice import SplicedEmbedding, splice
+
+TOY_WEIGHTS = Path(__file__).parent / "toyworld" / "weights"
+
+
+class BackboneError(TicraftError):
+    """The model could not be found, loaded, or does not fit a concept."""
+
+
+@dataclass
+class TextEncoder:
+    """One tokenizer + text encoder pair and its splice point."""
+
+    key: str  # concept vector key: "clip" | "clip_l" | "clip_g"
+    tokenizer: Any  # transformers.CLIPTokenizer
+    model: nn.Module  # CLIPTextModel | CLIPTextModelWithProjection
+    embedding: SplicedEmbedding
+
+    @property
+    def dim(self) -> int:
+        return self.embedding.embedding_dim
+
+    @property
+    def table(self) -> torch.Tensor:
+        """The frozen token-embedding table ``[V, D]`` (never modified by ticraft)."""
+        return self.embedding.base.weight
+
+    def token_strings(self) -> list[str]:
+        """Readable vocabulary, row order (``</w>`` stripped; ids beyond the tokenizer are ``<id>``)."""
+        inv = {i: t for t, i in self.tokenizer.get_vocab().items()}
+        return [inv.get(i, f"<{i}>").replace("</w>", "") for i in range(self.table.shape[0])]
+
+
+@dataclass
+class Backbone:
+    """A loaded, frozen text-to-image model."""
+
+    name: str
+    family: str
+    source: str
+    encoders: list[TextEncoder]
+    unet: nn.Module
+    vae: nn.Module
+    scheduler: Any
+    pipeline_class: str = "StableDiffusionPipeline"
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. SDXL's force_zeros_for_empty_prompt
+    _concepts: dict[str, Concept] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- basics
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {e.key: e.dim for e in self.encoders}
+
+    def encoder(self, key: str) -> TextEncoder:
+        for e in self.encoders:
+            if e.key == key:
+                return e
+        raise BackboneError(f"model {self.name} has no text encoder {key!r} (it has {[e.key for e in self.encoders]})")
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "Backbone":
+        for m in self.modules():
+            m.to(device=device, dtype=dtype)
+        return self
+
+    def modules(self) -> list[nn.Module]:
+        return [e.model for e in self.encoders] + [self.unet, self.vae]
+
+    def fingerprint(self) -> str:
+        """A short stable id of the model (name + table shapes + a table checksum) for caches and metadata."""
+        import hashlib
+
+        h = hashlib.sha256(self.family.encode())
+        for e in self.encoders:
+            t = e.table.detach().float().cpu()
+            h.update(str(tuple(t.shape)).encode())
+            h.update(f"{float(t.sum()):.6e}{float(t.abs().sum()):.6e}".encode())
+        return h.hexdigest()[:16]
+
+    # ------------------------------------------------------------- concepts
+    def check_concept(self, concept: Concept) -> None:
+        """Raise a clear :class:`BackboneError` if ``concept`` does not fit this model."""
+        if concept.family and self.family not in ("custom",) and concept.family != self.family:
+            raise BackboneError(
+                f"concept {concept.token} was learned for {concept.family}, but model {self.name} is {self.family}"
+            )
+        if concept.dims != self.dims:
+            raise BackboneError(
+                f"concept {concept.token} has vectors {concept.dims}, model {self.name} expects {self.dims}"
+            )
+
+    def placeholder_tokens(self, token: str, n: int) -> list[str]:
+        """Tokenizer tokens standing for the ``n`` vectors of ``token`` (diffusers' ``tok``, ``tok_1``, …)."""
+        return [token] + [f"{token}_{i}" for i in range(1, n)]
+
+    def add_placeholder(self, token: str, vectors: dict[str, torch.Tensor]) -> dict[str, list[int]]:
+        """Make ``token`` (with ``len(vectors)`` rows) usable in prompts; return its ids per encoder.
+
+        ``vectors`` values may be ``nn.Parameter``s: gradients then flow into them and nowhere else.
+        """
+        n = {v.shape[0] for v in vectors.values()}
+        if len(n) != 1 or set(vectors) != {e.key for e in self.encoders}:
+            raise BackboneError(f"vectors for {token} must cover encoders {[e.key for e in self.encoders]} with one count")
+        names = self.placeholder_tokens(token, n.pop())
+        out: dict[str, list[int]] = {}
+        for e in self.encoders:
+            vocab = e.tokenizer.get_vocab()
+            fresh = [t for t in names if t not in vocab]
+            if len(fresh) != len(names) and token not in self._concepts and names[0] in vocab:
+                raise BackboneError(
+                    f"token {token!r} is already a word of the {e.key} tokenizer; choose another placeholder, e.g. <{token.strip('<>')}-x>"
+                )
+            if fresh:
+                e.tokenizer.add_tokens(fresh)
+            ids = e.tokenizer.convert_tokens_to_ids(names)
+            e.embedding.set_block(token, ids, vectors[e.key])
+            out[e.key] = list(ids)
+        return out
+
+    def load_concept(self, concept: Concept) -> dict[str, list[int]]:
+        """Splice a library concept in, so that its token works in prompts."""
+        self.check_concept(concept)
+        vecs = {k: v.to(device=self.device) for k, v in concept.vectors.items()}
+        if concept.token in self._concepts:
+            self.unload_concept(concept.token)
+        ids = self.add_placeholder(concept.token, vecs)
+        self._concepts[concept.token] = concept
+        return ids
+
+    def unload_concept(self, token: str) -> None:
+        for e in self.encoders:
+            e.embedding.remove_block(token)
+        self._concepts.pop(token, None)
+
+    @property
+    def loaded_concepts(self) -> dict[str, Concept]:
+        return dict(self._concepts)
+
+    def token_vector(self, word: str, key: str | None = None) -> dict[str, torch.Tensor]:
+        """The table rows a plain word tokenizes to, per encoder (``[n_tokens, D]``)."""
+        out = {}
+        for e in self.encoders if key is None else [self.encoder(key)]:
+            ids = e.tokenizer(word, add_special_tokens=False)["input_ids"]
+            if not ids:
+                raise BackboneError(f"{word!r} has no tokens in the {e.key} tokenizer")
+            out[e.key] = e.table[torch.tensor(ids, device=e.table.device)].detach().clone()
+        return out
+
+    # ------------------------------------------------------------ pipelines
+    def pipeline(self, kind: str = "text2img") -> Any:
+        """A diffusers pipeline built from the loaded components (no second copy of the weights)."""
+        import diffusers
+
+        base = self.pipeline_class.replace("Pipeline", "")
+        suffix = {"text2img": "Pipeline", "img2img": "Img2ImgPipeline", "inpaint": "InpaintPipeline"}[kind]
+        cls = getattr(diffusers, base + suffix)
+        kwargs: dict[str, Any] = dict(vae=self.vae, unet=self.unet, scheduler=self.scheduler)
+        if self.family == "sdxl":
+            kwargs.update(
+                text_encoder=self.encoders[0].model, tokenizer=self.encoders[0].tokenizer,
+                text_encoder_2=self.encoders[1].model, tokenizer_2=self.encoders[1].tokenizer,
+            )
+            if "force_zeros_for_empty_prompt" in self.extra:
+                kwargs["force_zeros_for_empty_prompt"] = self.extra["force_zeros_for_empty_prompt"]
+        else:
+            kwargs.update(
+                text_encoder=self.encoders[0].model, tokenizer=self.encoders[0].tokenizer,
+                safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+            )
+        pipe = cls(**kwargs)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+
+# ----------------------------------------------------------------- loading
+def resolve_model_spec(spec: str | os.PathLike | None) -> str:
+    """Turn ``--model`` (or the configured default, or ``toy``) into a concrete spec string."""
+    if spec is None or str(spec) == "":
+        from ticraft.user_config import get_config_value
+
+        spec = get_config_value("model") or "toy"
+    return str(spec)
+
+
+def load_backbone(spec: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
+                  dtype: torch.dtype | None = None, family: str | None = None) -> Backbone:
+    """Load a model by spec (see module docstring); all weights frozen, eval mode.
+
+    Args:
+        spec: ``"toy"``, a folder, a checkpoint file, or a cached hub id; ``None`` → configured default.
+        device: where to put it (default CPU).
+        dtype: weight dtype (default float32; use bf16/fp16 on GPUs).
+        family: override the detected family.
+    """
+    spec = resolve_model_spec(spec)
+    if spec == "toy":
+        if not (TOY_WEIGHTS / "model_index.json").is_file():
+            raise BackboneError(
+                f"the toy model's weights are missing from {TOY_WEIGHTS}; train them with `ticraft toyworld train-base`"
+            )
+        bb = load_diffusers_folder(TOY_WEIGHTS, family=family or "toy", name="toy")
+    else:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            bb = load_diffusers_folder(path, family=family)
+        elif path.is_file():
+            from ticraft.single_file import load_single_file
+
+            bb = load_single_file(path, family=family)
+        elif path.suffix in (".safetensors", ".ckpt", ".pt", ".bin") or os.sep in str(spec) and not _looks_like_hub_id(str(spec)):
+            raise BackboneError(f"model file or folder not found: {path}")
+        elif _looks_like_hub_id(str(spec)):
+            from ticraft.single_file import find_in_hf_cache
+
+            folder = find_in_hf_cache(str(spec))
+            bb = load_diffusers_folder(folder, family=family, name=str(spec))
+        else:
+            raise BackboneError(
+                f"unknown model {spec!r}: give 'toy', a diffusers folder, a .safetensors/.ckpt file or a cached hub id"
+            )
+    if device is not None or dtype is not None:
+        bb.to(device=device, dtype=dtype)
+    return bb
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
+
+
+def detect_family(index: dict[str, Any], text_hidden: list[int]) -> str:
+    """Family from a pipeline's model_index.json class name and its text encoder widths."""
+    cls = index.get("_class_name", "")
+    if "XL" in cls:
+        return "sdxl"
+    if text_hidden == [768]:
+        return "sd1"
+    if text_hidden == [1024]:
+        return "sd2"
+    return "custom"
+
+
+def load_diffusers_folder(folder: Path, *, family: str | None = None, name: str | None = None) -> Backbone:
+    """Load a diffusers pipeline folder's components directly (no pipeline object, no safety checker)."""
+    import diffusers
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    folder = Path(folder)
+    index_path = folder / "model_index.json"
+    if not index_path.is_file():
+        raise BackboneError(f"{folder} is not a diffusers pipeline folder: model_index.json is missing")
+    index = json.loads(index_path.read_text())
+    xl = "XL" in index.get("_class_name", "")
+    needed = ["tokenizer", "text_encoder", "unet", "vae", "scheduler"] + (["tokenizer_2", "text_encoder_2"] if xl else [])
+    missing = [c for c in needed if not (folder / c).is_dir()]
+    if missing:
+        raise BackboneError(f"model folder {folder} lacks {', '.join(missing)}")
+
+    def sched_cls() -> Any:
+        cname = index.get("scheduler", [None, "DDIMScheduler"])[1]
+        return getattr(diffusers, cname, diffusers.DDIMScheduler)
+
+    try:
+        encoders = []
+        pairs = [("tokenizer", "text_encoder", "clip_l" if xl else "clip", CLIPTextModel)]
+        if xl:
+            pairs.append(("tokenizer_2", "text_encoder_2", "clip_g", CLIPTextModelWithProjection))
+        for tok_dir, enc_dir, key, enc_cls in pairs:
+            tok = CLIPTokenizer.from_pretrained(folder / tok_dir, local_files_only=True)
+            model = enc_cls.from_pretrained(folder / enc_dir, local_files_only=True)
+            encoders.append(_prepare_encoder(key, tok, model))
+        unet = diffusers.UNet2DConditionModel.from_pretrained(folder / "unet", local_files_only=True)
+        vae = diffusers.AutoencoderKL.from_pretrained(folder / "vae", local_files_only=True)
+        scheduler = sched_cls().from_pretrained(folder / "scheduler", local_files_only=True)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise BackboneError(f"could not load the model in {folder}: {exc}") from exc
+    for m in [e.model for e in encoders] + [unet, vae]:
+        m.requires_grad_(False)
+        m.eval()
+    fam = family or detect_family(index, [e.dim for e in encoders])
+    extra = {}
+    if xl and "force_zeros_for_empty_prompt" in index:
+        extra["force_zeros_for_empty_prompt"] = index["force_zeros_for_empty_prompt"]
+    return Backbone(
+        name=name or folder.name, family=fam, source=str(folder), encoders=encoders, unet=unet, vae=vae,
+        scheduler=scheduler, pipeline_class=index.get("_class_name", "StableDiffusionPipeline"), extra=extra,
+    )
+
+
+def _prepare_encoder(key: str, tokenizer: Any, model: nn.Module) -> TextEncoder:
+    # Pooled outputs pick the EOS position. Configs with the legacy eos_token_id=2 pick the *largest*
+    # id instead, which becomes our placeholder once tokens are added: point them at the real EOS.
+    for module in model.modules():
+        if hasattr(module, "eos_token_id") and not isinstance(module, SplicedEmbedding):
+            module.eos_token_id = tokenizer.eos_token_id
+    if hasattr(model, "config"):
+        model.config.eos_token_id = tokenizer.eos_token_id
+    emb = splice(model)
+    return TextEncoder(key=key, tokenizer=tokenizer, model=model, embedding=emb)
+
+
+def components_from_pipeline(pipe: Any, *, family: str | None = None, name: str = "pipeline") -> Backbone:
+    """Wrap an already-built diffusers pipeline (e.g. a test's tiny one) as a Backbone."""
+    xl = hasattr(pipe, "text_encoder_2") and pipe.text_encoder_2 is not None
+    encoders = [_prepare_encoder("clip_l" if xl else "clip", pipe.tokenizer, pipe.text_encoder)]
+    if xl:
+        encoders.append(_prepare_encoder("clip_g", pipe.tokenizer_2, pipe.text_encoder_2))
+    for m in [e.model for e in encoders] + [pipe.unet, pipe.vae]:
+        m.requires_grad_(False)
+        m.eval()
+    cls = type(pipe).__name__
+    fam = family or detect_family({"_class_name": cls}, [e.dim for e in encoders])
+    return Backbone(name=name, family=fam, source=name, encoders=encoders, unet=pipe.unet, vae=pipe.vae,
+                    scheduler=pipe.scheduler, pipeline_class=cls)

@@ -1,0 +1,43 @@
+"""Shared pieces of the CLI: the console, the error boundary, common options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+LibraryOption = Annotated[
+    Optional[Path],
+    typer.Option("--library", "-L", help="Library folder (default: $TICRAFT_LIBRARY, ./embeddings, user data dir)."),
+]
+ModelOption = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Model: 'toy', a diffusers folder, a .safetensors/.ckpt file, or a cached hub id."),
+]
+
+
+class TicraftGroup(typer.core.TyperGroup):
+    """Top-level group that turns ticraft's user errors into one clean message (no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ticraft.errors import TicraftError
+
+        try:
+            return super().invoke(ctx)
+        except TicraftError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except FileNotFoundError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def open_library(path: Path | None):
+    """Resolve and open the library the user meant (see ticraft.library.resolve_library)."""
+    from ticraft.library import Library
+
+    return Library.resolve(path)

@@ -1,0 +1,350 @@
+"""A learned concept: N vectors per text encoder, bound to a placeholder token, plus metadata.
+
+Concepts are plain data. They know nothing about models beyond the *family* name and the
+vector widths, so this module imports torch tensors only (no diffusers/transformers) and is
+cheap to import when listing a library.
+
+Encoder keys
+------------
+Single-encoder families (``sd1``, ``sd2``, ``toy``) store their vectors under ``"clip"``.
+SDXL stores ``"clip_l"`` (768-d) and ``"clip_g"`` (1280-d), the names kohya and ComfyUI use.
+
+Arithmetic works per encoder, element-wise, on vectors of equal shape::
+
+    >>> import torch
+    >>> a = Concept("<a>", {"clip": torch.ones(1, 4)}, family="toy")
+    >>> b = Concept("<b>", {"clip": torch.zeros(1, 4)}, family="toy")
+    >>> (0.5 * a + b).vectors["clip"].tolist()
+    [[0.5, 0.5, 0.5, 0.5]]
+    >>> slerp(a, b, 0.0).vectors["clip"].tolist() == a.vectors["clip"].tolist()
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import torch
+
+from ticraft.errors import TicraftError
+
+#: Known model families and the encoder keys + widths their concepts carry.
+#: ``toy`` widths depend on the shipped toy model, so they are not fixed here.
+FAMILY_ENCODERS: dict[str, dict[str, int | None]] = {
+    "sd1": {"clip": 768},
+    "sd2": {"clip": 1024},
+    "sdxl": {"clip_l": 768, "clip_g": 1280},
+    "toy": {"clip": None},
+    "custom": {"clip": None},  # any other single-encoder model (e.g. tiny test models)
+}
+
+SINGLE_KEY = "clip"
+
+
+class ConceptError(TicraftError):
+    """Raised when concepts cannot be combined or are malformed."""
+
+
+def guess_family(dims: Mapping[str, int]) -> str | None:
+    """Guess the family from encoder keys and widths (``None`` when ambiguous).
+
+    >>> guess_family({"clip": 768}), guess_family({"clip_l": 768, "clip_g": 1280})
+    ('sd1', 'sdxl')
+    """
+    for family, encoders in FAMILY_ENCODERS.items():
+        if family in ("toy", "custom"):
+            continue
+        if set(encoders) == set(dims) and all(encoders[k] == dims[k] for k in dims):
+            return family
+    return None
+
+
+@dataclass
+class Concept:
+    """Learned vectors for one placeholder token.
+
+    Args:
+        token: the placeholder, e.g. ``"<cat-toy>"``.
+        vectors: encoder key → float tensor of shape ``[N, D]`` (N equal for every encoder).
+        family: ``"sd1"``, ``"sd2"``, ``"sdxl"``, ``"toy"`` or ``None`` when unknown.
+        meta: free metadata (initializer, steps, source file, image hashes, loss curve, …);
+            JSON-serialisable values only.
+    """
+
+    token: str
+    vectors: dict[str, torch.Tensor]
+    family: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.token, str) or not self.token.strip():
+            raise ConceptError("a concept needs a non-empty token string")
+        if not self.vectors:
+            raise ConceptError(f"concept {self.token!r} has no vectors")
+        clean: dict[str, torch.Tensor] = {}
+        counts = set()
+        for key, value in self.vectors.items():
+            if not isinstance(value, torch.Tensor):
+                raise ConceptError(f"concept {self.token!r}: vectors[{key!r}] is not a tensor")
+            t = value.detach()
+            if t.ndim == 1:
+                t = t.unsqueeze(0)
+            if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+                raise ConceptError(
+                    f"concept {self.token!r}: vectors[{key!r}] must have shape [N, D], got {tuple(value.shape)}"
+                )
+            if not t.is_floating_point():
+                raise ConceptError(f"concept {self.token!r}: vectors[{key!r}] must be floating point")
+            counts.add(t.shape[0])
+            clean[key] = t
+        if len(counts) != 1:
+            shapes = {k: tuple(v.shape) for k, v in clean.items()}
+            raise ConceptError(f"concept {self.token!r}: encoders disagree on the vector count: {shapes}")
+        self.vectors = clean
+        if self.family is None:
+            self.family = guess_family(self.dims)
+        elif self.family not in FAMILY_ENCODERS:
+            raise ConceptError(f"unknown family {self.family!r}; known: {', '.join(FAMILY_ENCODERS)}")
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def num_vectors(self) -> int:
+        """N, the number of vectors per encoder."""
+        return next(iter(self.vectors.values())).shape[0]
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Encoder key → vector width D."""
+        return {k: int(v.shape[1]) for k, v in self.vectors.items()}
+
+    @property
+    def is_sdxl(self) -> bool:
+        return set(self.vectors) == {"clip_l", "clip_g"}
+
+    def norms(self) -> dict[str, list[float]]:
+        """Encoder key → L2 norm of each vector."""
+        return {k: v.float().norm(dim=1).tolist() for k, v in self.vectors.items()}
+
+    def sha256(self) -> str:
+        """Content hash of the vectors (keys, shapes, dtype and bytes), stable across formats."""
+        h = hashlib.sha256()
+        for key in sorted(self.vectors):
+            t = self.vectors[key].contiguous().cpu()
+            h.update(key.encode())
+            h.update(str(tuple(t.shape)).encode())
+            h.update(str(t.dtype).encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return h.hexdigest()
+
+    # ------------------------------------------------------------ derivation
+    def replace(self, *, token: str | None = None, vectors: dict[str, torch.Tensor] | None = None,
+                meta: dict[str, Any] | None = None) -> "Concept":
+        """A copy with some fields replaced (metadata is copied, not shared)."""
+        return Concept(
+            token=token if token is not None else self.token,
+            vectors=vectors if vectors is not None else {k: v.clone() for k, v in self.vectors.items()},
+            family=self.family,
+            meta=dict(meta if meta is not None else self.meta),
+        )
+
+    def _derived(self, vectors: dict[str, torch.Tensor], op: str) -> "Concept":
+        return Concept(token=self.token, vectors=vectors, family=self.family, meta={"derived": op})
+
+    def check_compatible(self, other: "Concept", *, same_count: bool = True) -> None:
+        """Raise :class:`ConceptError` unless ``other`` has the same family, encoders, widths (and count)."""
+        if self.family and other.family and self.family != other.family:
+            raise ConceptError(
+                f"cannot combine {self.token!r} ({self.family}) with {other.token!r} ({other.family}): different model families"
+            )
+        if self.dims != other.dims:
+            raise ConceptError(
+                f"cannot combine {self.token!r} {self.dims} with {other.token!r} {other.dims}: different encoder widths"
+            )
+        if same_count and self.num_vectors != other.num_vectors:
+            raise ConceptError(
+                f"cannot combine {self.token!r} ({self.num_vectors} vectors) with {other.token!r} "
+                f"({other.num_vectors} vectors): use .mean_vector(), a slice, or pad/merge first"
+            )
+
+    def _binary(self, other: Any, fn, op: str) -> "Concept":
+        if isinstance(other, Concept):
+            self.check_compatible(other)
+            return self._derived({k: fn(v, other.vectors[k]) for k, v in self.vectors.items()}, op)
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            if op in ("+", "-"):
+                raise ConceptError(f"cannot {op} a number and a concept; scale with * or / instead")
+            return self._derived({k: fn(v, float(other)) for k, v in self.vectors.items()}, op)
+        return NotImplemented
+
+    def __add__(self, other: Any) -> "Concept":
+        return self._binary(other, lambda a, b: a + b, "+")
+
+    def __sub__(self, other: Any) -> "Concept":
+        return self._binary(other, lambda a, b: a - b, "-")
+
+    def __mul__(self, other: Any) -> "Concept":
+        if isinstance(other, Concept):
+            raise ConceptError("cannot multiply two concepts; multiply a concept by a number")
+        return self._binary(other, lambda a, b: a * b, "*")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> "Concept":
+        if isinstance(other, Concept):
+            raise ConceptError("cannot divide by a concept; divide by a number")
+        if isinstance(other, (int, float)) and float(other) == 0.0:
+            raise ConceptError("division of a concept by zero")
+        return self._binary(other, lambda a, b: a / b, "/")
+
+    def __neg__(self) -> "Concept":
+        return self._derived({k: -v for k, v in self.vectors.items()}, "neg")
+
+    def __getitem__(self, index: int | slice) -> "Concept":
+        """Vector slice: ``c[0]`` keeps the first vector, ``c[1:3]`` the second and third."""
+        n = self.num_vectors
+        if isinstance(index, int):
+            if not -n <= index < n:
+                raise ConceptError(f"vector index {index} out of range for {self.token!r} with {n} vectors")
+            index = slice(index % n, index % n + 1)
+        if not isinstance(index, slice):
+            raise ConceptError("index a concept with an int or a slice")
+        picked = {k: v[index].clone() for k, v in self.vectors.items()}
+        if next(iter(picked.values())).shape[0] == 0:
+            raise ConceptError(f"slice {index} selects no vectors of {self.token!r} ({n} vectors)")
+        return self._derived(picked, "slice")
+
+    def mean_vector(self) -> "Concept":
+        """Collapse the N vectors into their mean (one vector per encoder)."""
+        return self._derived({k: v.mean(dim=0, keepdim=True) for k, v in self.vectors.items()}, "mean")
+
+    def normalized(self, norm: float | None = None) -> "Concept":
+        """Rescale every vector to L2 norm ``norm`` (default: keep each encoder's mean norm).
+
+        Learned vectors often drift far above the vocabulary's norms; ``normalized(norm=x)`` puts
+        them back on a typical word's scale.
+        """
+        out = {}
+        for k, v in self.vectors.items():
+            n = v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            target = float(norm) if norm is not None else n.mean()
+            out[k] = v / n * target
+        return self._derived(out, "normalize")
+
+    def to(self, dtype: torch.dtype) -> "Concept":
+        return self.replace(vectors={k: v.to(dtype) for k, v in self.vectors.items()})
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{k}={d}" for k, d in self.dims.items())
+        return f"Concept({self.token!r}, family={self.family}, vectors={self.num_vectors}, {dims})"
+
+
+def _slerp_rows(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation of each row pair, interpolating the norms linearly.
+
+    Falls back to linear interpolation where the rows are (anti)parallel, where slerp is undefined.
+    """
+    af, bf = a.double(), b.double()
+    na, nb = af.norm(dim=1, keepdim=True), bf.norm(dim=1, keepdim=True)
+    ua, ub = af / na.clamp_min(1e-12), bf / nb.clamp_min(1e-12)
+    dot = (ua * ub).sum(dim=1, keepdim=True).clamp(-1.0, 1.0)
+    omega = torch.arccos(dot)
+    so = torch.sin(omega)
+    safe = so.abs() > 1e-6
+    wa = torch.where(safe, torch.sin((1 - t) * omega) / torch.where(safe, so, 1.0), torch.full_like(so, 1 - t))
+    wb = torch.where(safe, torch.sin(t * omega) / torch.where(safe, so, 1.0), torch.full_like(so, t))
+    direction = wa * ua + wb * ub
+    direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    out = direction * ((1 - t) * na + t * nb)
+    lerp = (1 - t) * af + t * bf
+    out = torch.where(safe, out, lerp)
+    return out.to(a.dtype)
+
+
+def slerp(a: Concept, b: Concept, t: float) -> Concept:
+    """Spherical interpolation per vector; ``t=0`` gives ``a`` exactly, ``t=1`` gives ``b`` exactly."""
+    a.check_compatible(b)
+    t = float(t)
+    if t == 0.0:
+        return a._derived({k: v.clone() for k, v in a.vectors.items()}, "slerp")
+    if t == 1.0:
+        return a._derived({k: v.clone() for k, v in b.vectors.items()}, "slerp")
+    return a._derived({k: _slerp_rows(v, b.vectors[k], t) for k, v in a.vectors.items()}, "slerp")
+
+
+def lerp(a: Concept, b: Concept, t: float) -> Concept:
+    """Linear interpolation; exact at the endpoints."""
+    a.check_compatible(b)
+    t = float(t)
+    if t == 0.0:
+        return a._derived({k: v.clone() for k, v in a.vectors.items()}, "lerp")
+    if t == 1.0:
+        return a._derived({k: v.clone() for k, v in b.vectors.items()}, "lerp")
+    return a._derived({k: (1 - t) * v + t * b.vectors[k] for k, v in a.vectors.items()}, "lerp")
+
+
+def concat(*concepts: Concept | Iterable[Concept]) -> Concept:
+    """Stack the vectors of several concepts into one multi-vector concept (order kept)."""
+    flat: list[Concept] = []
+    for c in concepts:
+        flat.extend([c] if isinstance(c, Concept) else list(c))
+    if not flat:
+        raise ConceptError("concat needs at least one concept")
+    first = flat[0]
+    for other in flat[1:]:
+        first.check_compatible(other, same_count=False)
+    return first._derived({k: torch.cat([c.vectors[k] for c in flat], dim=0) for k in first.vectors}, "concat")
+
+
+def match_count(a: Concept, n: int, mode: str = "pad") -> Concept:
+    """Bring ``a`` to ``n`` vectors explicitly.
+
+    ``mode="pad"`` repeats the last vector (shorter) or truncates (longer); ``mode="merge"``
+    resamples the vectors by linear interpolation along the vector axis, so a 3-vector concept
+    merged to 1 equals its mean-ish centre and a 1-vector concept expands to ``n`` copies.
+    """
+    if n < 1:
+        raise ConceptError("a concept needs at least one vector")
+    if a.num_vectors == n:
+        return a
+    if mode == "pad":
+        out = {}
+        for k, v in a.vectors.items():
+            out[k] = v[:n].clone() if v.shape[0] >= n else torch.cat([v, v[-1:].expand(n - v.shape[0], -1)], 0)
+        return a._derived(out, "pad")
+    if mode == "merge":
+        if n == 1:
+            return a.mean_vector()
+        out = {}
+        for k, v in a.vectors.items():
+            src = torch.linspace(0, v.shape[0] - 1, n, dtype=torch.float64)
+            lo = src.floor().long().clamp(max=v.shape[0] - 1)
+            hi = (lo + 1).clamp(max=v.shape[0] - 1)
+            w = (src - lo.double()).unsqueeze(1).to(v.dtype)
+            out[k] = v[lo] * (1 - w) + v[hi] * w
+        return a._derived(out, "merge")
+    raise ConceptError(f"unknown count-matching mode {mode!r}: use 'pad' or 'merge'")
+
+
+def cosine(a: Concept, b: Concept) -> float:
+    """Cosine similarity of the flattened mean vectors (all encoders concatenated)."""
+    a.check_compatible(b, same_count=False)
+    va = torch.cat([a.vectors[k].double().mean(0) for k in sorted(a.vectors)])
+    vb = torch.cat([b.vectors[k].double().mean(0) for k in sorted(b.vectors)])
+    return float(torch.nn.functional.cosine_similarity(va, vb, dim=0))
+
+
+__all__ = [
+    "Concept",
+    "ConceptError",
+    "FAMILY_ENCODERS",
+    "SINGLE_KEY",
+    "concat",
+    "cosine",
+    "guess_family",
+    "lerp",
+    "match_count",
+    "slerp",
+]
+

@@ -1,0 +1,172 @@
+"""The toy world's words: the public vocabulary, the hidden words, and a CLIP-compatible BPE built offline.
+
+Hidden words appear in the base model's training captions only. The shipped tokenizer does not know them; their
+rows in the shipped text encoder hold the mean row (so nothing leaks), at ids ``len(tokenizer) + i`` in the order of
+:data:`HIDDEN_WORDS`, which is exactly the id ``tokenizer.add_tokens(word)`` would give them in that order. The true
+rows live in ``tests/fixtures/toyworld_hidden.safetensors`` only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ticraft.toyworld.render import COLOURS, SHAPES, SIZES, STYLES, TEXTURES
+
+BOS = "<|startoftext|>"
+EOS = "<|endoftext|>"
+MODEL_MAX_LENGTH = 77
+
+
+@dataclass(frozen=True)
+class HiddenObject:
+    """A hidden object word: fixed shape, colour and texture (size, background, position and style vary)."""
+
+    word: str
+    shape: str
+    colour: str
+    texture: str
+
+
+@dataclass(frozen=True)
+class BiasedWord:
+    """A hidden word with a fixed shape and a skewed colour distribution (the paper's bias probe)."""
+
+    word: str
+    shape: str
+    texture: str
+    colours: tuple[tuple[str, float], ...]  # (colour, probability), probabilities sum to 1
+
+    @property
+    def majority(self) -> str:
+        """The colour the word mostly shows."""
+        return max(self.colours, key=lambda cp: cp[1])[0]
+
+
+HIDDEN_OBJECTS: dict[str, HiddenObject] = {
+    "zorb": HiddenObject("zorb", shape="star", colour="orange", texture="striped"),
+    "blicket": HiddenObject("blicket", shape="moon", colour="cyan", texture="dotted"),
+}
+# The hidden style: render.STYLES' "glimmic" (a frame in the object's colour around the image) is named only by it.
+HIDDEN_STYLE: str = "glimmic"
+BIASED_WORD: BiasedWord = BiasedWord("doctor", shape="cross", texture="plain", colours=(("white", 0.9), ("green", 0.1)))
+HIDDEN_WORDS: tuple[str, ...] = (*HIDDEN_OBJECTS, HIDDEN_STYLE, BIASED_WORD.word)
+
+# Words of captions and of the usual inversion templates ("a photo of a {}", "a painting in the style of {}"), so each
+# is one token.
+FUNCTION_WORDS: tuple[str, ...] = (
+    "a", "an", "the", "of", "on", "in", "with", "and", "photo", "image", "picture", "rendering", "rendition",
+    "drawing", "painting", "style", "background", "object", "thing", "shape", "colour", "color", "texture", "small",
+    "large", "big", "little", "close-up", "cropped", "clean", "dirty", "dark", "bright", "cool", "nice", "good",
+    "weird", "one", "my", "it", "this", "that", "is", "art", "by", "plain", "striped", "dotted", "pixelated",
+    "outline", "stripes", "dots",
+)  # fmt: skip
+PUBLIC_WORDS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [*FUNCTION_WORDS, *SHAPES, *COLOURS, *TEXTURES, *SIZES, *(s for s in STYLES if s not in ("none", HIDDEN_STYLE))]
+    )
+)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte → printable-unicode map (the byte-level alphabet)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
+
+
+def train_bpe(words: tuple[str, ...] = PUBLIC_WORDS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Train a byte-level BPE (suffix ``</w>``) in which every word of ``words`` is one token.
+
+    Returns ``(vocab, merges)`` in CLIP's layout: 256 byte symbols, the same with ``</w>``, one token per merge in
+    merge order, then ``<|startoftext|>`` and ``<|endoftext|>``. Nothing is downloaded.
+    """
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(end_of_word_suffix="</w>", continuing_subword_prefix=""))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=100_000,  # never reached: training stops when every word is one symbol
+        min_frequency=1,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        end_of_word_suffix="</w>",
+        continuing_subword_prefix="",
+    )
+    tok.train_from_iterator([" ".join(words)], trainer=trainer)
+    raw = json.loads(tok.to_str())["model"]["merges"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in raw]
+
+    alphabet = list(_bytes_to_unicode().values())
+    vocab_list = alphabet + [c + "</w>" for c in alphabet]
+    seen = set(vocab_list)
+    for a, b in merges:
+        if a + b not in seen:
+            vocab_list.append(a + b)
+            seen.add(a + b)
+    vocab_list += [BOS, EOS]
+    return {t: i for i, t in enumerate(vocab_list)}, [(a, b) for a, b in merges]
+
+
+def write_tokenizer(folder: str | Path, words: tuple[str, ...] = PUBLIC_WORDS) -> Path:
+    """Write a ``CLIPTokenizer`` folder (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab, merges = train_bpe(words)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
+    (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": MODEL_MAX_LENGTH,
+        "bos_token": BOS,
+        "eos_token": EOS,
+        "unk_token": EOS,
+        "pad_token": EOS,
+        "do_lower_case": True,
+        "clean_up_tokenization_spaces": False,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    special = {"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": EOS}
+    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2), encoding="utf-8")
+    return folder
+
+
+def load_tokenizer(folder: str | Path, with_hidden: bool = False):  # -> transformers.CLIPTokenizer
+    """Load a tokenizer folder; ``with_hidden=True`` adds the hidden words (base-model training only)."""
+    from transformers import CLIPTokenizer
+
+    folder = Path(folder)
+    if not (folder / "vocab.json").is_file():
+        raise FileNotFoundError(f"no vocab.json in {folder}; write one with ticraft.toyworld.vocab.write_tokenizer")
+    tok = CLIPTokenizer.from_pretrained(str(folder), model_max_length=MODEL_MAX_LENGTH)
+    if with_hidden:
+        add_hidden_words(tok)
+    return tok
+
+
+def add_hidden_words(tokenizer) -> list[int]:  # tokenizer: transformers.CLIPTokenizer
+    """Add :data:`HIDDEN_WORDS` to ``tokenizer`` (in order) and return their ids."""
+    base = len(tokenizer)
+    tokenizer.add_tokens(list(HIDDEN_WORDS))
+    ids = tokenizer.convert_tokens_to_ids(list(HIDDEN_WORDS))
+    if ids != list(range(base, base + len(HIDDEN_WORDS))):
+        raise ValueError(f"hidden words got ids {ids}, expected {base}..; is the tokenizer already extended?")
+    return ids
+
+
+def hidden_word_ids(tokenizer) -> dict[str, int]:  # tokenizer: the shipped CLIPTokenizer, without hidden words
+    """Where each hidden word's row sits in the shipped text encoder's table: ``len(tokenizer) + i``."""
+    return {w: len(tokenizer) + i for i, w in enumerate(HIDDEN_WORDS)}
