@@ -58,7 +58,7 @@ HIDDEN_WORDS: tuple[str, ...] = (*HIDDEN_OBJECTS, HIDDEN_STYLE, BIASED_WORD.word
 FUNCTION_WORDS: tuple[str, ...] = (
     "a", "an", "the", "of", "on", "in", "with", "and", "photo", "image", "picture", "rendering", "rendition",
     "drawing", "painting", "style", "background", "object", "thing", "shape", "colour", "color", "texture", "small",
-    "large", "big", "little", "close-up", "cropped", "clean", "dirty", "dark", "bright", "cool", "nice", "good",
+    "large", "big", "little", "close", "up", "cropped", "clean", "dirty", "dark", "bright", "cool", "nice", "good",
     "weird", "one", "my", "it", "this", "that", "is", "art", "by", "plain", "striped", "dotted", "pixelated",
     "outline", "stripes", "dots",
 )  # fmt: skip

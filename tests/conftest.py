@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny offline models (built once per session) and an isolated user environment."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import tiny_models`
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Never read or write the developer's real config/library."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("TICRAFT_CONFIG", str(home / "config.json"))
+    monkeypatch.setenv("TICRAFT_LIBRARY", str(home / "library"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory) -> Path:
+    """A saved tiny SD-style diffusers folder (family 'custom', 32-d text)."""
+    from tiny_models import tiny_sd_folder
+
+    return tiny_sd_folder(tmp_path_factory.mktemp("tiny_sd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory) -> Path:
+    """A saved tiny SDXL-style diffusers folder (family 'sdxl', 32-d + 64-d text)."""
+    from tiny_models import tiny_sdxl_folder
+
+    return tiny_sdxl_folder(tmp_path_factory.mktemp("tiny_sdxl"))
