@@ -38,7 +38,7 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 COLOURS: tuple[str, ...] = tuple(PALETTE)
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "moon", "diamond")
 TEXTURES: tuple[str, ...] = ("plain", "striped", "dotted")
-SIZES: dict[str, float] = {"small": 7.0, "large": 10.0}  # half-extent in px
+SIZES: dict[str, float] = {"small": 7.5, "large": 10.0}  # half-extent in px
 # "glimmic" is the hidden style (see vocab.HIDDEN_STYLE): a frame in the object's colour around the image.
 STYLES: tuple[str, ...] = ("none", "outline", "pixelated", "glimmic")
 # Styles that replace the object's surface, so they carry no texture.
@@ -76,6 +76,8 @@ class Attributes:
             raise ValueError(f"colour and background are both {self.colour!r}; the object would be invisible")
         if self.style in UNTEXTURED_STYLES and self.texture != "plain":
             raise ValueError(f"style {self.style!r} draws no texture; use texture='plain'")
+        if self.style == "pixelated" and self.size != "large":
+            raise ValueError("pixelated objects are always large (small ones are unreadable at 8×8 blocks)")
         if abs(self.dx) > JITTER or abs(self.dy) > JITTER:
             raise ValueError(f"dx, dy must lie in [-{JITTER}, {JITTER}]")
 
@@ -190,9 +192,9 @@ def texture_pattern(texture: str) -> np.ndarray:
     elif texture == "striped":
         hi = ((y % 6.0) < 2.0).astype(np.float32)
     elif texture == "dotted":
-        dx = (x % 6.0) - 3.0
-        dy = (y % 6.0) - 3.0
-        hi = (dx * dx + dy * dy <= 1.5**2).astype(np.float32)
+        dx = (x % 5.0) - 2.5
+        dy = (y % 5.0) - 2.5
+        hi = (dx * dx + dy * dy <= 1.3**2).astype(np.float32)
     else:
         raise ValueError(f"unknown texture {texture!r}; choose one of {', '.join(TEXTURES)}")
     out = hi.reshape(IMAGE_SIZE, SUPERSAMPLE, IMAGE_SIZE, SUPERSAMPLE).mean(axis=(1, 3))
@@ -274,6 +276,7 @@ def sample_attributes(rng: np.random.Generator, held_out: bool | None = None, **
         colour = constraints.get("colour", rng.choice(COLOURS))
         bg_choices = [c for c in COLOURS if c != colour]
         background = constraints.get("background", rng.choice(bg_choices))
+        size = constraints.get("size", "large" if style == "pixelated" else rng.choice(tuple(SIZES)))
         texture = constraints.get("texture")
         if texture is None:
             texture = "plain" if style in UNTEXTURED_STYLES else rng.choice(TEXTURES)
@@ -281,7 +284,7 @@ def sample_attributes(rng: np.random.Generator, held_out: bool | None = None, **
             shape=constraints.get("shape", rng.choice(SHAPES)),
             colour=str(colour),
             texture=str(texture),
-            size=constraints.get("size", rng.choice(tuple(SIZES))),
+            size=size,
             background=str(background),
             style=str(style),
             dx=int(constraints.get("dx", rng.integers(-JITTER, JITTER + 1))),
