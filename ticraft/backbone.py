@@ -144,8 +144,11 @@ class Backbone:
         out: dict[str, list[int]] = {}
         for e in self.encoders:
             vocab = e.tokenizer.get_vocab()
+            # Tokens ticraft added before (a concept loaded, unloaded, reloaded) may be reused; a word of
+            # the model's own vocabulary may not — as a word piece ("cat") or a whole word ("cat</w>").
+            added = set(e.tokenizer.get_added_vocab()) - set(e.tokenizer.all_special_tokens)
             fresh = [t for t in names if t not in vocab]
-            if len(fresh) != len(names) and token not in self._concepts and names[0] in vocab:
+            if names[0] not in added and (names[0] in vocab or names[0] + "</w>" in vocab):
                 raise BackboneError(
                     f"token {token!r} is already a word of the {e.key} tokenizer; choose another placeholder, e.g. <{token.strip('<>')}-x>"
                 )

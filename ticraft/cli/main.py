@@ -13,6 +13,12 @@ import typer
 from ticraft.cli.common import TicraftGroup
 
 COMMAND_MODULES: list[str] = [
+    "train_cmd",
+    "library_cmd",
+    "tui_cmd",
+    "models_cmd",
+    "sample_cmd",
+    "analysis_cmd",
 ]
 
 app = typer.Typer(

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ticraft.toyworld.render import Attributes, describe, full_prompt, is_held_out, render_array, sample_attributes
+from ticraft.toyworld.render import Attributes, describe, full_prompt, render_array, sample_attributes
 from ticraft.toyworld.vocab import BIASED_WORD, HIDDEN_OBJECTS, HIDDEN_STYLE, HIDDEN_WORDS, MODEL_MAX_LENGTH
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -42,10 +42,10 @@ class BaseConfig:
     seed: int = 0
     n_images: int = 24_000
     hidden_share: float = 0.04  # share of the data for each hidden object and the biased word
-    vae_steps: int = 800
+    vae_steps: int = 600
     vae_batch: int = 32
     vae_lr: float = 1e-3
-    unet_steps: int = 4000
+    unet_steps: int = 3500
     unet_batch: int = 32
     unet_lr: float = 1e-3
     warmup: int = 200
@@ -55,7 +55,7 @@ class BaseConfig:
     # architecture
     text_dim: int = 64
     text_layers: int = 2
-    unet_channels: tuple[int, ...] = (32, 64, 64)
+    unet_channels: tuple[int, ...] = (64, 64, 128)
     vae_channels: tuple[int, ...] = (32, 64)
     latent_channels: int = 4
 
@@ -261,11 +261,6 @@ def train_vae(vae, data: Dataset, cfg: BaseConfig, work: Path, resume: bool, pro
     return vae
 
 
-@torch_no_grad := None  # placeholder so linters see the name; replaced below
-def _unused() -> None:  # pragma: no cover
-    pass
-
-
 def encode_latents(vae, images: np.ndarray, device: str, batch: int = 256) -> np.ndarray:
     """Posterior means of ``images`` (N×3×32×32 in [-1, 1]), unscaled."""
     import torch
@@ -282,3 +277,315 @@ def tokenize(tokenizer, captions: list[str]) -> np.ndarray:
     """Pad every caption to 77 tokens, as the pipeline does at inference."""
     ids = tokenizer(captions, padding="max_length", max_length=MODEL_MAX_LENGTH, truncation=True).input_ids
     return np.asarray(ids, dtype=np.int64)
+
+
+class _EMA:
+    """Exponential moving average of parameters (the shipped weights are the averaged ones)."""
+
+    def __init__(self, modules: list, decay: float) -> None:
+        self.decay = decay
+        self.shadow = [[p.detach().clone() for p in m.parameters()] for m in modules]
+
+    def update(self, modules: list, step: int) -> None:
+        import torch
+
+        d = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for shadow, m in zip(self.shadow, modules, strict=True):
+                for s, p in zip(shadow, m.parameters(), strict=True):
+                    s.mul_(d).add_(p.detach(), alpha=1 - d)
+
+    def copy_to(self, modules: list) -> None:
+        import torch
+
+        with torch.no_grad():
+            for shadow, m in zip(self.shadow, modules, strict=True):
+                for s, p in zip(shadow, m.parameters(), strict=True):
+                    p.copy_(s)
+
+
+def train_denoiser(
+    text_encoder,
+    unet,
+    latents: np.ndarray,
+    ids: np.ndarray,
+    empty_ids: np.ndarray,
+    cfg: BaseConfig,
+    work: Path,
+    resume: bool,
+    progress: Progress | None,
+    device: str,
+    stop_after: int | None = None,
+) -> int:
+    """Stage 2: text encoder + UNet jointly on v-prediction; EMA weights are copied in at the end.
+
+    Returns the step reached (``stop_after`` ends early, e.g. for pilots or time-boxed runs, leaving a checkpoint).
+    """
+    import torch
+
+    sched = make_scheduler()
+    acp = sched.alphas_cumprod.to(torch.float32)
+    modules = [text_encoder, unet]
+    for m in modules:
+        m.to(device).train()
+    params = [p for m in modules for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-4)
+    ema = _EMA(modules, cfg.ema_decay)
+    ckpt = work / "denoiser.pt"
+    start = 0
+    state = _load_ckpt(ckpt) if resume else None
+    if state is not None:
+        text_encoder.load_state_dict(state["text_encoder"])
+        unet.load_state_dict(state["unet"])
+        opt.load_state_dict(state["opt"])
+        ema.shadow = state["ema"]
+        start = state["step"]
+    lat = torch.from_numpy(latents)
+    tok = torch.from_numpy(ids)
+    empty = torch.from_numpy(empty_ids)
+    end = cfg.unet_steps if stop_after is None else min(cfg.unet_steps, stop_after)
+    for step in range(start, end):
+        g = _generator(cfg.seed, 2, step)
+        idx = torch.randint(0, len(lat), (cfg.unet_batch,), generator=g)
+        x0 = lat[idx]
+        batch_ids = tok[idx].clone()
+        drop = torch.rand(cfg.unet_batch, generator=g) < cfg.cfg_dropout
+        batch_ids[drop] = empty
+        t = torch.randint(0, 1000, (cfg.unet_batch,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        a = acp[t].sqrt().view(-1, 1, 1, 1)
+        s = (1 - acp[t]).sqrt().view(-1, 1, 1, 1)
+        xt = a * x0 + s * noise
+        target = a * noise - s * x0  # v
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup)
+        hidden = text_encoder(batch_ids.to(device))[0]
+        pred = unet(xt.to(device), t.to(device), encoder_hidden_states=hidden).sample
+        loss = torch.nn.functional.mse_loss(pred, target.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema.update(modules, step)
+        if progress:
+            progress("unet", step + 1, cfg.unet_steps, float(loss))
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
+            _save_ckpt(
+                ckpt,
+                {
+                    "text_encoder": text_encoder.state_dict(),
+                    "unet": unet.state_dict(),
+                    "opt": opt.state_dict(),
+                    "ema": ema.shadow,
+                    "step": step + 1,
+                },
+            )
+    ema.copy_to(modules)
+    for m in modules:
+        m.eval().requires_grad_(False)
+    return end
+
+
+# --- export ---------------------------------------------------------------------------------------------------
+
+
+def hide_words(text_encoder, hidden_ids: list[int]):
+    """Replace the hidden words' rows by the mean of the public rows; returns the true rows ([H, D])."""
+    import torch
+
+    table = text_encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        true_rows = table[hidden_ids].detach().clone()
+        public = torch.ones(table.shape[0], dtype=torch.bool)
+        public[hidden_ids] = False
+        table[hidden_ids] = table[public].mean(dim=0, keepdim=True)
+    return true_rows
+
+
+def save_pipeline(folder: Path, tokenizer_dir: Path, text_encoder, unet, vae) -> Path:
+    """Write a standard StableDiffusionPipeline folder (safetensors, no safety checker)."""
+    from diffusers import StableDiffusionPipeline
+
+    from ticraft.toyworld.vocab import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_dir)  # the public tokenizer: hidden words are not in it
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=make_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    if folder.exists():
+        for child in folder.iterdir():  # keep nothing stale, but keep the folder (it may be a package dir)
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    for child in tmp.iterdir():
+        os.replace(child, folder / child.name)
+    tmp.rmdir()
+    return folder
+
+
+def save_hidden_fixture(path: Path, true_rows, hidden_ids: list[int]) -> Path:
+    """Save the hidden words' true rows: ``{word: Tensor[1, D]}`` with ids in the metadata."""
+    from safetensors.torch import save_file
+
+    tensors = {w: true_rows[i : i + 1].contiguous() for i, w in enumerate(HIDDEN_WORDS)}
+    meta = {"format": "pt", "ids": json.dumps(dict(zip(HIDDEN_WORDS, hidden_ids, strict=True)))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+# --- sampling and judging -------------------------------------------------------------------------------------
+
+
+def load_pipeline(folder: str | Path | None = None, device: str = "cpu"):
+    """Load the shipped (or another) toy pipeline folder."""
+    from diffusers import StableDiffusionPipeline
+
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    if not (folder / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"no toy model in {folder} (model_index.json missing); train one with `ticraft toyworld train-base`"
+        )
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def generate(
+    pipe,
+    prompts: list[str],
+    seed: int = 0,
+    steps: int = 20,
+    guidance: float = 4.0,
+    guidance_rescale: float = 0.0,
+    batch: int = 64,
+    prompt_embeds=None,
+) -> list[np.ndarray]:
+    """Generate one 32×32 image per prompt (uint8 H×W×3 arrays), seeded per batch."""
+    import torch
+
+    out: list[np.ndarray] = []
+    for i in range(0, len(prompts), batch):
+        g = torch.Generator().manual_seed(seed + i)
+        chunk = prompts[i : i + batch]
+        res = pipe(
+            prompt=chunk,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            guidance_rescale=guidance_rescale,
+            generator=g,
+            output_type="np",
+        )
+        out.extend((np.clip(res.images, 0, 1) * 255).round().astype(np.uint8))
+    return out
+
+
+def evaluate(
+    pipe, attrs: list[Attributes], seed: int = 0, steps: int = 20, guidance: float = 4.0, **kw
+) -> tuple[dict[str, float], list]:
+    """Judge the pipeline on fully specified prompts of ``attrs``; returns (per-field accuracy, judgements)."""
+    from ticraft.toyworld.judge import accuracy, judge
+
+    images = generate(pipe, [full_prompt(a) for a in attrs], seed=seed, steps=steps, guidance=guidance, **kw)
+    judgements = [judge(im) for im in images]
+    return accuracy(judgements, attrs), judgements
+
+
+# --- the whole run --------------------------------------------------------------------------------------------
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → cuda when available, else cpu."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but torch sees no CUDA device; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+def train_base(
+    out: str | Path = WEIGHTS_DIR,
+    cfg: BaseConfig | None = None,
+    work: str | Path | None = None,
+    resume: bool = True,
+    device: str = "auto",
+    progress: Progress | None = None,
+    fixture: str | Path | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """Train the base model end to end and save it to ``out`` (a diffusers pipeline folder).
+
+    ``work`` holds checkpoints (default: ``<out>.work``); with ``resume`` a rerun continues from them. ``fixture``
+    (optional) receives the hidden words' true rows. ``stop_after`` stops stage 2 at that step (a pilot): the
+    pipeline is still saved, from the EMA weights so far.
+    """
+    import torch
+
+    from ticraft.toyworld.vocab import load_tokenizer, write_tokenizer
+
+    cfg = cfg or BaseConfig()
+    device = resolve_device(device)
+    if device == "cpu":
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
+    out = Path(out)
+    work = Path(work) if work is not None else out.with_name(out.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    cfg_file = work / "config.json"
+    if resume and cfg_file.is_file() and cfg_file.read_text() != cfg.to_json():
+        raise ValueError(f"{work} holds checkpoints of a different config; pass --no-resume or another work folder")
+    cfg_file.write_text(cfg.to_json())
+
+    tok_dir = work / "tokenizer"
+    write_tokenizer(tok_dir)
+    tokenizer = load_tokenizer(tok_dir, with_hidden=True)
+    hidden_ids = tokenizer.convert_tokens_to_ids(list(HIDDEN_WORDS))
+
+    t0 = time.time()
+    data = build_dataset(cfg.n_images, cfg.seed, cfg.hidden_share)
+    ids = tokenize(tokenizer, [e.caption for e in data.examples])
+    empty_ids = tokenize(tokenizer, [""])[0]
+    if progress:
+        progress("data", len(data.examples), cfg.n_images, time.time() - t0)
+
+    text_encoder, unet, vae = make_models(cfg, len(tokenizer), tokenizer)
+    vae = train_vae(vae, data, cfg, work, resume, progress, device)
+    lat_file = work / "latents.npy"
+    if resume and lat_file.is_file():
+        latents = np.load(lat_file)
+    else:
+        latents = encode_latents(vae, data.images, device)
+        np.save(lat_file, latents)
+    scale = float(1.0 / latents.std())
+    vae.register_to_config(scaling_factor=scale)
+    latents = (latents * scale).astype(np.float32)
+
+    train_denoiser(text_encoder, unet, latents, ids, empty_ids, cfg, work, resume, progress, device, stop_after)
+
+    text_encoder.to("cpu")
+    unet.to("cpu")
+    vae.to("cpu")
+    true_rows = hide_words(text_encoder, hidden_ids)
+    save_pipeline(out, tok_dir, text_encoder, unet, vae)
+    if fixture is not None:
+        save_hidden_fixture(Path(fixture), true_rows, hidden_ids)
+    (out / "ticraft_toyworld.json").write_text(
+        json.dumps({"config": asdict(cfg), "hidden_words": list(HIDDEN_WORDS), "hidden_ids": hidden_ids}, indent=2)
+    )
+    return out

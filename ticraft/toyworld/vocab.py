@@ -12,7 +12,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ticraft.toyworld.render import COLOURS, SHAPES, SIZES, STYLES, TEXTURES
+import numpy as np
+
+from ticraft.toyworld.render import COLOURS, SHAPES, SIZES, STYLES, TEXTURES, Attributes, sample_attributes
 
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
@@ -170,3 +172,42 @@ def add_hidden_words(tokenizer) -> list[int]:  # tokenizer: transformers.CLIPTok
 def hidden_word_ids(tokenizer) -> dict[str, int]:  # tokenizer: the shipped CLIPTokenizer, without hidden words
     """Where each hidden word's row sits in the shipped text encoder's table: ``len(tokenizer) + i``."""
     return {w: len(tokenizer) + i for i, w in enumerate(HIDDEN_WORDS)}
+
+
+def concept_attributes(what: str, n: int, rng: np.random.Generator) -> list[Attributes]:
+    """Attributes of ``n`` images of a hidden word (``zorb``, ``glimmic``, ``doctor``…) or of an attribute spec.
+
+    A spec is ``key=value`` pairs separated by commas, e.g. ``"shape=star,colour=red,style=outline"``; unspecified
+    attributes are random. Hidden objects and the biased word draw the way the base model's training data did.
+    """
+    word = what.strip().lower()
+    out: list[Attributes] = []
+    if word in HIDDEN_OBJECTS:
+        obj = HIDDEN_OBJECTS[word]
+        for _ in range(n):
+            out.append(sample_attributes(rng, shape=obj.shape, colour=obj.colour, texture=obj.texture, style="none"))
+        return out
+    if word == HIDDEN_STYLE:
+        return [sample_attributes(rng, style=HIDDEN_STYLE) for _ in range(n)]
+    if word == BIASED_WORD.word:
+        colours, probs = zip(*BIASED_WORD.colours, strict=True)
+        for _ in range(n):
+            colour = str(rng.choice(colours, p=probs))
+            out.append(
+                sample_attributes(rng, shape=BIASED_WORD.shape, colour=colour, texture=BIASED_WORD.texture, style="none")
+            )
+        return out
+    if "=" not in word:
+        raise ValueError(
+            f"{what!r} is neither a hidden word ({', '.join(HIDDEN_WORDS)}) nor a spec like 'shape=star,colour=red'"
+        )
+    spec: dict[str, object] = {}
+    for part in word.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ValueError(f"bad spec part {part!r}: expected key=value")
+        key, value = (s.strip() for s in part.split("=", 1))
+        key = {"color": "colour", "bg": "background"}.get(key, key)
+        spec[key] = int(value) if key in ("dx", "dy") else value
+    return [sample_attributes(rng, **spec) for _ in range(n)]

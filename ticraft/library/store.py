@@ -1,45 +1,8 @@
-"""The on-disk concept library: a folder of learned concepts with a manifest, tags and search.
-
-Layout::
-
-    <root>/
-      manifest.json            index of every entry (schema-versioned; rebuilt from the folders if lost)
-      .lock                    file lock guarding every change
-      <slug>/                  one folder per concept, named after a filesystem-safe slug of its token
-        embedding.safetensors  canonical vectors: "clip" (sd1/sd2/toy) or "clip_l" + "clip_g" (sdxl);
-                               header metadata (str→str): token, family, ticraft (the concept meta, JSON)
-        meta.json              token, family, num_vectors, dims, tags, created, steps, initializer,
-                               source, sha256, image hashes, the concept's meta
-        images/                training images
-        samples/               generated images
-        loss.png, train.log    optional, written by the trainer
-
-Safety: every file is written to a temp file and moved in with :func:`os.replace`; a new concept
-folder is built under ``.tmp/`` and renamed in; a folder being replaced or removed is parked under
-``.trash/`` until the manifest no longer lists it. A process killed at any point therefore leaves
-a readable library, and the next change tidies up after it. A broken entry is reported by
-:meth:`Library.problems` and skipped, never fatal.
-
-Listing reads only ``manifest.json`` (plus a ``stat`` per folder to notice out-of-date records),
-and this module imports neither torch nor any model code at the top, so ``ticraft library list``
-is instant. Reading vectors (:meth:`Library.get`) imports torch on demand.
-
->>> import tempfile, torch
->>> from ticraft.concept import Concept
->>> lib = Library(tempfile.mkdtemp())
->>> entry = lib.add(Concept("<cat-toy>", {"clip": torch.ones(2, 8)}, family="toy"), tags=["object"])
->>> entry.token, entry.num_vectors, entry.folder.name
-('<cat-toy>', 2, 'cat-toy')
->>> lib.get("cat-toy").vectors["clip"].shape
-torch.Size([2, 8])
->>> [e.token for e in lib.search(tag="object")]
-['<cat-toy>']
-"""
+"""The :class:`Library` itself: scanning, locking, atomic changes, recovery."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import difflib
 import hashlib
 import io
@@ -48,431 +11,26 @@ import os
 import re
 import secrets
 import shutil
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from ticraft.errors import TicraftError
+from ticraft.library._common import (
+    _RESERVED_META, CANONICAL_KEYS, EMBEDDING, ENV_VAR, IMAGES, LOCK, LOCK_TIMEOUT_S, MANIFEST, META, SAMPLES,
+    SCHEMA, TMP_DIR, TRASH_DIR, LibraryError, _dump_json, _now, _read_json, _sha256_file, atomic_write_bytes,
+    collect_images, to_jsonable,
+)
+from ticraft.library.canonical import (
+    _tensor_sha256, _with_header_metadata, encode_canonical, header_metadata, parse_header_metadata, read_canonical,
+    read_safetensors_header,
+)
+from ticraft.library.entry import Entry, _summary_fields, filter_entries
+from ticraft.library.interop import read_file, write_file
+from ticraft.library.naming import normalize_tags, slugify, token_key, validate_token
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
     from ticraft.concept import Concept
-
-#: Version of manifest.json / meta.json / the embedding header this code writes.
-SCHEMA = 1
-MANIFEST = "manifest.json"
-EMBEDDING = "embedding.safetensors"
-META = "meta.json"
-IMAGES = "images"
-SAMPLES = "samples"
-LOCK = ".lock"
-TMP_DIR = ".tmp"
-TRASH_DIR = ".trash"
-ENV_VAR = "TICRAFT_LIBRARY"
-LOCK_TIMEOUT_S = 30.0
-MAX_TOKEN_LEN = 100
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-#: Encoder-key sets the canonical file may hold.
-CANONICAL_KEYS = ({"clip"}, {"clip_l", "clip_g"})
-#: Layouts :meth:`Library.export` can write, with the file suffix used when given a folder.
-EXPORT_LAYOUTS = {"diffusers": ".safetensors", "a1111": ".pt", "kohya": ".safetensors"}
-#: meta fields that only dedicated methods may change.
-_RESERVED_META = frozenset({"token", "family", "tags", "num_vectors", "dims", "sha256", "created", "images", "schema"})
-#: safetensors dtype names → the ``str(torch.dtype)`` that Concept.sha256 hashes.
-_ST_DTYPES = {
-    "F64": "torch.float64", "F32": "torch.float32", "F16": "torch.float16", "BF16": "torch.bfloat16",
-    "F8_E4M3": "torch.float8_e4m3fn", "F8_E5M2": "torch.float8_e5m2",
-}
-_WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))})
-_BAD_TOKEN_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
-_BAD_TAG_CHARS = re.compile(r"[\s,\x00-\x1f\x7f]")
-_MAX_HEADER = 100 * 1024 * 1024
-
-
-class LibraryError(TicraftError):
-    """A library operation failed because of bad input or a broken library (message says which)."""
-
-
-# --------------------------------------------------------------------------- tokens, tags, slugs
-def bare_token(token: str) -> str:
-    """The token without its angle brackets.
-
-    >>> bare_token("<cat-toy>"), bare_token("cat-toy")
-    ('cat-toy', 'cat-toy')
-    """
-    return token[1:-1] if len(token) >= 2 and token.startswith("<") and token.endswith(">") else token
-
-
-def token_key(token: str) -> str:
-    """Identity of a token inside a library: brackets and letter case do not matter.
-
-    ``<Cat>``, ``<cat>`` and ``cat`` name the same entry (CLIP tokenizers lower-case prompts, and
-    folder names must not collide on case-insensitive filesystems).
-
-    >>> token_key("<Cat-Toy>") == token_key("cat-toy")
-    True
-    """
-    return bare_token(token).casefold()
-
-
-def validate_token(token: object) -> str:
-    """Return ``token`` if it can name a concept, else raise :class:`LibraryError`.
-
-    A token is a non-empty string without whitespace or control characters; ``<name>`` is the
-    recommended form because it never collides with a real word.
-
-    >>> validate_token("<cat-toy>")
-    '<cat-toy>'
-    >>> validate_token("cat toy")
-    Traceback (most recent call last):
-    ...
-    ticraft.library.LibraryError: token 'cat toy' contains whitespace or control characters; try '<cat-toy>'
-    """
-    if not isinstance(token, str) or not token:
-        raise LibraryError("a token must be a non-empty string such as '<cat-toy>'")
-    if _BAD_TOKEN_CHARS.search(token):
-        raise LibraryError(f"token {token!r} contains whitespace or control characters; try '<{slugify(token)}>'")
-    if len(token) > MAX_TOKEN_LEN:
-        raise LibraryError(f"token {token[:20]!r}… is {len(token)} characters long; the limit is {MAX_TOKEN_LEN}")
-    if not bare_token(token):
-        raise LibraryError("token '<>' has no name; use e.g. '<cat-toy>'")
-    return token
-
-
-def slugify(token: str) -> str:
-    """A filesystem-safe folder name for ``token`` (lower-case ASCII letters, digits, ``.``, ``_``, ``-``).
-
-    >>> slugify("<Cat Toy!>"), slugify("<猫>"), slugify("<con>")
-    ('cat-toy', 'concept', 'con_')
-    """
-    text = unicodedata.normalize("NFKD", bare_token(token)).encode("ascii", "ignore").decode().lower()
-    slug = re.sub(r"[^a-z0-9._-]+", "-", text).strip("-._")[:60].rstrip("-._") or "concept"
-    if slug.split(".")[0] in _WINDOWS_RESERVED:
-        slug += "_"
-    return slug
-
-
-def normalize_tags(tags: Iterable[str] | str | None) -> list[str]:
-    """Validate and de-duplicate tags (case-insensitively, first spelling wins, order kept).
-
-    >>> normalize_tags(["style", " Style", "object"])
-    ['style', 'object']
-    """
-    if tags is None:
-        return []
-    if isinstance(tags, str):
-        tags = [tags]
-    out: list[str] = []
-    seen: set[str] = set()
-    for raw in tags:
-        if not isinstance(raw, str) or not raw.strip():
-            raise LibraryError(f"a tag must be a non-empty string, got {raw!r}")
-        tag = raw.strip()
-        if _BAD_TAG_CHARS.search(tag) or len(tag) > 64:
-            raise LibraryError(f"tag {tag!r} must be at most 64 characters, without spaces or commas")
-        if tag.casefold() not in seen:
-            seen.add(tag.casefold())
-            out.append(tag)
-    return out
-
-
-# --------------------------------------------------------------------------- small file helpers
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a torn one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=str)
-    if isinstance(value, (_dt.datetime, _dt.date)):
-        return value.isoformat()
-    if hasattr(value, "tolist"):  # torch / numpy tensors and scalars
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def to_jsonable(value: Mapping[str, Any], what: str = "metadata") -> dict[str, Any]:
-    """A JSON-clean copy of ``value`` (paths → str, tensors → lists); unserialisable → LibraryError."""
-    try:
-        return json.loads(json.dumps(dict(value), default=_json_default))
-    except (TypeError, ValueError) as exc:
-        raise LibraryError(f"{what} must be JSON-serialisable: {exc}") from exc
-
-
-def _dump_json(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n").encode()
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise LibraryError(f"{path.name} is unreadable ({exc})") from exc
-    if not isinstance(data, dict):
-        raise LibraryError(f"{path.name} does not hold a JSON object")
-    return data
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def collect_images(images: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None) -> list[Path]:
-    """Expand files and folders into a sorted list of image files; missing paths raise LibraryError.
-
-    Folders contribute their image files (by suffix, not recursively); files are taken as given.
-    """
-    if images is None:
-        return []
-    if isinstance(images, (str, os.PathLike)):
-        images = [images]
-    out: list[Path] = []
-    for item in images:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise LibraryError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
-            out.extend(found)
-        elif path.is_file():
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                raise LibraryError(f"{path} is not an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            out.append(path)
-        else:
-            raise LibraryError(f"image path {path} does not exist")
-    return out
-
-
-# --------------------------------------------------------------------------- canonical embedding file
-def read_safetensors_header(data: bytes, name: str = "file") -> tuple[dict[str, Any], int]:
-    """Parse a safetensors header without torch: ``(header, data_start)``.
-
-    Raises :class:`LibraryError` for a truncated or corrupt file.
-    """
-    if len(data) < 8:
-        raise LibraryError(f"{name} is truncated ({len(data)} bytes): not a safetensors file")
-    size = int.from_bytes(data[:8], "little")
-    if size > _MAX_HEADER or 8 + size > len(data):
-        raise LibraryError(f"{name} is truncated or not a safetensors file (header size {size})")
-    try:
-        header = json.loads(data[8 : 8 + size])
-    except ValueError as exc:
-        raise LibraryError(f"{name} has a corrupt safetensors header ({exc})") from exc
-    if not isinstance(header, dict):
-        raise LibraryError(f"{name} has a corrupt safetensors header")
-    return header, 8 + size
-
-
-def _with_header_metadata(data: bytes, metadata: Mapping[str, str], name: str) -> bytes:
-    """``data`` (a safetensors file) with its ``__metadata__`` replaced; tensor bytes untouched.
-
-    Tensor offsets are relative to the end of the header, so only the header is rewritten: no torch
-    needed to rename or re-tag a concept.
-    """
-    header, start = read_safetensors_header(data, name)
-    header["__metadata__"] = dict(metadata)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)  # keep tensor data 8-byte aligned, as safetensors does
-    return len(raw).to_bytes(8, "little") + raw + data[start:]
-
-
-def _tensor_sha256(header: Mapping[str, Any], data: bytes, start: int, name: str) -> str:
-    """Concept.sha256() computed from the file bytes (same keys, shapes, dtype names and raw bytes)."""
-    h = hashlib.sha256()
-    for key in sorted(k for k in header if k != "__metadata__"):
-        info = header[key]
-        try:
-            begin, end = (int(x) for x in info["data_offsets"])
-            dtype = _ST_DTYPES[info["dtype"]]
-            shape = tuple(int(x) for x in info["shape"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LibraryError(f"{name}: tensor {key!r} has a malformed header entry") from exc
-        if not 0 <= begin <= end <= len(data) - start:
-            raise LibraryError(f"{name}: tensor {key!r} lies outside the file (truncated?)")
-        h.update(key.encode())
-        h.update(str(shape).encode())
-        h.update(dtype.encode())
-        h.update(data[start + begin : start + end])
-    return h.hexdigest()
-
-
-def _header_metadata(concept: "Concept", meta: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        "format": "pt",  # the conventional safetensors marker; other tools expect it
-        "ticraft_schema": str(SCHEMA),
-        "token": concept.token,
-        "family": concept.family or "",
-        "ticraft": json.dumps(dict(meta), ensure_ascii=False),
-    }
-
-
-def encode_canonical(concept: "Concept", meta: Mapping[str, Any] | None = None) -> bytes:
-    """The canonical ``embedding.safetensors`` bytes of ``concept`` (vectors stored as they are)."""
-    keys = set(concept.vectors)
-    if keys not in CANONICAL_KEYS:
-        raise LibraryError(
-            f"concept {concept.token!r} has encoders {sorted(keys)}; a library stores 'clip' or 'clip_l' + 'clip_g'"
-        )
-    from safetensors.torch import save
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in concept.vectors.items()}
-    return save(tensors, metadata=_header_metadata(concept, concept.meta if meta is None else meta))
-
-
-def is_canonical(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a library ``embedding.safetensors`` (checked from the header only)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                return False
-            size = int.from_bytes(head, "little")
-            if size > _MAX_HEADER:
-                return False
-            header = json.loads(fh.read(size))
-    except (OSError, ValueError):
-        return False
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    return isinstance(meta, dict) and "ticraft_schema" in meta and "token" in meta
-
-
-def read_canonical(path: str | os.PathLike[str]) -> "Concept":
-    """Load a library ``embedding.safetensors`` as a :class:`~ticraft.concept.Concept`."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LibraryError(f"cannot read {path}: {exc}") from exc
-    header, _ = read_safetensors_header(data, str(path))
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict) or not isinstance(meta.get("token"), str):
-        raise LibraryError(f"{path} has no ticraft token in its header: not a library embedding")
-    try:
-        concept_meta = json.loads(meta.get("ticraft") or "{}")
-    except ValueError as exc:
-        raise LibraryError(f"{path}: the 'ticraft' header field is not JSON ({exc})") from exc
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    from ticraft.concept import Concept
-
-    try:
-        tensors = load(data)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise LibraryError(f"{path} is corrupt: {exc}") from exc
-    if set(tensors) not in CANONICAL_KEYS:
-        raise LibraryError(f"{path} holds tensors {sorted(tensors)}; expected 'clip' or 'clip_l' + 'clip_g'")
-    return Concept(meta["token"], tensors, family=meta.get("family") or None,
-                   meta=concept_meta if isinstance(concept_meta, dict) else {})
-
-
-# --------------------------------------------------------------------------- entries
-@dataclass(frozen=True)
-class Entry:
-    """What a listing knows about one concept, without loading its vectors.
-
-    ``folder`` is the concept's folder; ``tags`` keep their spelling; ``steps`` is ``None`` for
-    concepts that did not come from a ticraft training run.
-    """
-
-    token: str
-    family: str | None
-    num_vectors: int
-    dims: dict[str, int]
-    tags: tuple[str, ...]
-    steps: int | None
-    created: str
-    folder: Path
-    sha256: str
-    initializer: str | None = None
-    source: str | None = None
-    updated: str | None = None
-
-    @property
-    def embedding(self) -> Path:
-        """Path of the canonical ``embedding.safetensors``."""
-        return self.folder / EMBEDDING
-
-    @property
-    def dims_label(self) -> str:
-        """``"768"`` for one encoder, ``"clip_l 768 + clip_g 1280"`` for several."""
-        if len(self.dims) == 1:
-            return str(next(iter(self.dims.values())))
-        return " + ".join(f"{k} {d}" for k, d in self.dims.items())
-
-    def matches(self, text: str) -> bool:
-        """Case-insensitive substring match on token, tags, family, initializer and source."""
-        needle = text.casefold()
-        hay = [self.token, *self.tags, self.family or "", self.initializer or "", self.source or ""]
-        return any(needle in h.casefold() for h in hay)
-
-    def to_record(self) -> dict[str, Any]:
-        """The JSON record the manifest keeps (folder stored by name)."""
-        return {
-            "token": self.token, "family": self.family, "num_vectors": self.num_vectors, "dims": self.dims,
-            "tags": list(self.tags), "steps": self.steps, "created": self.created, "updated": self.updated,
-            "folder": self.folder.name, "sha256": self.sha256, "initializer": self.initializer, "source": self.source,
-        }
-
-    @classmethod
-    def from_record(cls, rec: Mapping[str, Any], folder: Path) -> "Entry":
-        """Build from a meta.json or manifest record, validating every field (LibraryError if malformed)."""
-        try:
-            token = validate_token(rec["token"])
-            dims = {str(k): int(v) for k, v in dict(rec["dims"]).items()}
-            num = int(rec["num_vectors"])
-            tags = tuple(normalize_tags(rec.get("tags") or []))
-            steps = rec.get("steps")
-            family = rec.get("family") or None
-            if num < 1 or not dims or any(d < 1 for d in dims.values()):
-                raise ValueError("vector count and widths must be positive")
-            if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)):
-                raise ValueError(f"steps must be an integer, got {steps!r}")
-            if family is not None and not isinstance(family, str):
-                raise ValueError("family must be a string")
-        except (KeyError, TypeError, ValueError, TicraftError) as exc:
-            raise LibraryError(f"malformed metadata ({exc.__class__.__name__}: {exc})") from exc
-        opt = lambda k: rec.get(k) if isinstance(rec.get(k), str) else None  # noqa: E731
-        return cls(token=token, family=family, num_vectors=num, dims=dims, tags=tags, steps=steps,
-                   created=opt("created") or "", folder=folder, sha256=opt("sha256") or "",
-                   initializer=opt("initializer"), source=opt("source"), updated=opt("updated"))
-
-
-def _summary_fields(concept_meta: Mapping[str, Any]) -> dict[str, Any]:
-    """steps / initializer / source pulled out of a concept's meta for listing."""
-    steps = concept_meta.get("steps", concept_meta.get("step"))
-    if isinstance(steps, float) and steps.is_integer():
-        steps = int(steps)
-    init = concept_meta.get("initializer")
-    src = concept_meta.get("source")
-    return {
-        "steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
-        "initializer": init if isinstance(init, str) else (None if init is None else str(init)),
-        "source": src if isinstance(src, str) else (None if src is None else str(src)),
-    }
 
 
 @dataclass
@@ -536,7 +94,7 @@ class Library:
     # ------------------------------------------------------------ reading
     def entries(self) -> list[Entry]:
         """Every readable entry, sorted by token (case-insensitive). Never raises for broken entries."""
-        return sorted(self._scan().entries.values(), key=lambda e: (e.token.casefold(), e.token))
+        return self.listing()[0]
 
     def problems(self) -> list[str]:
         """Human-readable descriptions of broken entries and manifest trouble (empty when healthy)."""
@@ -546,9 +104,6 @@ class Library:
         """``(entries(), problems())`` from a single scan."""
         state = self._scan()
         return sorted(state.entries.values(), key=lambda e: (e.token.casefold(), e.token)), list(state.problems)
-
-    def __len__(self) -> int:
-        return len(self._scan().entries)
 
     def __contains__(self, token: object) -> bool:
         return isinstance(token, str) and self.has(token)
@@ -589,14 +144,7 @@ class Library:
     def search(self, text: str | None = None, tag: str | None = None, family: str | None = None) -> list[Entry]:
         """Entries matching every given filter: ``text`` (substring of token/tags/initializer/source),
         ``tag`` (exact, case-insensitive), ``family`` (exact)."""
-        out = self.entries()
-        if text:
-            out = [e for e in out if e.matches(text)]
-        if tag:
-            out = [e for e in out if tag.casefold() in {t.casefold() for t in e.tags}]
-        if family:
-            out = [e for e in out if (e.family or "").casefold() == family.casefold()]
-        return out
+        return filter_entries(self.entries(), text=text, tag=tag, family=family)
 
     def images(self, token: str) -> list[Path]:
         """Training images stored with ``token``."""
@@ -624,7 +172,7 @@ class Library:
         concept_meta = to_jsonable(concept.meta, f"the metadata of {token}")
         payload = encode_canonical(concept, concept_meta)  # fails before anything is written
         sha = concept.sha256()
-        with self._writing() as state:
+        with self._writing(create=True) as state:
             old = state.find(token)
             if old is not None and not overwrite:
                 raise LibraryError(
@@ -656,21 +204,29 @@ class Library:
                     overwrite: bool = False) -> list[Entry]:
         """Import every concept in an embedding file of any layout (see :func:`read_file`).
 
-        ``token`` renames (single-concept files only), ``family`` sets or checks the family,
-        ``images`` are files or folders of training images to keep with the concept. Nothing is
-        written unless every concept in the file can be added.
+        ``token`` renames a one-concept file's concept or picks one out of several, ``family``
+        sets or checks the family, ``images`` are files or folders of training images to keep with
+        the concept. Nothing is written unless every concept in the file can be added.
         """
-        concepts = read_file(path, token=token, family=family)
+        return self.add_many(read_file(path, token=token, family=family), images=images, tags=tags,
+                             overwrite=overwrite, origin=str(path))
+
+    def add_many(self, concepts: Sequence["Concept"], *, images: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+                 tags: Iterable[str] | str = (), overwrite: bool = False, origin: str = "the input") -> list[Entry]:
+        """Add several concepts, checking all of them first so that bad input writes nothing."""
         image_files = collect_images(images)
         if image_files and len(concepts) > 1:
-            raise LibraryError(f"{path} holds {len(concepts)} concepts; --images needs a single-concept file")
+            raise LibraryError(f"{origin} holds {len(concepts)} concepts; images can go with a single concept only")
         normalize_tags(tags)
         state = self._scan()
         seen: set[str] = set()
         for c in concepts:
             validate_token(c.token)
+            if set(c.vectors) not in CANONICAL_KEYS:
+                raise LibraryError(f"{c.token} has encoders {sorted(c.vectors)}; a library stores 'clip' or 'clip_l' + 'clip_g'")
+            to_jsonable(c.meta, f"the metadata of {c.token}")
             if token_key(c.token) in seen:
-                raise LibraryError(f"{path} holds token {c.token} twice")
+                raise LibraryError(f"{origin} holds token {c.token} twice")
             seen.add(token_key(c.token))
             existing = state.find(c.token)
             if existing is not None and not overwrite:
@@ -746,7 +302,7 @@ class Library:
             self._write_manifest(state)
         return new
 
-    def set_meta(self, token: str, **fields: Any) -> Entry:
+    def set_meta(self, token: str, /, **fields: Any) -> Entry:
         """Update the concept's metadata (steps, initializer, loss, …); ``None`` deletes a field.
 
         Both meta.json and the embedding header are updated, so :meth:`get` sees the change.
@@ -877,7 +433,7 @@ class Library:
         records = {
             rec["folder"]: rec for rec in data["entries"]
             if isinstance(rec, dict) and isinstance(rec.get("folder"), str)
-            and rec["folder"] and not rec["folder"].startswith(".") and "/" not in rec["folder"]
+            and rec["folder"] and not rec["folder"].startswith(".") and not set(rec["folder"]) & {"/", "\\"}
         }
         state.manifest_names = set(records)
         return records
@@ -891,9 +447,11 @@ class Library:
             if st is None:
                 return None  # not a concept folder (e.g. a stray directory): ignore it
             raise LibraryError(f"{EMBEDDING} is missing")
+        # meta.json is only ever replaced (new inode), so inode + mtime + size tell a stale record.
         if (record is not None and st is not None and record.get("meta_mtime_ns") == st.st_mtime_ns
-                and record.get("meta_size") == st.st_size):
-            return Entry.from_record(record, folder)
+                and record.get("meta_size") == st.st_size and record.get("meta_ino") == st.st_ino):
+            with contextlib.suppress(LibraryError):  # a bad record falls back to meta.json
+                return Entry.from_record(record, folder)
         return Entry.from_record(self._read_meta(folder), folder)
 
     def _read_meta(self, folder: Path) -> dict[str, Any]:
@@ -908,14 +466,7 @@ class Library:
         except OSError as exc:
             raise LibraryError(f"{META} is missing and {EMBEDDING} is unreadable ({exc})") from exc
         header, start = read_safetensors_header(data, EMBEDDING)
-        hmeta = header.get("__metadata__") or {}
-        if not isinstance(hmeta, dict) or not isinstance(hmeta.get("token"), str):
-            raise LibraryError(f"{META} is missing and {EMBEDDING} carries no token")
-        try:
-            cmeta = json.loads(hmeta.get("ticraft") or "{}")
-        except ValueError:
-            cmeta = {}
-        cmeta = cmeta if isinstance(cmeta, dict) else {}
+        token, family, cmeta = parse_header_metadata(header.get("__metadata__"), EMBEDDING)
         keys = sorted(k for k in header if k != "__metadata__")
         try:
             shapes = {k: [int(x) for x in header[k]["shape"]] for k in keys}
@@ -924,7 +475,7 @@ class Library:
         if not shapes or any(len(s) != 2 for s in shapes.values()):
             raise LibraryError(f"{EMBEDDING} does not hold [N, D] vectors")
         return {
-            "schema": SCHEMA, "token": hmeta["token"], "family": hmeta.get("family") or None,
+            "schema": SCHEMA, "token": token, "family": family,
             "num_vectors": shapes[keys[0]][0], "dims": {k: s[1] for k, s in shapes.items()}, "tags": [],
             "created": "", **_summary_fields(cmeta), "sha256": _tensor_sha256(header, data, start, EMBEDDING),
             "images": [], "meta": cmeta,
@@ -945,21 +496,33 @@ class Library:
             return found
         known = sorted(e.token for e in state.entries.values())
         close = difflib.get_close_matches(token, known, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else (
-            f"; it holds {len(known)} concept(s) (see `ticraft library list`)" if known else "; it is empty"
-        )
+        if close:
+            hint = f"; did you mean {', '.join(close)}?"
+        elif not known:
+            hint = "; it is empty"
+        elif len(known) <= 8:
+            hint = f"; it holds {', '.join(known)}"
+        else:
+            hint = f"; it holds {len(known)} concepts (see `ticraft library list`)"
         raise LibraryError(f"no concept {token!r} in the library at {self.root}{hint}")
 
     # ------------------------------------------------------------ internals: writing
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the library's file lock; OS errors become one clear LibraryError."""
+    def _locked(self, *, create: bool = False) -> Iterator[None]:
+        """Hold the library's file lock; OS errors become one clear LibraryError.
+
+        Only adding creates a missing library: a mistyped ``--library`` given to rm/tag/rename
+        must not leave an empty folder behind.
+        """
         from filelock import FileLock, Timeout
 
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LibraryError(f"cannot create the library folder {self.root}: {exc}") from exc
+        if not self.root.is_dir():
+            if not create:
+                raise LibraryError(f"there is no library at {self.root}")
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LibraryError(f"cannot create the library folder {self.root}: {exc}") from exc
         if self._lock_obj is None:
             self._lock_obj = FileLock(str(self.root / LOCK), timeout=LOCK_TIMEOUT_S)
         try:
@@ -978,9 +541,9 @@ class Library:
             self._lock_obj.release()
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[_State]:
+    def _writing(self, *, create: bool = False) -> Iterator[_State]:
         """Lock, tidy up after interrupted writers, and yield a fresh view to change."""
-        with self._locked():
+        with self._locked(create=create):
             self._recover()
             state = self._scan()
             if state.newer_schema:
@@ -994,21 +557,21 @@ class Library:
         replaced or removed on purpose: delete it. Otherwise the writer died mid-way: restore it.
         """
         shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
+        # Temp files of atomic writes cut short (every writer holds the lock, so none is live).
+        for pattern in (".*.tmp", "*/.*.tmp", f"*/{SAMPLES}/.*.tmp"):
+            for stale in self.root.glob(pattern):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
         trash = self.root / TRASH_DIR
         if not trash.is_dir():
             return
-        listed = self._read_manifest(_State())
-        manifest_ok = (self.root / MANIFEST).is_file() and bool(listed) or self._manifest_readable()
+        probe = _State()
+        listed = self._read_manifest(probe)
         for item in trash.iterdir():
-            if (self.root / item.name).exists() or (manifest_ok and item.name not in listed):
+            if (self.root / item.name).exists() or (probe.manifest_names is not None and item.name not in listed):
                 shutil.rmtree(item, ignore_errors=True)
             else:
                 os.rename(item, self.root / item.name)
-
-    def _manifest_readable(self) -> bool:
-        state = _State()
-        self._read_manifest(state)
-        return state.manifest_names is not None
 
     def _write_manifest(self, state: _State) -> None:
         records = []
@@ -1017,7 +580,7 @@ class Library:
             rec["folder"] = name
             with contextlib.suppress(OSError):
                 st = (self.root / name / META).stat()
-                rec["meta_mtime_ns"], rec["meta_size"] = st.st_mtime_ns, st.st_size
+                rec["meta_mtime_ns"], rec["meta_size"], rec["meta_ino"] = st.st_mtime_ns, st.st_size, st.st_ino
             records.append(rec)
         doc = {"schema": SCHEMA, "kind": "ticraft-library", "updated": _now(), "entries": records}
         atomic_write_bytes(self.root / MANIFEST, _dump_json(doc))
@@ -1067,12 +630,8 @@ class Library:
                         concept_meta: Mapping[str, Any] | None = None) -> None:
         data = path.read_bytes()
         header, _ = read_safetensors_header(data, EMBEDDING)
-        meta = dict(header.get("__metadata__") or {})
-        if token is not None:
-            meta["token"] = token
-        if concept_meta is not None:
-            meta["ticraft"] = json.dumps(dict(concept_meta), ensure_ascii=False)
-        meta.setdefault("ticraft_schema", str(SCHEMA))
+        old_token, family, old_meta = parse_header_metadata(header.get("__metadata__"), EMBEDDING)
+        meta = header_metadata(token or old_token, family, old_meta if concept_meta is None else concept_meta)
         atomic_write_bytes(path, _with_header_metadata(data, meta, EMBEDDING))
 
     @staticmethod
@@ -1107,83 +666,6 @@ def _png_bytes(image: Any) -> bytes:
     return buf.getvalue()
 
 
-# --------------------------------------------------------------------------- files in other layouts
-def apply_family(concept: "Concept", family: str | None) -> "Concept":
-    """``concept`` with ``family`` set, after checking that its encoders and widths fit that family."""
-    if family is None or family == concept.family:
-        return concept
-    from ticraft.concept import FAMILY_ENCODERS, Concept
-
-    if family not in FAMILY_ENCODERS:
-        raise LibraryError(f"unknown family {family!r}; known: {', '.join(FAMILY_ENCODERS)}")
-    want = FAMILY_ENCODERS[family]
-    if set(want) != set(concept.dims) or any(w is not None and w != concept.dims[k] for k, w in want.items()):
-        expect = ", ".join(f"{k}={w or 'any'}" for k, w in want.items())
-        have = ", ".join(f"{k}={d}" for k, d in concept.dims.items())
-        raise LibraryError(f"{concept.token}: family {family} expects {expect}, but the vectors are {have}")
-    return Concept(concept.token, concept.vectors, family=family, meta=dict(concept.meta))
-
-
-def read_file(path: str | os.PathLike[str], *, token: str | None = None, family: str | None = None) -> list["Concept"]:
-    """Every concept in an embedding file of any layout (library files included).
-
-    ``token`` renames the concept (single-concept files only); ``family`` sets it, after checking
-    the widths. The source file name and layout are recorded in each concept's meta.
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise LibraryError(f"no such file: {path}")
-    if path.is_dir():
-        raise LibraryError(f"{path} is a folder; give an embedding file")
-    if is_canonical(path):
-        concepts, layout = [read_canonical(path)], "ticraft"
-    else:
-        from ticraft import formats
-
-        layout = formats.detect_layout(path)
-        concepts = list(formats.read_concepts(path))
-    if not concepts:
-        raise LibraryError(f"{path} holds no embedding")
-    if token is not None:
-        validate_token(token)
-        if len(concepts) > 1:
-            names = ", ".join(c.token for c in concepts)
-            raise LibraryError(f"{path} holds {len(concepts)} concepts ({names}); --token can rename only one")
-        concepts = [concepts[0].replace(token=token)]
-    out = []
-    for c in concepts:
-        c = apply_family(c, family)
-        c.meta.setdefault("source", path.name)
-        c.meta.setdefault("source_layout", layout)
-        out.append(c)
-    return out
-
-
-def write_file(concept: "Concept", path: str | os.PathLike[str], layout: str = "diffusers", *,
-               overwrite: bool = False) -> list[Path]:
-    """Write ``concept`` in ``layout`` (``diffusers``, ``a1111`` or ``kohya``) to a file or folder."""
-    if layout not in EXPORT_LAYOUTS:
-        raise LibraryError(f"unknown export format {layout!r}; choose one of {', '.join(EXPORT_LAYOUTS)}")
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / f"{slugify(concept.token)}{EXPORT_LAYOUTS[layout]}"
-    if path.exists() and not overwrite:
-        raise LibraryError(f"{path} already exists; choose another name or overwrite it (--force / overwrite=True)")
-    if not path.parent.is_dir():
-        raise LibraryError(f"folder {path.parent} does not exist")
-    from ticraft import formats
-
-    return [Path(p) for p in formats.write_concept(concept, path, layout=layout)]
-
-
 def resolve_library(path: str | os.PathLike[str] | None = None) -> Library:
     """Alias of :meth:`Library.resolve`."""
     return Library.resolve(path)
-
-
-__all__ = [
-    "CANONICAL_KEYS", "EXPORT_LAYOUTS", "ENV_VAR", "Entry", "Library", "LibraryError", "SCHEMA",
-    "apply_family", "bare_token", "collect_images", "default_library_path", "encode_canonical",
-    "is_canonical", "normalize_tags", "read_canonical", "read_file", "resolve_library", "slugify",
-    "token_key", "validate_token", "write_file",
-]

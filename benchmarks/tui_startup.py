@@ -1,0 +1,156 @@
+"""Time from launching `ticraft tui` to its first screen, on a library of 200 concepts.
+
+The command runs in a pseudo-terminal (120×40), exactly as a user starts it; the clock stops when
+the library list's footer line ("200 concepts") has been drawn, then the app is quit with Ctrl+Q.
+Baselines in the same run: `ticraft --help` (interpreter + CLI) and the TUI on an empty library.
+
+    python benchmarks/tui_startup.py             # print the table
+    python benchmarks/tui_startup.py --write     # also update the "## TUI startup" section of RESULTS.md
+
+Nothing answers the terminal's capability queries here, so textual-image waits out its short probe
+timeouts (~0.2 s) — a real terminal answers at once, so real starts are a little faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import platform
+import pty
+import re
+import select
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+
+BUDGET_S = 2.0
+SECTION = "## TUI startup"
+
+
+def make_library(root: Path, count: int) -> None:
+    """``count`` small toy concepts (4-d vectors, 1–3 each, a few tags)."""
+    import torch
+
+    from ticraft.concept import Concept
+    from ticraft.library import Library
+
+    lib = Library(root)
+    gen = torch.Generator().manual_seed(0)
+    for i in range(count):
+        concept = Concept(f"<concept-{i:03d}>", {"clip": torch.randn(1 + i % 3, 32, generator=gen)}, family="toy",
+                          meta={"initializer": "toy", "steps": 100 + i})
+        lib.add(concept, tags=["object" if i % 2 else "style", f"group{i % 7}"])
+
+
+def time_to_text(cmd: list[str], marker: bytes, *, timeout: float = 60.0, quit_keys: bytes = b"\x11") -> float:
+    """Seconds from spawning ``cmd`` in a pty until ``marker`` appears in its output."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    seen = b""
+    elapsed = None
+    try:
+        while time.perf_counter() - start < timeout:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                # Drop escape sequences so a marker split by colour codes is still found.
+                seen += chunk
+                if marker in re.sub(rb"\x1b\[[0-9;?<>=]*[A-Za-z]", b"", seen):
+                    elapsed = time.perf_counter() - start
+                    break
+            elif proc.poll() is not None:
+                break
+        if elapsed is not None and quit_keys:
+            os.write(master, quit_keys)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    finally:
+        os.close(master)
+    if elapsed is None:
+        tail = re.sub(rb"\x1b\[[0-9;?<>=]*[A-Za-z]", b"", seen)[-500:]
+        raise RuntimeError(f"{cmd} never showed {marker!r}; last output: {tail!r}")
+    return elapsed
+
+
+def measure(runs: int) -> dict[str, list[float]]:
+    ticraft = shutil.which("ticraft") or "ticraft"
+    results: dict[str, list[float]] = {"cli": [], "empty": [], "200": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        big, empty = Path(tmp) / "lib200", Path(tmp) / "empty"
+        make_library(big, 200)
+        empty.mkdir()
+        for _ in range(runs):
+            results["cli"].append(time_to_text([ticraft, "--help"], b"Usage", quit_keys=b""))
+            results["empty"].append(time_to_text([ticraft, "tui", "--library", str(empty)], b"0 concepts"))
+            results["200"].append(time_to_text([ticraft, "tui", "--library", str(big)], b"200 concepts"))
+    return results
+
+
+def report(results: dict[str, list[float]], runs: int) -> str:
+    med = {k: statistics.median(v) for k, v in results.items()}
+    best = {k: min(v) for k, v in results.items()}
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        SECTION,
+        "",
+        f"`ticraft tui` from launch to its first screen drawn (the library list with its count line), in a 120×40",
+        f"pseudo-terminal; median of {runs} runs (best in brackets); {os.cpu_count()} CPU(s), {cpu}, "
+        f"Python {platform.python_version()}. Command: `python benchmarks/tui_startup.py`.",
+        "",
+        "| what | seconds | vs. the 2 s budget |",
+        "|---|---|---|",
+        f"| `ticraft --help` (interpreter + CLI, baseline) | {med['cli']:.2f} ({best['cli']:.2f}) | "
+        f"{med['cli'] / BUDGET_S:.2f}× |",
+        f"| `ticraft tui`, empty library | {med['empty']:.2f} ({best['empty']:.2f}) | {med['empty'] / BUDGET_S:.2f}× |",
+        f"| `ticraft tui`, **200 concepts** | **{med['200']:.2f}** ({best['200']:.2f}) | "
+        f"**{med['200'] / BUDGET_S:.2f}×** |",
+        "",
+        f"200 concepts cost {med['200'] - med['empty']:+.2f} s over an empty library (one manifest read + a stat per "
+        "folder); torch is not imported before the first screen (it loads in a worker when a concept's vectors are "
+        "first read).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace (or append) the ``## TUI startup`` section of RESULTS.md, leaving the rest untouched."""
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+    path.write_text(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    results = measure(args.runs)
+    text = report(results, args.runs)
+    print(text)
+    if args.write:
+        write_section(Path(__file__).with_name("RESULTS.md"), text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

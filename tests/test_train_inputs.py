@@ -1,0 +1,169 @@
+"""Bad input gives clear TicraftErrors before anything is written; options are validated."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ticraft
+from ticraft.backbone import load_backbone
+from ticraft.errors import TicraftError
+from ticraft.train.config import TrainConfig, preset_config
+
+FAST = dict(steps=2, batch_size=2, log_every=1, previews=0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def write_images(folder: Path, n: int = 2, size: int = 20) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
+    return folder
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    return write_images(tmp_path / "images")
+
+
+def test_presets_follow_their_recipes():
+    paper, diff, fast = preset_config("paper"), preset_config("diffusers"), preset_config("fast")
+    assert (paper.steps, paper.lr, paper.batch_size, paper.effective_lr, paper.lr_schedule) == (5000, 5e-3, 8, 0.04, "constant")
+    assert (diff.steps, diff.batch_size, diff.grad_accum, diff.effective_lr) == (3000, 1, 4, 2e-3)
+    assert diff.optimizer == "adamw" and diff.weight_decay == 1e-2 and diff.lr_schedule == "constant"
+    assert fast.optimizer == "adam" and fast.lr_schedule == "cosine" and fast.batch_size >= 8
+    cfg = TrainConfig.from_options(preset="paper", steps=10, num_vectors=2)
+    assert (cfg.steps, cfg.num_vectors, cfg.preset) == (10, 2, "paper")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"stepz": 3}, "did you mean 'steps'"),
+    ({"steps": 0}, "steps must be"),
+    ({"progressive": 5}, "num_vectors ≥ 2"),
+    ({"resolution": 20}, "multiple of 8"),
+    ({"style": True, "captions": True}, "not both"),
+    ({"compile": "fast"}, "compile must be one of"),
+])
+def test_bad_options(options, message):
+    with pytest.raises(TicraftError, match=message):
+        TrainConfig.from_options(**options)
+    with pytest.raises(TicraftError, match="unknown preset"):
+        TrainConfig.from_options(preset="slow")
+
+
+def test_initializer_without_tokens(tiny_sd_dir, images):
+    with pytest.raises(TicraftError, match="initializer"):
+        ticraft.train(images, "<thing>", "   ", model=str(tiny_sd_dir), **FAST)
+
+
+def test_token_already_in_the_vocabulary(tiny_sd_dir, images):
+    with pytest.raises(TicraftError, match="already a word"):
+        ticraft.train(images, "<|endoftext|>", "toy", model=str(tiny_sd_dir), **FAST)
+    bb = load_backbone(str(tiny_sd_dir))
+    bb.encoders[0].tokenizer.add_tokens(["<thing>"])
+    with pytest.raises(TicraftError, match="already a word"):
+        ticraft.train(images, "<thing>", "toy", model=bb, **FAST)
+
+
+@pytest.mark.parametrize("token", ["cat toy", "", "<a b>", "<x>_1", 3])
+def test_malformed_token(images, token):
+    with pytest.raises(TicraftError, match="placeholder token must look like"):
+        ticraft.train(images, token, "toy", model="/nonexistent", **FAST)
+
+
+def test_unreadable_images_are_named(tmp_path, tiny_sd_dir):
+    folder = write_images(tmp_path / "imgs")
+    (folder / "broken.png").write_bytes(b"not an image")
+    (folder / "half.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    with pytest.raises(TicraftError, match=r"could not read 2 training image\(s\): broken.png .*half.jpg"):
+        ticraft.train(folder, "<thing>", "toy", model=str(tiny_sd_dir), **FAST)
+
+
+def test_no_readable_images(tmp_path, tiny_sd_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.md").write_text("hi")
+    with pytest.raises(TicraftError, match="no readable training images.*notes.md"):
+        ticraft.train(empty, "<thing>", "toy", model=str(tiny_sd_dir), **FAST)
+    with pytest.raises(TicraftError, match="no such image folder"):
+        ticraft.train(tmp_path / "missing", "<thing>", "toy", model=str(tiny_sd_dir), **FAST)
+
+
+def test_small_images_are_upscaled_with_a_warning(tmp_path, tiny_sd_dir):
+    folder = write_images(tmp_path / "small", size=8)  # the tiny model's native size is 16 px
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        concept = ticraft.train(folder, "<thing>", "toy", model=str(tiny_sd_dir), **FAST)
+    msgs = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert any("upscaling 2 image(s)" in m and "img0.png (8×8)" in m for m in msgs)
+    assert concept.meta["upscaled_images"] == ["img0.png (8×8)", "img1.png (8×8)"]
+
+
+def test_missing_captions_are_named(images, tiny_sd_dir):
+    (images / "img0.txt").write_text("a cat")
+    with pytest.raises(TicraftError, match="missing for: img1.png"):
+        ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), captions=True, **FAST)
+
+
+def test_mask_without_alpha(images, tiny_sd_dir):
+    with pytest.raises(TicraftError, match="alpha channel"):
+        ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), mask=True, **FAST)
+
+
+def test_resume_from_another_model_is_refused(tmp_path, images, tiny_sd_dir):
+    from tiny_models import tiny_sd_folder
+
+    other = tiny_sd_folder(tmp_path / "other", seed=1)
+    ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), output_dir=tmp_path / "run", save_every=2, **FAST)
+    ckpt = tmp_path / "run" / "checkpoint-0000002.pt"
+    with pytest.raises(TicraftError, match="trained on another model"):
+        ticraft.train(images, "<thing>", "toy", model=str(other), resume=ckpt, **FAST)
+    with pytest.raises(TicraftError, match="different options.*num_vectors"):
+        ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), resume=ckpt, num_vectors=2, **FAST)
+    with pytest.raises(TicraftError, match="trains '<thing>', not '<other>'"):
+        ticraft.train(images, "<other>", "toy", model=str(tiny_sd_dir), resume=ckpt, **FAST)
+    bogus = tmp_path / "bogus.pt"
+    torch.save({"x": 1}, bogus)
+    with pytest.raises(TicraftError, match="not a ticraft training checkpoint"):
+        ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), resume=bogus, **FAST)
+
+
+def test_nothing_half_written_in_the_library(tmp_path, images, tiny_sd_dir):
+    from ticraft.library import Library
+
+    lib = Library(tmp_path / "lib")
+
+    def boom(step, *_):
+        if step == 1:
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), library=lib, callback=boom, **FAST)
+    assert not lib.has("<thing>") and lib.entries() == []
+    leftovers = [p.name for p in lib.root.iterdir() if not p.name.startswith(".")] if lib.root.exists() else []
+    assert leftovers in ([], ["manifest.json"])
+    ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), library=lib, **FAST)
+    with pytest.raises(TicraftError, match="already in the library"):
+        ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), library=lib, **FAST)
+
+
+def test_batch_must_split_over_processes():
+    from ticraft.train.distributed import DistInfo
+
+    assert DistInfo(rank=1, world_size=2).slice(4) == slice(2, 4)
+    with pytest.raises(TicraftError, match="divisible"):
+        DistInfo(rank=0, world_size=2).slice(3)

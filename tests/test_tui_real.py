@@ -1,0 +1,115 @@
+"""The TUI on ticraft's real API: a temporary library, a tiny offline diffusers model, real workers.
+
+One app session walks the acceptance path — filter the list, open a concept (real nearest tokens),
+generate an image, cancel a generation, map the concepts, train a few steps — so the model loads once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("textual")
+torch = pytest.importorskip("torch")
+
+from ticraft_tui.widgets.thumbnail import set_image_mode  # noqa: E402
+
+set_image_mode("halfcell")
+
+from ticraft_tui.app import TicraftApp  # noqa: E402
+from ticraft_tui.backend import RealBackend  # noqa: E402
+from ticraft_tui.testing import fake_image  # noqa: E402
+from ticraft_tui.widgets.concept_list import ConceptList  # noqa: E402
+from ticraft_tui.widgets.loss_plot import LossPlot  # noqa: E402
+
+SIZE = (120, 40)
+JOB_TIMEOUT = 180.0  # generous: CI machines may be busy; a healthy run takes seconds
+
+
+def text(app: TicraftApp, selector: str) -> str:
+    return str(app.screen.query_one(selector).render())
+
+
+async def until(pilot, predicate, timeout: float = JOB_TIMEOUT) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def failures(app: TicraftApp) -> list[str]:
+    return [n.message for n in app._notifications if n.severity == "error"]
+
+
+@pytest.fixture
+def real_backend(tmp_path: Path, tiny_sd_dir: Path, monkeypatch: pytest.MonkeyPatch) -> RealBackend:
+    from ticraft.concept import Concept
+    from ticraft.library import Library
+
+    monkeypatch.setenv("TICRAFT_CACHE", str(tmp_path / "cache"))
+    lib = Library(tmp_path / "lib")
+    gen = torch.Generator().manual_seed(0)
+    for token, n, tag in (("<apple>", 1, "fruit"), ("<banana>", 2, "fruit"), ("<brick>", 1, "thing")):
+        lib.add(Concept(token, {"clip": torch.randn(n, 32, generator=gen)}, family="custom"), tags=[tag])
+    return RealBackend(lib, str(tiny_sd_dir),
+                       train_options={"batch_size": 2, "previews": 1, "preview_steps": 2, "preview_every": 0})
+
+
+def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path) -> None:
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(3):
+        fake_image(f"train{i}", 32).save(images / f"{i}.png")
+
+    async def go() -> None:
+        app = TicraftApp(real_backend)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            # Library: filter, then open a concept — nearest tokens come from the model's real vocabulary
+            await pilot.press("slash", *"tag:fruit", "enter")
+            table = app.screen.query_one(ConceptList)
+            assert [table.get_row_at(i)[0] for i in range(table.row_count)] == ["<apple>", "<banana>"]
+            await pilot.press("down", "enter")
+            await until(pilot, lambda: "vector 1:" in text(app, "#neighbors"))
+            assert "<banana>" in text(app, "#meta") and not failures(app)
+
+            # Compose: generate one image
+            await pilot.press("2")
+            screen = app.screen
+            screen.query_one("#prompt").value = "a photo of <banana>"
+            screen.query_one("#steps").value = "2"
+            await pilot.press("ctrl+g")
+            await until(pilot, lambda: "done" in text(app, "#status") or failures(app))
+            assert not failures(app)
+            assert len(screen.images) == 1 and screen.images[0].size[0] > 0
+            # ...and cancel a longer one mid-way
+            screen.query_one("#steps").value = "200"
+            await pilot.press("ctrl+g")
+            await until(pilot, lambda: "step" in text(app, "#status"))
+            await pilot.press("escape")
+            await until(pilot, lambda: "cancelled" in text(app, "#status"))
+            assert len(screen.images) == 1
+
+            # Map: PCA of the three concepts among the tiny vocabulary
+            await pilot.press("f4")
+            await pilot.press("ctrl+g")
+            await until(pilot, lambda: "concept(s)" in text(app, "#map-status") or failures(app))
+            assert app.screen.query_one("#points").option_count == 3
+
+            # Train: a few real steps, with live loss points, into the library
+            await pilot.press("f3")
+            screen = app.screen
+            screen.query_one("#images").value = str(images)
+            screen.query_one("#token").value = "<pebble>"
+            screen.query_one("#init").value = "toy"
+            screen.query_one("#steps").value = "3"
+            await pilot.press("ctrl+g")
+            await until(pilot, lambda: "done" in text(app, "#status") or failures(app))
+            assert not failures(app)
+            assert real_backend.library.has("<pebble>")
+            assert screen.query_one(LossPlot).steps == [1, 2, 3]
+
+    asyncio.run(go())

@@ -1,0 +1,201 @@
+"""Interpolation between two concepts: the vector path, and a rendered strip with one seed across it.
+
+The path is ``steps`` frames at ``t = i / (steps − 1)``, so the first frame is ``a`` and the last is ``b`` exactly
+(bit-equal copies). Spherical interpolation (``slerp``, default) keeps the norm on a straight line between the two
+norms while turning the direction; ``lerp`` is the straight line, whose midpoint of two far-apart vectors is shorter
+than either.
+
+Concepts with different vector counts cannot be interpolated row by row: pass ``match="pad"`` (repeat the last
+vector of the shorter one) or ``match="merge"`` (resample it), see :func:`ticraft.concept.match_count`; the shorter
+concept's endpoint is then its padded/merged form.
+
+>>> import torch
+>>> a = Concept("<a>", {"clip": torch.tensor([[1.0, 0.0]])}, family="toy")
+>>> b = Concept("<b>", {"clip": torch.tensor([[0.0, 2.0]])}, family="toy")
+>>> [round(f.t, 2) for f in interpolation_path(a, b, steps=3)]
+[0.0, 0.5, 1.0]
+>>> round(interpolation_path(a, b, steps=3)[1].concept.norms()["clip"][0], 4)   # slerp: norm halfway from 1 to 2
+1.5
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+from ticraft.concept import Concept, ConceptError, lerp, match_count, slerp
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ticraft.backbone import Backbone
+
+Mode = Literal["slerp", "lerp"]
+Match = Literal["pad", "merge"]
+MODES: tuple[str, ...] = ("slerp", "lerp")
+#: PNG text chunk holding how an analysis image was made (JSON).
+ANALYSIS_CHUNK = "ticraft-analysis"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One point of the path: ``t`` and the concept there (token ``<interp-i>`` so frames can share a prompt)."""
+
+    t: float
+    concept: Concept
+
+
+def frame_ts(steps: int) -> list[float]:
+    """``steps`` values from 0 to 1 with exact endpoints.
+
+    >>> frame_ts(5)
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
+    if steps < 2:
+        raise ConceptError(f"an interpolation needs at least 2 steps (the two endpoints), got {steps}")
+    return [i / (steps - 1) for i in range(steps)]
+
+
+def match_pair(a: Concept, b: Concept, match: Match | None, count: int | None = None) -> tuple[Concept, Concept]:
+    """Bring ``a`` and ``b`` to one vector count (``count``, default the larger), or explain how to.
+
+    Raises:
+        ConceptError: the counts differ and ``match`` is ``None``.
+    """
+    a.check_compatible(b, same_count=False)
+    if a.num_vectors == b.num_vectors and count is None:
+        return a, b
+    if match is None:
+        raise ConceptError(
+            f"{a.token} has {a.num_vectors} vector(s) and {b.token} has {b.num_vectors}: choose how to match them, "
+            f"--match pad (repeat the last vector / truncate) or --match merge (resample the vectors)"
+        )
+    if match not in ("pad", "merge"):
+        raise ConceptError(f"unknown match mode {match!r}: use 'pad' or 'merge'")
+    n = count or max(a.num_vectors, b.num_vectors)
+    return match_count(a, n, match), match_count(b, n, match)
+
+
+def interpolation_path(
+    a: Concept,
+    b: Concept,
+    *,
+    steps: int = 8,
+    mode: Mode = "slerp",
+    match: Match | None = None,
+    count: int | None = None,
+    token_prefix: str = "interp",
+) -> list[Frame]:
+    """The ``steps`` frames from ``a`` to ``b`` (first frame equals ``a``, last equals ``b``, exactly).
+
+    Args:
+        mode: ``slerp`` (spherical, norms interpolated linearly) or ``lerp`` (straight line).
+        match: how to reconcile different vector counts (``pad`` or ``merge``); ``None`` refuses them.
+        count: vector count to match to (default: the larger of the two).
+        token_prefix: frame ``i`` is named ``<{token_prefix}-{i}>``.
+    """
+    if mode not in MODES:
+        raise ConceptError(f"unknown interpolation mode {mode!r}: use slerp or lerp")
+    a2, b2 = match_pair(a, b, match, count)
+    fn = slerp if mode == "slerp" else lerp
+    frames = []
+    for i, t in enumerate(frame_ts(steps)):
+        c = fn(a2, b2, t)
+        c = c.replace(token=f"<{token_prefix}-{i}>",
+                      meta={"derived": mode, "t": t, "from": a.token, "to": b.token, **({"match": match} if match else {})})
+        frames.append(Frame(t, c))
+    return frames
+
+
+@dataclass
+class StripResult:
+    """A rendered interpolation: the frames, one image per frame, the labelled strip and where it was saved."""
+
+    frames: list[Frame]
+    images: list["Image.Image"]
+    strip: "Image.Image"
+    path: Path | None = None
+    vector_paths: list[Path] = field(default_factory=list)
+
+
+def render_interpolation(
+    backbone: "Backbone",
+    a: Concept,
+    b: Concept,
+    *,
+    steps: int = 8,
+    mode: Mode = "slerp",
+    match: Match | None = None,
+    prompt: str = "a photo of {}",
+    negative: str = "",
+    seed: int = 0,
+    sample_steps: int | None = None,
+    guidance: float | None = None,
+    batch_size: int = 8,
+    out: str | Path | None = None,
+    library: Any = None,
+) -> StripResult:
+    """Render one image per frame with the same seed (only the concept changes along the strip).
+
+    ``prompt`` holds ``{}`` where the interpolated concept goes; other ``<tokens>`` in it come from ``library``.
+    The strip is labelled with ``t`` and, when ``out`` is given, saved there as PNG with the settings in its
+    metadata.
+
+    >>> res = render_interpolation(bb, a, b, steps=5, seed=7, out="strip.png")   # doctest: +SKIP
+    """
+    from ticraft.imaging import make_strip, save_png_text
+    from ticraft.sample import SampleSpec, generate
+
+    if "{}" not in prompt:
+        raise ConceptError(f"the prompt {prompt!r} needs a {{}} where the interpolated concept goes")
+    frames = interpolation_path(a, b, steps=steps, mode=mode, match=match)
+    specs = [SampleSpec(prompt=prompt.replace("{}", f.concept.token), negative=negative, seed=seed, steps=sample_steps,
+                        guidance=guidance) for f in frames]
+    images = generate(backbone, specs, library=library, concepts=[f.concept for f in frames], batch_size=batch_size)
+    strip = make_strip(images, [f"t={f.t:.2f}" for f in frames])
+    result = StripResult(frames=frames, images=list(images), strip=strip)
+    if out is not None:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        settings = {"kind": "interpolation", "from": a.token, "to": b.token, "mode": mode, "steps": steps,
+                    "match": match, "prompt": prompt, "negative": negative, "seed": seed,
+                    "sample_steps": sample_steps, "guidance": guidance, "t": [f.t for f in frames]}
+        save_png_text(strip, path, {ANALYSIS_CHUNK: json.dumps(settings)})
+        result.path = path
+    return result
+
+
+def save_frames(frames: Sequence[Frame], folder: str | Path) -> list[Path]:
+    """Write each frame's vectors as a kohya-style safetensors file (``emb_params``, or ``clip_l``/``clip_g``).
+
+    Any ticraft importer (and A1111/ComfyUI) reads these; the file metadata records ``t`` and the endpoints.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, f in enumerate(frames):
+        c = f.concept
+        tensors = ({"clip_l": c.vectors["clip_l"], "clip_g": c.vectors["clip_g"]} if c.is_sdxl
+                   else {"emb_params": next(iter(c.vectors.values()))})
+        path = folder / f"interp_{i:02d}_t{f.t:.3f}.safetensors"
+        meta = {"t": f"{f.t:.6f}", "from": str(c.meta.get("from", "")), "to": str(c.meta.get("to", "")),
+                "family": str(c.family or "")}
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
+        paths.append(path)
+    return paths
+
+
+__all__ = [
+    "Frame",
+    "MODES",
+    "StripResult",
+    "frame_ts",
+    "interpolation_path",
+    "match_pair",
+    "render_interpolation",
+    "save_frames",
+]

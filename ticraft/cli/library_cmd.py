@@ -1,0 +1,283 @@
+"""`ticraft library …`: list, show, import, export, convert, tag, rename, rm, repair.
+
+Only typer/rich at the top: the library code is imported inside each command, and torch only by
+the commands that read vectors (`show`, `export`, `import`, `convert`), so `ticraft library list`
+starts instantly.
+
+Examples::
+
+    ticraft library import cat.safetensors --token "<cat-toy>" --tag object --images photos/
+    ticraft library list --tag object
+    ticraft library export "<cat-toy>" out/ --format a1111
+    ticraft library convert learned_embeds.bin cat.pt --format a1111
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ticraft.cli.common import LibraryOption, console, open_library
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ticraft.library import Entry
+
+app = typer.Typer(
+    name="library",
+    help="Your learned concepts: list, inspect, import, export, convert, tag, rename, remove.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+class ExportFormat(str, Enum):
+    """Layouts ticraft writes (see DESIGN.md §3)."""
+
+    diffusers = "diffusers"
+    a1111 = "a1111"
+    kohya = "kohya"
+
+
+FamilyOption = Annotated[
+    Optional[str], typer.Option("--family", help="Model family: sd1, sd2, sdxl or toy (checked against the widths).")
+]
+TagsOption = Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="Tag to attach (repeatable).")]
+MAX_LISTED_FILES = 12
+
+
+def register(main_app: typer.Typer) -> None:
+    """Add the `library` command group to the main app."""
+    main_app.add_typer(app, name="library")
+
+
+def _print_problems(problems: list[str]) -> None:
+    """Broken entries go under the table in yellow: reported, never fatal."""
+    if problems:
+        console.print(f"[yellow]{len(problems)} problem(s):[/]")
+        for problem in problems:
+            console.print(f"[yellow]  • {escape(problem)}[/]")
+        console.print("[yellow]Broken entries are skipped and left in place for you to inspect; "
+                      "`ticraft library repair` rebuilds the manifest.[/]")
+
+
+def _entries_table(entries: list["Entry"], title: str) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("token", style="cyan", no_wrap=True)
+    table.add_column("family")
+    table.add_column("vectors", justify="right")
+    table.add_column("dims")
+    table.add_column("tags")
+    table.add_column("steps", justify="right")
+    for e in entries:
+        table.add_row(escape(e.token), e.family or "?", str(e.num_vectors), e.dims_label,
+                      escape(", ".join(e.tags)), "" if e.steps is None else str(e.steps))
+    return table
+
+
+def _default_format(out: Path) -> str:
+    """Pick a layout from the output name: ``.pt`` → a1111, anything else → diffusers."""
+    return "a1111" if out.suffix.lower() in (".pt", ".ckpt") else "diffusers"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """One-line rendering of a metadata value (long lists summarised)."""
+    if isinstance(value, list) and len(value) > 8:
+        return f"[{len(value)} values]"
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _file_list(title: str, paths: list[Path]) -> None:
+    console.print(f"[bold]{title}[/] ({len(paths)})")
+    for p in paths[:MAX_LISTED_FILES]:
+        console.print(f"  {escape(str(p))}", soft_wrap=True)
+    if len(paths) > MAX_LISTED_FILES:
+        console.print(f"  … and {len(paths) - MAX_LISTED_FILES} more")
+
+
+@app.command("list")
+def list_cmd(
+    tag: Annotated[Optional[str], typer.Option("--tag", "-t", help="Only concepts with this tag.")] = None,
+    family: Annotated[Optional[str], typer.Option("--family", help="Only this model family.")] = None,
+    search: Annotated[Optional[str], typer.Option("--search", "-s", help="Text in token, tags, initializer or source.")] = None,
+    library: LibraryOption = None,
+) -> None:
+    """List the concepts in the library (broken entries are reported under the table)."""
+    from ticraft.library import filter_entries
+
+    lib = open_library(library)
+    entries, problems = lib.listing()
+    shown = filter_entries(entries, text=search, tag=tag, family=family)
+    if not entries:
+        console.print(f"No concepts in the library at {escape(str(lib.root))} yet. "
+                      "Add one with `ticraft library import FILE`.", soft_wrap=True)
+    elif not shown:
+        console.print(f"No concept matches (the library at {escape(str(lib.root))} holds {len(entries)}).", soft_wrap=True)
+    else:
+        filtered = f", {len(shown)} shown" if len(shown) != len(entries) else ""
+        console.print(_entries_table(shown, f"{len(entries)} concept(s) in {escape(str(lib.root))}{filtered}"))
+    _print_problems(problems)
+
+
+@app.command("show")
+def show_cmd(token: Annotated[str, typer.Argument(help="Token, with or without <>.")], library: LibraryOption = None) -> None:
+    """Show one concept: metadata, the norm of every vector, its images and samples."""
+    lib = open_library(library)
+    entry = lib.entry(token)
+    meta = lib.meta(entry.token)
+    concept = lib.get(entry.token)
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="bold")
+    info.add_column()
+    rows = [
+        ("token", entry.token), ("family", entry.family or "?"), ("vectors", str(entry.num_vectors)),
+        ("dims", entry.dims_label), ("tags", ", ".join(entry.tags) or "—"),
+        ("steps", "—" if entry.steps is None else str(entry.steps)), ("initializer", entry.initializer or "—"),
+        ("source", entry.source or "—"), ("created", entry.created or "—"), ("updated", entry.updated or "—"),
+        ("sha256", entry.sha256 or "—"), ("folder", str(entry.folder)),
+    ]
+    shown = {"steps", "initializer", "source"}
+    rows += [(k, _short(v)) for k, v in sorted((meta.get("meta") or {}).items()) if k not in shown]
+    for key, value in rows:
+        info.add_row(escape(key), escape(value))
+    console.print(info)
+    norms = Table(title="vector norms", title_justify="left", header_style="bold")
+    norms.add_column("#", justify="right")
+    per_encoder = concept.norms()
+    for key in per_encoder:
+        norms.add_column(key, justify="right")
+    for i in range(concept.num_vectors):
+        norms.add_row(str(i), *(f"{per_encoder[k][i]:.4f}" for k in per_encoder))
+    console.print(norms)
+    _file_list("images", lib.images(entry.token))
+    _file_list("samples", lib.samples(entry.token))
+
+
+@app.command("import")
+def import_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Embedding files (any layout ticraft reads).")],
+    token: Annotated[Optional[str], typer.Option("--token", help="Rename the concept (one single-concept file).")] = None,
+    family: FamilyOption = None,
+    tag: TagsOption = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Folder (or file) of training images to keep with it.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace concepts with the same token.")] = False,
+    library: LibraryOption = None,
+) -> None:
+    """Import embedding files into the library (every file is checked before anything is written)."""
+    from ticraft.library import LibraryError, read_file
+
+    if token is not None and len(files) > 1:
+        raise LibraryError("--token renames the concept of one file; import the files one at a time")
+    if images is not None and len(files) > 1:
+        raise LibraryError("--images belongs to one concept; import the files one at a time")
+    lib = open_library(library)
+    concepts = [c for f in files for c in read_file(f, token=token, family=family)]
+    origin = str(files[0]) if len(files) == 1 else f"{len(files)} files"
+    for e in lib.add_many(concepts, images=images, tags=tag or (), overwrite=overwrite, origin=origin):
+        n_images = len(lib.images(e.token))
+        extra = f", {n_images} image(s)" if n_images else ""
+        console.print(f"Imported [cyan]{escape(e.token)}[/] ({e.family or '?'}, {e.num_vectors} vector(s), "
+                      f"dims {e.dims_label}{extra}) → {escape(str(e.folder))}", soft_wrap=True)
+
+
+@app.command("export")
+def export_cmd(
+    token: Annotated[str, typer.Argument(help="Token to export.")],
+    out: Annotated[Path, typer.Argument(help="Output file, or an existing folder.")],
+    format: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="Layout (default: from the suffix; .pt → a1111).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    library: LibraryOption = None,
+) -> None:
+    """Write a concept to an embedding file for diffusers, A1111/ComfyUI or kohya."""
+    lib = open_library(library)
+    layout = format.value if format else _default_format(out)
+    for path in lib.export(token, out, layout, overwrite=force):
+        console.print(f"Wrote {escape(str(path))} ({layout})", soft_wrap=True)
+
+
+@app.command("convert")
+def convert_cmd(
+    src: Annotated[Path, typer.Argument(metavar="IN", help="Embedding file in any layout.")],
+    out: Annotated[Path, typer.Argument(help="Output file (or folder, for files holding several concepts).")],
+    format: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="Layout (default: from the suffix; .pt → a1111).")] = None,
+    token: Annotated[Optional[str], typer.Option("--token", help="Rename the concept on the way.")] = None,
+    family: FamilyOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Convert an embedding file to another layout (no library involved)."""
+    from ticraft.library import LibraryError, read_file, write_file
+
+    concepts = read_file(src, token=token, family=family)
+    layout = format.value if format else _default_format(out)
+    if len(concepts) > 1 and not out.is_dir():
+        names = ", ".join(c.token for c in concepts)
+        raise LibraryError(f"{src} holds {len(concepts)} concepts ({names}); give an existing folder as OUT")
+    for concept in concepts:
+        for path in write_file(concept, out, layout, overwrite=force):
+            console.print(f"Wrote {escape(str(path))} ({layout}, {escape(concept.token)})", soft_wrap=True)
+
+
+@app.command("tag")
+def tag_cmd(
+    token: Annotated[str, typer.Argument(help="Token to tag.")],
+    add: Annotated[Optional[list[str]], typer.Option("--add", "-a", help="Tag to add (repeatable).")] = None,
+    remove: Annotated[Optional[list[str]], typer.Option("--remove", "-r", help="Tag to remove (repeatable).")] = None,
+    library: LibraryOption = None,
+) -> None:
+    """Add or remove tags; with neither option, print the current tags."""
+    lib = open_library(library)
+    entry = lib.tag(token, add=add or (), remove=remove or ()) if (add or remove) else lib.entry(token)
+    console.print(f"[cyan]{escape(entry.token)}[/] tags: {escape(', '.join(entry.tags)) or '—'}")
+
+
+@app.command("rename")
+def rename_cmd(
+    old: Annotated[str, typer.Argument(help="Current token.")],
+    new: Annotated[str, typer.Argument(help="New token, e.g. '<my-cat>'.")],
+    library: LibraryOption = None,
+) -> None:
+    """Rename a concept (its folder, file header and metadata follow)."""
+    lib = open_library(library)
+    before = lib.entry(old).token
+    entry = lib.rename(old, new)
+    console.print(f"Renamed [cyan]{escape(before)}[/] → [cyan]{escape(entry.token)}[/] ({escape(str(entry.folder))})",
+                  soft_wrap=True)
+
+
+@app.command("rm")
+def rm_cmd(
+    token: Annotated[str, typer.Argument(help="Token to remove.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    library: LibraryOption = None,
+) -> None:
+    """Remove a concept and all its files (asks first unless --yes)."""
+    lib = open_library(library)
+    entry = lib.entry(token)
+    if not yes:
+        n_img, n_smp = len(lib.images(entry.token)), len(lib.samples(entry.token))
+        typer.confirm(f"Remove {entry.token} with {n_img} image(s) and {n_smp} sample(s) from {lib.root}?", abort=True)
+    lib.remove(entry.token)
+    console.print(f"Removed [cyan]{escape(entry.token)}[/]")
+
+
+@app.command("repair")
+def repair_cmd(library: LibraryOption = None) -> None:
+    """Finish or undo interrupted writes and rebuild the manifest from the concept folders."""
+    lib = open_library(library)
+    problems = lib.repair()
+    console.print(f"Manifest rebuilt: {len(lib.entries())} concept(s) in {escape(str(lib.root))}", soft_wrap=True)
+    if problems:
+        console.print(f"[yellow]{len(problems)} problem(s) remain (left in place):[/]")
+        for problem in problems:
+            console.print(f"[yellow]  • {escape(problem)}[/]")
+
+
+@app.command("path")
+def path_cmd(library: LibraryOption = None) -> None:
+    """Print the library folder in use (--library > $TICRAFT_LIBRARY > ./embeddings > user data dir)."""
+    console.print(escape(str(open_library(library).root)), soft_wrap=True)

@@ -1,0 +1,86 @@
+"""`ticraft toyworld`: train the embedded base model, render the toy world's images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="The toy world: its renderer, hidden words and the embedded base model.", no_args_is_help=True)
+
+
+@app.command("train-base")
+def train_base_cmd(
+    out: Path = typer.Option(None, "--out", help="Output pipeline folder (default: the package's weights folder)."),
+    work: Path = typer.Option(None, "--work", help="Checkpoint folder (default: <out>.work)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of data, initialisation and every training draw."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the work folder."),
+    vae_steps: int = typer.Option(600, "--vae-steps", min=1, help="Stage 1 (VAE) steps."),
+    unet_steps: int = typer.Option(3500, "--unet-steps", min=1, help="Stage 2 (text encoder + UNet) steps."),
+    batch: int = typer.Option(32, "--batch", min=1, help="Stage 2 batch size."),
+    n_images: int = typer.Option(24_000, "--images", min=100, help="Training renders."),
+    fixture: Path = typer.Option(None, "--fixture", help="Also write the hidden words' true rows (safetensors)."),
+) -> None:
+    """Train the toy base model (VAE, then text encoder + UNet) and save it as a diffusers pipeline folder."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ticraft.toyworld.base import WEIGHTS_DIR, BaseConfig, train_base
+
+    target = out or WEIGHTS_DIR
+    cfg = BaseConfig(seed=seed, vae_steps=vae_steps, unet_steps=unet_steps, unet_batch=batch, n_images=n_images)
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
+        ) as bar:  # fmt: skip
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, step: int, total: int, loss: float) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total, loss=0.0)
+                bar.update(tasks[stage], completed=step, loss=loss)
+
+            folder = train_base(
+                out=target, cfg=cfg, work=work, resume=resume, device=device, progress=progress, fixture=fixture
+            )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"saved the toy pipeline to {folder}")
+
+
+@app.command("render")
+def render_cmd(
+    what: str = typer.Argument(
+        ...,
+        help="A hidden word (e.g. zorb, doctor, glimmic) or an attribute spec such as "
+        "'shape=star,colour=red,texture=striped,background=blue,style=outline'.",
+    ),
+    out: Path = typer.Option(Path("toyworld_images"), "--out", "-o", help="Folder for the PNGs."),
+    n: int = typer.Option(8, "--n", "-n", min=1, help="How many images."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the unspecified attributes."),
+    scale: int = typer.Option(1, "--scale", min=1, max=16, help="Upscale factor (nearest) for viewing."),
+) -> None:
+    """Render N images of a hidden concept or attribute spec into a folder (with a captions.txt)."""
+    import numpy as np
+    from PIL import Image
+
+    from ticraft.toyworld.render import caption, render
+    from ticraft.toyworld.vocab import concept_attributes
+
+    try:
+        attrs_list = concept_attributes(what, n, np.random.default_rng(seed))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="WHAT") from exc
+    out.mkdir(parents=True, exist_ok=True)
+    cap_rng = np.random.default_rng([seed, 1])
+    lines = []
+    for i, attrs in enumerate(attrs_list):
+        img = render(attrs)
+        if scale > 1:
+            img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        name = f"{i:03d}.png"
+        img.save(out / name)
+        lines.append(f"{name}\t{caption(attrs, cap_rng)}")
+    (out / "captions.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    typer.echo(f"wrote {n} images of {what!r} to {out}")

@@ -1,0 +1,221 @@
+"""Training options: :class:`TrainConfig` and the named presets.
+
+Every knob of the trainer is a field here, so that a run is fully described by one JSON-able dict
+(stored in the concept's metadata and in checkpoints). Presets are starting points; any field can be
+overridden by name::
+
+    >>> cfg = TrainConfig.from_options(preset="paper", steps=100)
+    >>> cfg.steps, cfg.effective_lr
+    (100, 0.04)
+    >>> TrainConfig.from_options(stepz=3)
+    Traceback (most recent call last):
+    ...
+    ticraft.train.config.ConfigError: unknown training option 'stepz' (did you mean 'steps'?)
+
+Batch semantics: ``batch_size`` is the number of (image, t, ε) samples per forward pass over *all*
+processes together (a global batch), and ``grad_accum`` forward passes make one optimiser step. A run
+is therefore the same whether it uses one process or several.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from ticraft.errors import TicraftError
+
+
+class ConfigError(TicraftError):
+    """A training option is unknown or out of range."""
+
+
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+WEIGHT_DTYPES = ("auto", "fp32", "bf16", "fp16")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+LR_SCHEDULES = ("constant", "cosine", "linear")
+OPTIMIZERS = ("adam", "adamw")
+
+
+@dataclass
+class TrainConfig:
+    """All options of one inversion run (see the module docstring for batch semantics)."""
+
+    # ---- what is learned
+    num_vectors: int = 1
+    """N, vectors per text encoder."""
+    style: bool = False
+    """Use style templates ("a painting in the style of {}") instead of object templates."""
+    captions: bool = False
+    """Use each image's caption file (``img.txt`` next to ``img.png``) as its prompt."""
+    mask: bool = False
+    """Weight the loss by the images' alpha channel (transparent pixels do not count)."""
+    per_image: bool = False
+    """Learn one extra token per image ("a photo of S* with S_i"); the extra tokens are dropped at the end."""
+    progressive: int | None = None
+    """Start with one vector and add one every K steps (the paper used 2000 and 4000)."""
+    reg_weight: float = 0.0
+    """L2 pull of the vectors towards the initializer embedding."""
+
+    # ---- optimisation
+    steps: int = 500
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 5e-3
+    scale_lr: bool = False
+    """Multiply ``lr`` by ``batch_size * grad_accum`` (what the paper's LDM code and diffusers' --scale_lr do)."""
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 0
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    max_grad_norm: float | None = None
+
+    # ---- data
+    resolution: int | None = None
+    """Training size in pixels; ``None`` = the model's native size (UNet sample size × VAE factor)."""
+    flip: bool = True
+    """Cache a horizontally flipped variant of every image (diffusers' flip_p=0.5)."""
+    crops: int = 0
+    """Extra random-crop variants per image (zoomed 1–1.25×), cached like the flips."""
+    latent_sample: bool = True
+    """Sample the VAE posterior each step (as the paper and diffusers do) instead of using its mean."""
+    seed: int = 0
+
+    # ---- bookkeeping
+    log_every: int = 10
+    """Read the loss (a host sync on GPU) every K steps; the callback gets ``loss=None`` in between."""
+    save_every: int = 0
+    preview_every: int = 0
+    previews: int = 4
+    preview_steps: int = 25
+    early_stop: bool = False
+    early_stop_window: int = 20
+    """DVAR window, in evaluations."""
+    early_stop_threshold: float = 0.15
+    """Stop when var(last window) / var(all evaluations) falls below this."""
+    eval_every: int = 5
+    eval_samples: int = 8
+
+    # ---- speed (CPU defaults: fp32, eager)
+    device: str = "auto"
+    mixed_precision: str = "auto"
+    """``auto`` = bf16 autocast on CUDA, off on CPU."""
+    weight_dtype: str = "auto"
+    """dtype of the frozen weights; ``auto`` follows ``mixed_precision`` (bf16 weights under bf16)."""
+    compile: str = "none"
+    channels_last: bool = False
+    fused_optimizer: bool | None = None
+    """``None`` = fused Adam on CUDA, the default implementation elsewhere."""
+    gradient_checkpointing: bool = False
+    dedup_text: bool = True
+    """Run the text encoder once per distinct prompt in a batch."""
+
+    preset: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes carried into the metadata (e.g. by benchmarks)."""
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def samples_per_step(self) -> int:
+        return self.batch_size * self.grad_accum
+
+    @property
+    def effective_lr(self) -> float:
+        lr = self.lr * self.samples_per_step if self.scale_lr else self.lr
+        return float(f"{lr:.12g}")  # keep 5e-3 * 8 == 0.04 printable
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # ---------------------------------------------------------------- building
+    @classmethod
+    def from_options(cls, preset: str | None = None, **options: Any) -> "TrainConfig":
+        """A config from a preset name (default ``fast``) with fields overridden by keyword."""
+        base = preset_config(preset or "fast")
+        return base.with_options(**options)
+
+    def with_options(self, **options: Any) -> "TrainConfig":
+        """A copy with the given fields replaced (``None`` values are ignored); unknown names raise."""
+        names = {f.name for f in fields(self)}
+        for key in options:
+            if key not in names:
+                close = difflib.get_close_matches(key, sorted(names), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"unknown training option {key!r}{hint}")
+        cfg = replace(self, **{k: v for k, v in options.items() if v is not None})
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for values that cannot work."""
+        def positive(name: str, allow_zero: bool = False) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+                raise ConfigError(f"{name} must be an integer ≥ {0 if allow_zero else 1}, got {value!r}")
+
+        for name in ("num_vectors", "steps", "batch_size", "grad_accum", "log_every", "preview_steps",
+                     "early_stop_window", "eval_every", "eval_samples"):
+            positive(name)
+        for name in ("warmup_steps", "crops", "save_every", "preview_every", "previews", "seed"):
+            positive(name, allow_zero=True)
+        if self.progressive is not None:
+            positive("progressive")
+            if self.num_vectors < 2:
+                raise ConfigError("progressive extension needs num_vectors ≥ 2 (it starts at 1 and grows to N)")
+        if self.resolution is not None:
+            positive("resolution")
+            if self.resolution % 8:
+                raise ConfigError(f"resolution must be a multiple of 8, got {self.resolution}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.reg_weight < 0 or self.weight_decay < 0:
+            raise ConfigError("reg_weight and weight_decay must be ≥ 0")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ConfigError("max_grad_norm must be > 0 (or None)")
+        if self.style and self.captions:
+            raise ConfigError("choose style templates or caption files, not both")
+        for name, allowed in (("mixed_precision", MIXED_PRECISION), ("weight_dtype", WEIGHT_DTYPES),
+                              ("compile", COMPILE_MODES), ("lr_schedule", LR_SCHEDULES), ("optimizer", OPTIMIZERS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+
+
+# ---------------------------------------------------------------------- presets
+def _paper() -> TrainConfig:
+    # Gal et al. 2022 / rinongal/textual_inversion (LDM code): AdamW, base lr 5e-3 scaled by GPUs × batch
+    # (2 × 4 → 0.04), constant rate, 5000 steps, random flips, posterior samples.
+    return TrainConfig(steps=5000, batch_size=8, lr=5e-3, scale_lr=True, lr_schedule="constant",
+                       optimizer="adamw", weight_decay=1e-2, preset="paper")
+
+
+def _diffusers() -> TrainConfig:
+    # diffusers examples/textual_inversion README: --train_batch_size=1 --gradient_accumulation_steps=4
+    # --max_train_steps=3000 --learning_rate=5e-4 --scale_lr --lr_scheduler=constant (AdamW, wd 1e-2).
+    # Its --resolution=512 is SD-1.5's native size; resolution=None means the native size of any model.
+    return TrainConfig(steps=3000, batch_size=1, grad_accum=4, lr=5e-4, scale_lr=True, lr_schedule="constant",
+                       optimizer="adamw", weight_decay=1e-2, preset="diffusers")
+
+
+def _fast() -> TrainConfig:
+    # Ours: many samples per step (cheap with cached latents and input-only gradients), Adam, cosine decay.
+    return TrainConfig(steps=400, batch_size=16, lr=5e-3, lr_schedule="cosine", warmup_steps=10,
+                       optimizer="adam", preset="fast")
+
+
+PRESETS: dict[str, Any] = {"fast": _fast, "paper": _paper, "diffusers": _diffusers}
+
+
+def preset_config(name: str) -> TrainConfig:
+    """A fresh :class:`TrainConfig` for a preset name (``fast``, ``paper`` or ``diffusers``)."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}") from None

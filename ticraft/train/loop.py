@@ -1,0 +1,487 @@
+"""The optimisation: find vectors for a placeholder token by minimising the denoising loss.
+
+One :class:`Trainer` owns one run. Its design follows from what textual inversion needs:
+
+* **Frozen model, tiny trainable state.** Every weight has ``requires_grad=False``; each learned vector
+  is its own ``nn.Parameter`` of shape ``[1, D]`` spliced in with :meth:`Backbone.add_placeholder`. The
+  token table is never read for gradients, never written, and no optimiser state exists for it. One
+  parameter per row lets progressive extension switch rows on one at a time: a row that is not yet in
+  any prompt is not spliced, so it has no gradient, and Adam leaves it (and its state) untouched until
+  it joins — its bias correction then starts from its own first step.
+* **No VAE in the loop.** Images are encoded once (:mod:`ticraft.train.data`); a step gathers cached
+  posterior means/stds on the device and draws the posterior sample there.
+* **Many samples per step.** A step is ``batch_size`` (image, prompt, t, ε) samples; the text encoder
+  runs once per *distinct* prompt in the batch (the learned vectors change every step, so text encoding
+  is part of the graph, but it is shared across samples with the same prompt).
+* **No host syncs.** All random choices that decide shapes are drawn on the host from a seeded
+  generator; noise is drawn on the device from another. The loss is accumulated on the device and read
+  only every ``log_every`` steps (``callback(step, total, None, vectors)`` in between).
+* **Deterministic and resumable.** The step number, both generators, the optimiser state and the
+  histories are the whole state (:meth:`Trainer.state_dict`); a resumed run repeats the uninterrupted
+  one exactly.
+* **Same code on CPU and GPU.** bf16 autocast (and bf16 frozen weights) on CUDA, fp32 on CPU;
+  ``torch.compile`` of the loss function on request.
+
+The loss is diffusers' training objective: ``noisy = √ᾱ_t z + √(1-ᾱ_t) ε`` and the target follows the
+scheduler's ``prediction_type`` (ε, v = √ᾱ_t ε − √(1-ᾱ_t) z, or z). SDXL adds the pooled projection of
+its second text encoder and the six micro-conditioning ``time_ids``, and conditions on the
+penultimate hidden states of both encoders, concatenated — exactly as its pipeline's ``encode_prompt``.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from ticraft.errors import TicraftError
+from ticraft.prompts import expand_prompt
+from ticraft.train import schedule
+from ticraft.train.config import TrainConfig
+from ticraft.train.data import (
+    LatentCache, PromptSet, TrainImage, build_prompts, encode_latents, make_variants, native_resolution,
+)
+from ticraft.train.distributed import DistInfo, all_reduce_sum, average_gradients
+from ticraft.train.early_stop import DVAR
+
+#: ``callback(step, total, loss, vectors)``; ``loss`` is ``None`` on steps where it was not read.
+#: Returning ``True`` asks the trainer to stop after this step.
+Callback = Callable[[int, int, "float | None", "dict[str, torch.Tensor]"], "bool | None"]
+
+
+class TrainError(TicraftError):
+    """Training cannot start or continue."""
+
+
+class Trainer:
+    """One inversion run on a loaded :class:`~ticraft.backbone.Backbone`.
+
+    Args:
+        backbone: the frozen model (its device is the training device).
+        images: loaded training images (:func:`ticraft.train.data.load_images`).
+        token: the placeholder, e.g. ``"<cat-toy>"``; must not be a word of the tokenizer(s).
+        init: initializer text (one or more words).
+        config: the options.
+        dist: process-group info for data parallel runs.
+    """
+
+    def __init__(self, backbone: Any, images: Sequence[TrainImage], token: str, init: str, config: TrainConfig,
+                 *, dist: DistInfo | None = None) -> None:
+        self.bb = backbone
+        self.cfg = config
+        self.dist = dist or DistInfo()
+        self.token = token
+        self.init_text = init
+        self.images = list(images)
+        self.device = backbone.device
+        self.sdxl = len(backbone.encoders) == 2
+        self.keys = [e.key for e in backbone.encoders]
+        cfg = config
+        if cfg.batch_size % self.dist.world_size:
+            raise TrainError(f"batch_size {cfg.batch_size} must be divisible by the {self.dist.world_size} processes")
+
+        for m in backbone.modules():  # the model is frozen, whatever state it came in
+            m.requires_grad_(False)
+            m.eval()
+
+        # ---- tokens and their starting vectors
+        self.names = backbone.placeholder_tokens(token, cfg.num_vectors)
+        self.image_tokens = schedule.image_token_names(token, len(self.images)) if cfg.per_image else []
+        self._check_tokens_free(self.names + self.image_tokens)
+        ids = {e.key: schedule.initializer_ids(e.tokenizer, init) for e in backbone.encoders}
+        tables = {e.key: e.table for e in backbone.encoders}
+        self.init_vectors = schedule.initial_vectors(tables, ids, init, cfg.num_vectors)  # CPU fp32
+        self.init_ids = ids
+        self._reg_target = {k: v.to(self.device) for k, v in self.init_vectors.items()}
+
+        # One [1, D] fp32 parameter per vector (see the module docstring for why).
+        self.rows: dict[str, list[nn.Parameter]] = {
+            k: [nn.Parameter(v[i:i + 1].clone().to(self.device)) for i in range(cfg.num_vectors)]
+            for k, v in self.init_vectors.items()
+        }
+        # Per-image tokens S_i start from the table's mean row: a "word" with no meaning of its own.
+        self.image_rows: dict[str, list[nn.Parameter]] = {
+            e.key: [nn.Parameter(e.table.detach().float().mean(0, keepdim=True).to(self.device))
+                    for _ in self.image_tokens]
+            for e in backbone.encoders
+        }
+
+        # ---- data, encoded once
+        self.resolution = cfg.resolution or native_resolution(backbone.unet, backbone.vae)
+        variants = make_variants(self.images, self.resolution, flip=cfg.flip, crops=cfg.crops, seed=cfg.seed)
+        self.upscaled = variants.upscaled
+        self.cache: LatentCache = encode_latents(
+            backbone.vae, variants, device=self.device, keep_std=cfg.latent_sample, use_mask=cfg.mask, sdxl=self.sdxl,
+        )
+        del variants
+        self.prompts: PromptSet = build_prompts(self.images, token, style=cfg.style, captions=cfg.captions,
+                                                image_tokens=self.image_tokens)
+
+        # ---- the noise schedule of training (a DDPM view of the model's scheduler config)
+        from diffusers import DDPMScheduler
+
+        ddpm = DDPMScheduler.from_config(backbone.scheduler.config)
+        self.prediction_type = ddpm.config.prediction_type
+        if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
+            raise TrainError(f"unsupported prediction_type {self.prediction_type!r}")
+        ac = ddpm.alphas_cumprod.to(torch.float64)
+        self.num_timesteps = int(ddpm.config.num_train_timesteps)
+        self._sqrt_ab = ac.sqrt().float().to(self.device)
+        self._sqrt_1mab = (1 - ac).sqrt().float().to(self.device)
+
+        # ---- precision and speed levers
+        cuda = self.device.type == "cuda"
+        mp = cfg.mixed_precision
+        if mp == "auto":
+            mp = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+        self.mixed_precision = mp
+        self._amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mp)
+        self._scaler = torch.amp.GradScaler(self.device.type) if mp == "fp16" else None
+        if cfg.channels_last:
+            backbone.unet.to(memory_format=torch.channels_last)
+        if cfg.gradient_checkpointing:
+            backbone.unet.enable_gradient_checkpointing()
+        self._unet_dtype = backbone.dtype
+
+        # ---- splice: per-image tokens now, vectors as they become active
+        self._active = 0
+        for i, name in enumerate(self.image_tokens):
+            backbone.add_placeholder(name, {k: self.image_rows[k][i] for k in self.keys})
+        self._tables: dict[int, dict[str, torch.Tensor]] = {}
+        self._activate(schedule.active_vectors(0, cfg.num_vectors, cfg.progressive))
+
+        # ---- optimiser over every row (inactive rows have no gradient, so it skips them)
+        params = self.parameters()
+        fused = cfg.fused_optimizer if cfg.fused_optimizer is not None else cuda
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        extra = {"fused": True} if fused else {}
+        self.base_lr = cfg.effective_lr
+        self.optimizer = opt_cls(params, lr=self.base_lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
+                                 weight_decay=cfg.weight_decay, **extra)
+
+        # ---- randomness: shape-deciding choices on the host, noise on the device
+        self.host_gen = torch.Generator().manual_seed(cfg.seed)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+
+        # ---- bookkeeping
+        self.step = 0
+        self.loss_curve: list[list[float]] = []
+        self.eval_curve: list[list[float]] = []
+        self.stopped: str | None = None  # "early_stop" | "callback"
+        self._loss_acc = torch.zeros((), device=self.device)
+        self._loss_count = 0
+        self._stop_request = False
+        self.stopper = DVAR(cfg.early_stop_window, cfg.early_stop_threshold) if cfg.early_stop else None
+        self._eval_batch: dict[str, Any] | None = None
+        self.train_seconds = 0.0
+
+        self._loss_fn = self._loss
+        if cfg.compile != "none":
+            self._loss_fn = torch.compile(self._loss, mode=None if cfg.compile == "default" else cfg.compile)
+
+    # ------------------------------------------------------------------ tokens
+    def _check_tokens_free(self, names: Sequence[str]) -> None:
+        for e in self.bb.encoders:
+            vocab = {t.lower() for t in e.tokenizer.get_vocab()}
+            taken = [n for n in names if n.lower() in vocab]
+            if taken:
+                what = "a word" if taken[0] == self.token else "a token"
+                raise TrainError(
+                    f"{taken[0]!r} is already {what} of the model's {e.key} tokenizer; choose another placeholder, "
+                    f"e.g. '<{self.token.strip('<>')}-2>' (a model object reused across runs keeps earlier tokens)"
+                )
+
+    def _activate(self, count: int) -> None:
+        """Splice rows ``[active, count)`` in and tokenise the prompts for ``count`` vectors."""
+        for i in range(self._active, count):
+            self.bb.add_placeholder(self.names[i], {k: self.rows[k][i] for k in self.keys})
+        self._active = max(self._active, count)
+        if count not in self._tables:
+            self._tables[count] = self._tokenize(self.prompts.prompts, count)
+
+    def _tokenize(self, prompts: Sequence[str], count: int) -> dict[str, torch.Tensor]:
+        counts = {self.token: count, **{t: 1 for t in self.image_tokens}}
+        expanded = [self._expand(p, counts) for p in prompts]
+        out = {}
+        for e in self.bb.encoders:
+            ids = e.tokenizer(expanded, padding="max_length", max_length=e.tokenizer.model_max_length,
+                              truncation=True, return_tensors="pt").input_ids
+            out[e.key] = ids.to(self.device)
+        return out
+
+    def _expand(self, prompt: str, counts: dict[str, int]) -> str:
+        # Placeholder pieces are "<tok>" "<tok>_1" …, which expand_prompt writes for us. A caption may hold
+        # other <...> words that are not concepts: leave those alone.
+        from ticraft.prompts import CONCEPT_TOKEN
+
+        return CONCEPT_TOKEN.sub(lambda m: expand_prompt(m.group(0), counts) if m.group(0) in counts else m.group(0),
+                                 prompt)
+
+    def parameters(self) -> list[nn.Parameter]:
+        """All learned rows: concept rows per encoder, then per-image rows."""
+        return [p for k in self.keys for p in self.rows[k]] + [p for k in self.keys for p in self.image_rows[k]]
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def current_vectors(self) -> dict[str, torch.Tensor]:
+        """The active vectors per encoder, ``[active, D]``, detached (on the training device)."""
+        return {k: torch.cat([p.detach() for p in self.rows[k][: self._active]]) for k in self.keys}
+
+    # -------------------------------------------------------------------- loss
+    def _encode_text(self, ids: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.sdxl:
+            enc = self.bb.encoders[0]
+            return enc.model(input_ids=ids[enc.key], return_dict=False)[0], None
+        hidden, pooled = [], None
+        for enc in self.bb.encoders:
+            out = enc.model(input_ids=ids[enc.key], output_hidden_states=True)
+            hidden.append(out.hidden_states[-2])
+            pooled = out[0]  # the last encoder's projected pooled output, as in encode_prompt
+        return torch.cat(hidden, dim=-1), pooled
+
+    def _loss(self, ids: dict[str, torch.Tensor], inverse: torch.Tensor | None, rows: torch.Tensor,
+              t: torch.Tensor, noise: torch.Tensor, post_noise: torch.Tensor | None) -> torch.Tensor:
+        """Per-sample denoising loss ``[B]`` (fp32)."""
+        z = self.cache.mean.index_select(0, rows)
+        if post_noise is not None and self.cache.std is not None:
+            z = z + self.cache.std.index_select(0, rows) * post_noise
+        sa = self._sqrt_ab.index_select(0, t).view(-1, 1, 1, 1)
+        s1 = self._sqrt_1mab.index_select(0, t).view(-1, 1, 1, 1)
+        noisy = sa * z + s1 * noise
+        if self.prediction_type == "epsilon":
+            target = noise
+        elif self.prediction_type == "v_prediction":
+            target = sa * noise - s1 * z
+        else:
+            target = z
+        amp = (torch.autocast(self.device.type, dtype=self._amp_dtype) if self._amp_dtype is not None
+               else nullcontext())
+        with amp:
+            hidden, pooled = self._encode_text(ids)
+            if inverse is not None:
+                hidden = hidden.index_select(0, inverse)
+                pooled = pooled.index_select(0, inverse) if pooled is not None else None
+            added = None
+            if self.sdxl:
+                added = {"text_embeds": pooled, "time_ids": self.cache.time_ids.index_select(0, rows)}
+            x = noisy.to(self._unet_dtype)
+            if self.cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            pred = self.bb.unet(x, t, encoder_hidden_states=hidden.to(self._unet_dtype),
+                                added_cond_kwargs=added, return_dict=False)[0]
+        se = (pred.float() - target).pow(2)
+        if self.cache.mask is not None:
+            m = self.cache.mask.index_select(0, rows)
+            return (se * m).sum((1, 2, 3)) / (m.sum((1, 2, 3)) * se.shape[1]).clamp_min(1e-6)
+        return se.mean((1, 2, 3))
+
+    # -------------------------------------------------------------------- steps
+    def _draw(self, batch: int) -> dict[str, torch.Tensor]:
+        """The global batch's choices (host) and noise (device), then this process's slice."""
+        g = self.host_gen
+        n_img, n_var = self.cache.num_images, self.cache.num_variants
+        img = torch.randint(n_img, (batch,), generator=g)
+        var = torch.randint(n_var, (batch,), generator=g)
+        k = torch.randint(self.prompts.choices.shape[1], (batch,), generator=g)
+        t = torch.randint(self.num_timesteps, (batch,), generator=g)
+        shape = (batch, *self.cache.mean.shape[1:])
+        noise = torch.randn(shape, generator=self.noise_gen, device=self.device)
+        post = (torch.randn(shape, generator=self.noise_gen, device=self.device)
+                if self.cache.std is not None else None)
+        part = self.dist.slice(batch)
+        prompt = self.prompts.choices[img, k][part]
+        return {"rows": (img * n_var + var)[part], "t": t[part], "prompt": prompt, "noise": noise[part],
+                "post": post[part] if post is not None else None}
+
+    def _batch_inputs(self, draw: dict[str, torch.Tensor], count: int) -> tuple[Any, ...]:
+        prompt = draw["prompt"]
+        if self.cfg.dedup_text:
+            uniq, inverse = torch.unique(prompt, return_inverse=True)  # CPU tensors: no device sync
+            if self.cfg.compile != "none":  # fixed shapes for compiled graphs: pad the distinct prompts
+                size = min(prompt.numel(), len(self.prompts.prompts))
+                uniq = torch.cat([uniq, uniq[:1].expand(size - uniq.numel())])
+        else:
+            uniq, inverse = prompt, None
+        parts = [draw["rows"], draw["t"], uniq] + ([inverse] if inverse is not None else [])
+        packed = torch.cat(parts).to(self.device, non_blocking=True)  # one small host→device copy
+        sizes = [p.numel() for p in parts]
+        rows, t, uniq_d, *rest = packed.split(sizes)
+        ids = {k: v.index_select(0, uniq_d) for k, v in self._tables[count].items()}
+        return ids, (rest[0] if rest else None), rows, t, draw["noise"], draw["post"]
+
+    def train_step(self) -> None:
+        """One optimiser step (``grad_accum`` forward/backward passes of ``batch_size`` samples)."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        count = schedule.active_vectors(self.step, cfg.num_vectors, cfg.progressive)
+        if count > self._active:
+            self._activate(count)
+        factor = schedule.lr_factor(self.step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.base_lr * factor
+        for _ in range(cfg.grad_accum):
+            inputs = self._batch_inputs(self._draw(cfg.batch_size), count)
+            per_sample = self._loss_fn(*inputs)
+            data_loss = per_sample.mean()
+            loss = data_loss
+            if cfg.reg_weight:
+                loss = loss + cfg.reg_weight * schedule.regularization(self.current_rows(), self._reg_target)
+            loss = loss / cfg.grad_accum
+            (self._scaler.scale(loss) if self._scaler else loss).backward()
+            self._loss_acc += data_loss.detach() / cfg.grad_accum
+        params = self.parameters()
+        average_gradients(params, self.dist)
+        if self._scaler:
+            self._scaler.unscale_(self.optimizer)
+        if cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], cfg.max_grad_norm)
+        if self._scaler:
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self._loss_count += 1
+        self.train_seconds += time.perf_counter() - start
+
+    def current_rows(self) -> dict[str, torch.Tensor]:
+        """The active rows per encoder with their autograd history (for the regulariser)."""
+        return {k: torch.cat(self.rows[k][: self._active]) for k in self.keys}
+
+    def read_loss(self) -> float | None:
+        """Mean training loss since the last read (a host sync; all processes must call it together)."""
+        if self._loss_count == 0:
+            return None
+        flag = 1.0 if self._stop_request else 0.0
+        packed = torch.stack([self._loss_acc / self._loss_count, torch.tensor(flag, device=self.device)])
+        packed = all_reduce_sum(packed, self.dist)
+        value, flag_sum = packed.tolist()
+        value /= self.dist.world_size
+        if flag_sum > 0:
+            self._stop_request = True
+        self._loss_acc.zero_()
+        self._loss_count = 0
+        self.loss_curve.append([self.step, value])
+        return value
+
+    # ------------------------------------------------------------ evaluation
+    def _make_eval_batch(self) -> dict[str, Any]:
+        """Fixed images (variant 0), prompts (each image's first), timesteps (evenly spread) and noise."""
+        n = self.cfg.eval_samples
+        img = torch.arange(n) % self.cache.num_images
+        rows = img * self.cache.num_variants
+        t = torch.linspace(0, self.num_timesteps - 1, n).round().long()
+        g = torch.Generator().manual_seed(self.cfg.seed + 7919)
+        noise = torch.randn((n, *self.cache.mean.shape[1:]), generator=g).to(self.device)
+        return {"rows": rows.to(self.device), "t": t.to(self.device), "noise": noise,
+                "prompt": self.prompts.choices[img, 0]}
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """The DVAR evaluation loss: the same inputs every time, only the vectors change."""
+        if self._eval_batch is None:
+            self._eval_batch = self._make_eval_batch()
+        b = self._eval_batch
+        ids = {k: v.index_select(0, b["prompt"].to(self.device)) for k, v in self._tables[self._active].items()}
+        return float(self._loss(ids, None, b["rows"], b["t"], b["noise"], None).mean())
+
+    # ------------------------------------------------------------------- run
+    def run(self, callback: Callback | None = None, *, on_step: Callable[["Trainer"], None] | None = None) -> None:
+        """Train until ``config.steps``, early stopping, or a callback's stop request.
+
+        ``on_step(trainer)`` runs after every step on every process (checkpoints/previews hang here).
+        """
+        cfg = self.cfg
+        total = cfg.steps
+        while self.step < total and self.stopped is None:
+            self.train_step()
+            loss = None
+            if self.step % cfg.log_every == 0 or self.step == total:
+                loss = self.read_loss()
+                if self._stop_request:
+                    self.stopped = "callback"
+            if self.stopper is not None and self.step % cfg.eval_every == 0:
+                value = self.evaluate()
+                self.eval_curve.append([self.step, value])
+                if self.stopper.update(value):
+                    self.stopped = "early_stop"
+                    if loss is None:
+                        loss = self.read_loss()
+            if callback is not None:
+                if callback(self.step, total, loss, self.current_vectors()) is True:
+                    self._stop_request = True
+                    if not self.dist.enabled:
+                        self.stopped = "callback"
+            if on_step is not None:
+                on_step(self)
+        if self._loss_count:
+            self.read_loss()
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs (tensors on CPU)."""
+        return {
+            "step": self.step,
+            "rows": {k: torch.cat([p.detach() for p in v]).cpu() for k, v in self.rows.items()},
+            "image_rows": {k: torch.cat([p.detach() for p in v]).cpu() for k, v in self.image_rows.items() if v},
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self._scaler.state_dict() if self._scaler else None,
+            "rng": {"host": self.host_gen.get_state(), "noise": self.noise_gen.get_state()},
+            "loss_acc": self._loss_acc.detach().cpu(),
+            "loss_count": self._loss_count,
+            "loss_curve": [list(x) for x in self.loss_curve],
+            "eval_curve": [list(x) for x in self.eval_curve],
+            "dvar": self.stopper.state_dict() if self.stopper else None,
+            "train_seconds": self.train_seconds,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` output (of a run with the same options)."""
+        with torch.no_grad():
+            for k, saved in state["rows"].items():
+                for i, p in enumerate(self.rows[k]):
+                    p.copy_(saved[i:i + 1])
+            for k, saved in state.get("image_rows", {}).items():
+                for i, p in enumerate(self.image_rows[k]):
+                    p.copy_(saved[i:i + 1])
+        self.step = int(state["step"])
+        self._activate(schedule.active_vectors(self.step, self.cfg.num_vectors, self.cfg.progressive))
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self._scaler and state.get("scaler"):
+            self._scaler.load_state_dict(state["scaler"])
+        self.host_gen.set_state(state["rng"]["host"])
+        self.noise_gen.set_state(state["rng"]["noise"])
+        self._loss_acc = state["loss_acc"].to(self.device)
+        self._loss_count = int(state["loss_count"])
+        self.loss_curve = [list(x) for x in state["loss_curve"]]
+        self.eval_curve = [list(x) for x in state["eval_curve"]]
+        if self.stopper is not None and state.get("dvar"):
+            self.stopper.load_state_dict(state["dvar"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+
+    # --------------------------------------------------------------- results
+    def result_vectors(self) -> dict[str, torch.Tensor]:
+        """The learned vectors (active rows; per-image tokens dropped), fp32 on CPU."""
+        return {k: v.float().cpu().clone() for k, v in self.current_vectors().items()}
+
+    def preview_prompt(self, prompt: str) -> str:
+        """Expand ``prompt`` for the current vector count (the concept must still be spliced)."""
+        return self._expand(prompt, {self.token: self._active})
+
+    def close(self) -> None:
+        """Take the learned rows out of the model again (the tokenizer keeps the added names)."""
+        for name in self.names[: self._active] + self.image_tokens:
+            self.bb.unload_concept(name)
+        self._active = 0
+        self._tables.clear()
+        if self.cfg.compile != "none":
+            torch._dynamo.reset()  # drop compiled graphs that captured this run's parameters
+
+
+__all__ = ["Callback", "TrainError", "Trainer"]

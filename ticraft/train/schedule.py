@@ -1,0 +1,90 @@
+"""What changes over a run: active vector count (progressive extension), learning rate, the pull
+towards the initializer (L2 regularisation), and the names/initial values of the learned tokens.
+
+All functions here are pure and host-side: they depend on the step number only, so a resumed run
+follows exactly the same schedule as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import torch
+
+from ticraft.errors import TicraftError
+from ticraft.train.config import TrainConfig
+
+
+def active_vectors(step: int, num_vectors: int, progressive: int | None) -> int:
+    """Vectors in use while running ``step`` (0-based): all of them, or 1 + one more every K steps.
+
+    >>> [active_vectors(s, 3, 2) for s in range(6)]
+    [1, 1, 2, 2, 3, 3]
+    """
+    if not progressive:
+        return num_vectors
+    return min(num_vectors, 1 + step // progressive)
+
+
+def growth_steps(num_vectors: int, progressive: int | None) -> list[int]:
+    """Steps at which a vector is added (``[K, 2K, …]``)."""
+    if not progressive:
+        return []
+    return [k * progressive for k in range(1, num_vectors)]
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Multiplier of the learning rate at ``step``: linear warm-up, then constant, cosine or linear decay."""
+    warm = config.warmup_steps
+    if warm and step < warm:
+        return (step + 1) / warm
+    if config.lr_schedule == "constant":
+        return 1.0
+    span = max(1, config.steps - warm)
+    progress = min(1.0, (step - warm) / span)
+    if config.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0 - progress  # linear
+
+
+def regularization(vectors: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Σ_encoders mean_rows ‖v − v_init‖², the L2 pull towards the initializer embedding."""
+    total = None
+    for key, v in vectors.items():
+        d = (v.float() - targets[key][: v.shape[0]].float()).pow(2).sum(-1).mean()
+        total = d if total is None else total + d
+    assert total is not None
+    return total
+
+
+def image_token_names(token: str, count: int) -> list[str]:
+    """Placeholder names of the per-image tokens S_i (``<tok@img0>``, …); they never clash with ``tok_1``."""
+    inner = token[1:-1] if token.startswith("<") and token.endswith(">") else token
+    return [f"<{inner}@img{i}>" for i in range(count)]
+
+
+def initializer_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of the initializer text (no start/end markers)."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def initial_vectors(tables: Mapping[str, torch.Tensor], ids: Mapping[str, Sequence[int]], init: str,
+                    num_vectors: int) -> dict[str, torch.Tensor]:
+    """Start vectors per encoder: vector i ← initializer token i mod n, or their mean for one vector.
+
+    ``tables`` are the frozen token tables, ``ids`` the initializer's token ids per encoder.
+    """
+    out = {}
+    for key, table in tables.items():
+        tok = list(ids[key])
+        if not tok:
+            raise TicraftError(
+                f"the initializer {init!r} has no tokens in the {key} tokenizer; give a word such as 'toy' or 'dog'"
+            )
+        rows = table[torch.tensor(tok, device=table.device)].detach().float().cpu()
+        if num_vectors == 1:
+            out[key] = rows.mean(0, keepdim=True)
+        else:
+            out[key] = torch.stack([rows[i % len(tok)] for i in range(num_vectors)])
+    return out

@@ -1,0 +1,91 @@
+"""The Textual app: four screens as modes (Library, Compose, Train, Map), help, command palette.
+
+The app owns the :class:`~ticraft_tui.backend.RealBackend` (or a test double) that every screen
+calls; it never touches ticraft itself. Screens other than the library are imported on first
+visit so that startup only pays for the library listing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from .commands import TicraftCommands
+from .widgets import thumbnail  # noqa: F401 - textual-image must probe the terminal before Textual starts
+
+#: mode → title, in the order of the number keys.
+SCREEN_TITLES = {"library": "Library", "compose": "Compose", "train": "Train", "map": "Map"}
+_SCREEN_CLASSES = {
+    "library": "ticraft_tui.screens.library:LibraryScreen",
+    "compose": "ticraft_tui.screens.compose:ComposeScreen",
+    "train": "ticraft_tui.screens.train:TrainScreen",
+    "map": "ticraft_tui.screens.map:MapScreen",
+}
+
+
+def screen_class(mode: str) -> type[Screen[Any]]:
+    """The Screen class of ``mode`` (imported on demand)."""
+    module, _, name = _SCREEN_CLASSES[mode].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _factory(mode: str) -> Callable[[], Screen[Any]]:
+    return lambda: screen_class(mode)()
+
+
+class TicraftApp(App[None]):
+    """ticraft's terminal UI.
+
+    Args:
+        backend: what the screens call (a :class:`~ticraft_tui.backend.RealBackend` in real use).
+        start: the first screen (``library``, ``compose``, ``train`` or ``map``).
+    """
+
+    TITLE = "ticraft"
+    CSS_PATH = "app.tcss"
+    MODES = {mode: _factory(mode) for mode in SCREEN_TITLES}
+    DEFAULT_MODE = "library"
+    COMMANDS = App.COMMANDS | {TicraftCommands}
+    BINDINGS = [
+        Binding("1,f1", "mode('library')", "Library", key_display="1", show=False),
+        Binding("2,f2", "mode('compose')", "Compose", key_display="2", show=False),
+        Binding("3,f3", "mode('train')", "Train", key_display="3", show=False),
+        Binding("4,f4", "mode('map')", "Map", key_display="4", show=False),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, backend: Any, start: str = "library") -> None:
+        super().__init__()
+        self.backend = backend
+        self._start = start
+
+    def on_mount(self) -> None:
+        if self._start != self.DEFAULT_MODE:
+            self.switch_mode(self._start)
+
+    async def action_mode(self, mode: str) -> None:
+        """Switch to one of the four screens."""
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+
+    async def run_in_mode(self, mode: str, action: str) -> None:
+        """Switch to ``mode`` and run one of its screen's actions (used by the command palette)."""
+        await self.action_mode(mode)
+        await self.screen.run_action(action)
+
+    async def action_compose_with(self, token: str) -> None:
+        """Open Compose with ``token`` added to the prompt."""
+        await self.action_mode("compose")
+        self.screen.insert_token(token)  # type: ignore[attr-defined]
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen, describe_bindings  # Markdown is slow to import: on demand
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(describe_bindings(self.screen.active_bindings)))

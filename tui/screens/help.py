@@ -1,0 +1,52 @@
+"""The `?` help screen: every key active where it was opened (the screen's, the focused widget's, the app's)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+INTRO = """\
+# ticraft TUI
+
+Keyboard first; the mouse works too. **Ctrl+P** opens the command palette, which lists every action.
+Screens: **1** Library · **2** Compose · **3** Train · **4** Map (**F1**–**F4** work while typing).
+Long jobs run in the background and can be cancelled (**x** or **Escape**); errors show as notifications.
+"""
+
+
+def describe_bindings(active: Mapping[str, Any]) -> str:
+    """A Markdown table from ``screen.active_bindings`` (key → ActiveBinding(node, binding, …))."""
+    rows = ["| Key | Action | From |", "|---|---|---|"]
+    for key, active_binding in active.items():
+        binding: Binding = active_binding.binding
+        if not binding.description:
+            continue
+        owner = type(active_binding.node).__name__
+        rows.append(f"| `{binding.key_display or key}` | {binding.description} | {owner} |")
+    return "\n".join(rows)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Help text and the key table; Escape, q or ? closes it."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90; height: 80%; border: thick $accent; background: $surface; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close help")]
+
+    def __init__(self, table: str) -> None:
+        super().__init__()
+        self.table = table
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Markdown(INTRO + "\n" + self.table)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,341 @@
+"""Library screen: filter the concept list; see a concept's metadata, norms, neighbours and images; manage it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+
+from ..widgets.nav import NavTabs
+from ..widgets.concept_list import ConceptList
+from ..widgets.thumbnail import Gallery
+from ..workers import JobFailed, JobFinished, start_job
+from .dialogs import ConfirmDialog, ExportDialog, TextDialog
+
+#: Thumbnails shown per gallery in the detail pane (a concept may have hundreds of samples).
+MAX_THUMBS = 8
+#: Meta keys not worth a line in the detail pane (long lists, already shown elsewhere).
+HIDDEN_META = {"loss", "losses", "loss_curve", "images", "image_hashes", "vectors"}
+
+
+def parse_query(text: str) -> dict[str, str | None]:
+    """Split the filter box into ``search()`` arguments: ``tag:x family:y free text``.
+
+    >>> parse_query("tag:style red family:toy")
+    {'text': 'red', 'tag': 'style', 'family': 'toy'}
+    """
+    out: dict[str, str | None] = {"text": None, "tag": None, "family": None}
+    words = []
+    for word in text.split():
+        key, sep, value = word.partition(":")
+        if sep and key in ("tag", "family") and value:
+            out[key] = value
+        else:
+            words.append(word)
+    out["text"] = " ".join(words) or None
+    return out
+
+
+class LibraryScreen(Screen[None]):
+    """The concept library: list on the left, details of the highlighted concept on the right."""
+
+    BINDINGS = [
+        Binding("slash", "focus_search", "Filter"),
+        Binding("enter", "open", "Open", show=False),
+        Binding("t", "tag", "Tag"),
+        Binding("r", "rename", "Rename"),
+        Binding("e", "export", "Export"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("c", "compose", "Compose with"),
+        Binding("n", "neighbors", "Neighbours"),
+        Binding("ctrl+r", "reload", "Reload"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.current: str | None = None  # token shown in the detail pane
+        self._library_empty = True
+        self._detail_timer: Any = None
+
+    @property
+    def backend(self) -> Any:
+        return self.app.backend  # type: ignore[attr-defined]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield NavTabs("library")
+        with Horizontal():
+            with Vertical(id="lib-left"):
+                yield Input(placeholder="filter: text  tag:NAME  family:NAME   (/)", id="search")
+                yield ConceptList(id="concepts")
+                yield Label("", id="count")
+            with VerticalScroll(id="detail"):
+                yield Static("Select a concept.", id="meta")
+                yield Static("", id="norms")
+                yield Static("", id="neighbors")
+                yield Label("Training images", classes="section")
+                yield Gallery(empty="no training images", id="images")
+                yield Label("Samples", classes="section")
+                yield Gallery(empty="no samples", id="samples")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "ticraft · Library"
+        self.sub_title = str(self.backend.library.root)
+        self.refresh_list(report_problems=True)
+        self.query_one(ConceptList).focus()
+
+    # ------------------------------------------------------------------ listing
+    def refresh_list(self, *, report_problems: bool = False) -> None:
+        """Re-run the filter against the library and redraw the list."""
+        query = parse_query(self.query_one("#search", Input).value)
+        filtered = any(query.values())
+        try:
+            everything, problems = self.backend.listing()
+            entries = self.backend.search(**query) if filtered else everything
+        except Exception as exc:  # noqa: BLE001 - a broken library folder is a message, not a crash
+            self.notify(str(exc), title="Library", severity="error")
+            everything, entries, problems = [], [], []
+        self._library_empty = not everything
+        table = self.query_one(ConceptList)
+        table.show(entries)
+        shown = f"{len(entries)} of {len(everything)} concepts" if filtered else f"{len(everything)} concepts"
+        if problems:
+            shown += f" · {len(problems)} problem(s): {escape(problems[0])}"
+            if report_problems:
+                self.notify("\n".join(problems[:5]), title=f"{len(problems)} library problem(s)",
+                            severity="warning")
+        self.query_one("#count", Label).update(shown)
+        if not entries:
+            self._show_empty()
+        elif table.current_token() != self.current:
+            self._schedule_detail()
+
+    @on(Input.Changed, "#search")
+    def _filter_changed(self) -> None:
+        self.refresh_list()
+
+    @on(Input.Submitted, "#search")
+    def _filter_done(self) -> None:
+        self.query_one(ConceptList).focus()
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self) -> None:
+        self._schedule_detail()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_open()
+
+    def _schedule_detail(self) -> None:
+        # Debounced: holding the arrow key must not read every embedding on the way.
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(0.08, self._show_detail)
+
+    # ------------------------------------------------------------------ detail pane
+    def _show_empty(self) -> None:
+        self.current = None
+        self.query_one("#meta", Static).update("The library is empty: train or import a concept."
+                                               if self._library_empty else "No concept matches.")
+        for wid in ("#norms", "#neighbors"):
+            self.query_one(wid, Static).update("")
+        self.query_one("#images", Gallery).show([])
+        self.query_one("#samples", Gallery).show([])
+
+    def _show_detail(self) -> None:
+        token = self.query_one(ConceptList).current_token()
+        if token is None:
+            return
+        self.current = token
+        self.query_one("#neighbors", Static).update("[dim]Nearest tokens: press Enter or n to compute.[/]")
+        backend = self.backend
+
+        def load(_: Any) -> tuple[str, Any, Any, list[Any], list[Any]]:
+            entry = backend.library.entry(token)
+            return token, entry, backend.info(token), backend.images(token), backend.samples(token)
+
+        start_job(self, "detail", load)
+
+    @on(JobFinished)
+    def _job_finished(self, message: JobFinished) -> None:
+        if message.job == "detail":
+            token, entry, info, images, samples = message.result
+            if token == self.current:
+                self._render_detail(entry, info, images, samples)
+        elif message.job == "neighbors":
+            token, rows = message.result
+            if token == self.current:
+                self.query_one("#neighbors", Static).update(format_neighbors(rows))
+
+    @on(JobFailed)
+    def _job_failed(self, message: JobFailed) -> None:
+        if message.job == "neighbors":
+            # Shown in place (not a toast): a missing model should not nag on every concept.
+            self.query_one("#neighbors", Static).update(
+                f"[b]Nearest tokens[/b]\n[red]unavailable: {escape(str(message.error))}[/]")
+        else:
+            self.notify(str(message.error), title="Library", severity="error")
+
+    def _render_detail(self, entry: Any, info: Any, images: list[Any], samples: list[Any]) -> None:
+        self.query_one("#meta", Static).update(format_meta(entry, info))
+        self.query_one("#norms", Static).update(format_norms(info.norms))
+        self.query_one("#images", Gallery).show([(p, p.name) for p in images[:MAX_THUMBS]])
+        self.query_one("#samples", Gallery).show([(p, p.name) for p in samples[-MAX_THUMBS:]])
+
+    # ------------------------------------------------------------------ actions
+    def action_focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_reload(self) -> None:
+        self.refresh_list()
+        self.notify("Library reloaded")
+
+    def action_open(self) -> None:
+        """Show everything about the highlighted concept, nearest tokens included (loads the model once)."""
+        token = self.query_one(ConceptList).current_token()
+        if token is None:
+            return
+        if token != self.current:
+            self._show_detail()
+        self.action_neighbors()
+
+    def action_neighbors(self) -> None:
+        token = self.query_one(ConceptList).current_token()
+        if token is None:
+            return
+        self.query_one("#neighbors", Static).update(
+            f"[b]Nearest tokens[/b]\n[dim]computing with model {escape(self.backend.model_spec)}…[/]")
+        backend = self.backend
+        start_job(self, "neighbors", lambda _: (token, backend.neighbors(token)))
+
+    async def action_compose(self) -> None:
+        token = self.query_one(ConceptList).current_token()
+        if token is not None:
+            await self.app.run_action(f"compose_with({token!r})")
+
+    def action_tag(self) -> None:
+        token = self.query_one(ConceptList).current_token()
+        if token is None:
+            return
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            add = [w for w in text.replace(",", " ").split() if not w.startswith("-")]
+            remove = [w[1:] for w in text.replace(",", " ").split() if w.startswith("-") and len(w) > 1]
+            add = [w[1:] if w.startswith("+") else w for w in add]
+            self._change(lambda: self.backend.tag(token, add=add, remove=remove), f"Tags of {token} updated")
+
+        tags = " ".join(self.backend.library.entry(token).tags)
+        self.app.push_screen(TextDialog(f"Tags for {token}", "", f"add: name  remove: -name   (now: {tags or 'none'})"),
+                             done)
+
+    def action_rename(self) -> None:
+        token = self.query_one(ConceptList).current_token()
+        if token is None:
+            return
+
+        def done(new: str | None) -> None:
+            if new and new != token:
+                self._change(lambda: self.backend.rename(token, new), f"Renamed {token} to {new}", select=new)
+
+        self.app.push_screen(TextDialog(f"Rename {token} to", token), done)
+
+    def action_export(self) -> None:
+        token = self.query_one(ConceptList).current_token()
+        if token is None:
+            return
+
+        def done(answer: tuple[str, str] | None) -> None:
+            if answer is None:
+                return
+            path, layout = answer
+            try:
+                files = self.backend.export(token, path, layout)
+            except Exception as exc:  # noqa: BLE001
+                self.notify(str(exc), title="Export failed", severity="error")
+                return
+            self.notify("\n".join(str(f) for f in files), title=f"Exported {token} ({layout})")
+
+        self.app.push_screen(ExportDialog(token, self.backend.export_layouts(), "."), done)
+
+    def action_delete(self) -> None:
+        token = self.query_one(ConceptList).current_token()
+        if token is None:
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._change(lambda: self.backend.remove(token), f"Deleted {token}")
+
+        self.app.push_screen(ConfirmDialog(f"Delete {token} with its images and samples? This cannot be undone.",
+                                           yes="Delete"), done)
+
+    def _change(self, fn: Any, success: str, select: str | None = None) -> None:
+        """Run a library change; notify; refresh the list (cursor on ``select`` when given)."""
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001
+            self.notify(str(exc), title="Library", severity="error")
+            return
+        self.notify(success)
+        self.current = None
+        self.refresh_list()
+        if select is not None:
+            self.select_token(select)
+
+    def select_token(self, token: str) -> None:
+        """Move the cursor to ``token`` if it is listed."""
+        table = self.query_one(ConceptList)
+        try:
+            table.move_cursor(row=table.get_row_index(token))
+        except Exception:  # noqa: BLE001 - not listed under the current filter
+            pass
+
+
+# ---------------------------------------------------------------------- formatting (pure, testable)
+def format_meta(entry: Any, info: Any) -> str:
+    """Rich markup for the metadata block."""
+    lines = [f"[b]{escape(entry.token)}[/b]  [dim]folder {escape(entry.folder.name)}/[/]",
+             f"family [b]{entry.family or '?'}[/b] · {entry.num_vectors} vector(s) · dims {escape(entry.dims_label)}",
+             f"tags: {escape(', '.join(entry.tags)) or '[dim]none[/]'}",
+             f"steps: {entry.steps if entry.steps is not None else '—'} · created {escape(entry.created[:19] or '—')}"]
+    if entry.initializer:
+        lines.append(f"initializer: {escape(entry.initializer)}")
+    if entry.source:
+        lines.append(f"source: {escape(entry.source)}")
+    if entry.sha256:
+        lines.append(f"sha256: {entry.sha256[:16]}…")
+    extra = {k: v for k, v in info.meta.items()
+             if k not in HIDDEN_META and k not in ("steps", "step", "initializer", "source")
+             and isinstance(v, (str, int, float, bool))}
+    for key, value in sorted(extra.items())[:12]:
+        lines.append(f"{escape(str(key))}: {escape(str(value))[:60]}")
+    return "\n".join(lines)
+
+
+def format_norms(norms: dict[str, list[float]]) -> str:
+    """One line per encoder: the L2 norm of each vector, with a bar for scale."""
+    lines = ["[b]Vector norms[/b]"]
+    top = max((n for ns in norms.values() for n in ns), default=1.0) or 1.0
+    for key, values in norms.items():
+        for i, value in enumerate(values):
+            bar = "█" * max(1, round(20 * value / top))
+            lines.append(f"{key}[{i}] {value:7.3f} [cyan]{bar}[/]")
+    return "\n".join(lines)
+
+
+def format_neighbors(rows: list[tuple[str, list[tuple[str, float]]]]) -> str:
+    """One line per row (``mean``, ``vector i``): its nearest vocabulary tokens with their cosine."""
+    lines = ["[b]Nearest tokens[/b]"]
+    for label, matches in rows:
+        words = ", ".join(f"{escape(t)} [dim]{s:.2f}[/]" for t, s in matches)
+        lines.append(f"[b]{escape(label)}[/b]: {words}")
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""Train screen: images folder, token, initializer, preset → a background training run with a live loss plot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Select
+
+from ..backend import TrainRequest
+from ..widgets.nav import NavTabs
+from ..widgets.loss_plot import LossPlot
+from ..widgets.thumbnail import Gallery
+from ..workers import JobCancelled, JobFailed, JobFinished, JobProgress, cancel_job, job_running, start_job
+
+#: Seconds between looks for new preview images while a run is going.
+PREVIEW_POLL_S = 2.0
+
+
+class TrainScreen(Screen[None]):
+    """The training form, progress, loss curve and preview samples."""
+
+    BINDINGS = [
+        Binding("ctrl+g", "start", "Start", priority=True),
+        Binding("ctrl+r", "resume", "Resume", priority=True),
+        Binding("escape", "cancel", "Cancel run"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request: TrainRequest | None = None
+        self._poll: Any = None
+        self._seen_previews: set[str] = set()
+
+    @property
+    def backend(self) -> Any:
+        return self.app.backend  # type: ignore[attr-defined]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield NavTabs("train")
+        with Vertical(id="train-form"):
+            with Horizontal(classes="row"):
+                yield Label("Images", classes="field-label")
+                yield Input(placeholder="folder (or file) of 3–5 pictures", id="images", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("Token", classes="field-label")
+                yield Input(placeholder="<my-thing>", id="token", classes="wide", compact=True)
+                yield Label("Initializer")
+                yield Input(placeholder="a word, e.g. toy", id="init", classes="wide", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("Preset", classes="field-label")
+                yield Select([], prompt="default", id="preset", compact=True)
+                yield Label("Steps")
+                yield Input("", id="steps", type="integer", placeholder="preset", classes="num", compact=True)
+                yield Button("Start ^g", id="start", variant="primary", compact=True)
+                yield Button("Resume ^r", id="resume", compact=True)
+                yield Button("Cancel esc", id="cancel", variant="error", disabled=True, compact=True)
+            with Horizontal(classes="row"):
+                yield ProgressBar(id="progress", show_eta=True)
+                yield Label("idle", id="status")
+        yield LossPlot(id="loss")
+        yield Gallery(empty="Preview samples appear here during and after training.", id="previews")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "ticraft · Train"
+        try:
+            presets = self.backend.presets()
+        except Exception:  # noqa: BLE001 - the trainer module may be missing: train with defaults
+            presets = []
+        self.query_one("#preset", Select).set_options([(p, p) for p in presets])
+        self.query_one("#images", Input).focus()
+
+    # ------------------------------------------------------------------ actions
+    def _read(self, resume: bool) -> TrainRequest | None:
+        q = lambda sid: self.query_one(sid, Input).value.strip()  # noqa: E731
+        missing = [name for name, sid in (("images", "#images"), ("token", "#token"), ("initializer", "#init"))
+                   if not q(sid)]
+        if missing:
+            self.notify(f"fill in: {', '.join(missing)}", title="Train", severity="warning")
+            return None
+        preset = self.query_one("#preset", Select)
+        try:
+            steps = int(q("#steps")) if q("#steps") else None
+        except ValueError:
+            self.notify("steps must be a whole number", title="Train", severity="error")
+            return None
+        return TrainRequest(images=q("#images"), token=q("#token"), initializer=q("#init"),
+                            preset=None if preset.is_blank() else str(preset.value), steps=steps, resume=resume)
+
+    def action_start(self, resume: bool = False) -> None:
+        if job_running(self, "train"):
+            self.notify("a run is already going (Escape cancels it)", severity="warning")
+            return
+        request = self._read(resume)
+        if request is None:
+            return
+        self.request = request
+        if not resume:
+            self.query_one(LossPlot).clear_points()
+            self.query_one("#previews", Gallery).show([])
+            self._seen_previews.clear()
+        self.query_one("#progress", ProgressBar).update(total=None, progress=0)
+        self.query_one("#status", Label).update(("resuming " if resume else "training ") + request.token + "…")
+        self._busy(True)
+        backend = self.backend
+        start_job(self, "train", lambda cb: backend.train(request, cb))
+        self._poll = self.set_interval(PREVIEW_POLL_S, self._poll_previews)
+
+    def action_resume(self) -> None:
+        self.action_start(resume=True)
+
+    def action_cancel(self) -> None:
+        if cancel_job(self, "train"):
+            self.query_one("#status", Label).update("cancelling… (Resume continues from the last checkpoint)")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        actions = {"start": self.action_start, "resume": self.action_resume, "cancel": self.action_cancel}
+        if event.button.id in actions:
+            actions[event.button.id]()
+
+    # ------------------------------------------------------------------ job messages
+    def _busy(self, busy: bool) -> None:
+        self.query_one("#start", Button).disabled = busy
+        self.query_one("#resume", Button).disabled = busy
+        self.query_one("#cancel", Button).disabled = not busy
+        if not busy and self._poll is not None:
+            self._poll.stop()
+            self._poll = None
+
+    def _poll_previews(self) -> None:
+        if self.request is None:
+            return
+        try:
+            files = self.backend.previews(self.request)
+        except Exception:  # noqa: BLE001 - previews are a nicety; never interrupt a run for them
+            return
+        gallery = self.query_one("#previews", Gallery)
+        for path in files:
+            if str(path) not in self._seen_previews:
+                self._seen_previews.add(str(path))
+                gallery.add(path, path.stem)
+
+    @on(JobProgress)
+    def _progress(self, message: JobProgress) -> None:
+        if message.losses:
+            self.query_one(LossPlot).extend(message.losses)
+        if message.total:
+            self.query_one("#progress", ProgressBar).update(total=message.total, progress=message.step)
+            loss = f" · loss {message.losses[-1][1]:.4f}" if message.losses else ""
+            self.query_one("#status", Label).update(f"step {message.step}/{message.total}{loss}")
+
+    @on(JobFinished)
+    def _finished(self, message: JobFinished) -> None:
+        self._busy(False)
+        self._poll_previews()
+        self.query_one("#status", Label).update(f"done: {message.result} is in the library")
+        self.notify(f"{message.result} trained and saved to the library", title="Train")
+
+    @on(JobCancelled)
+    def _cancelled(self, message: JobCancelled) -> None:
+        self._busy(False)
+        self.query_one("#status", Label).update("cancelled · Resume (^r) continues from the last checkpoint")
+        self.notify("training cancelled")
+
+    @on(JobFailed)
+    def _failed(self, message: JobFailed) -> None:
+        self._busy(False)
+        self.query_one("#status", Label).update("failed")
+        self.notify(str(message.error), title="Training failed", severity="error")

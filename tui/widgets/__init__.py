@@ -1,0 +1,1 @@
+"""Reusable widgets: image thumbnails, the loss plot, the concept list, the map scatter."""
