@@ -72,6 +72,7 @@ def model_dir(tmp_path, tiny_sd_dir):
     torch.save({"emb_params": torch.zeros(1, 768)}, d / "embedding.pt")
     torch.save({"state_dict": {k: torch.zeros(1) for k in SD1_KEYS}}, d / "old.ckpt")
     shutil.copytree(tiny_sd_dir, d / "tiny-sd")
+    shutil.copytree(tiny_sd_dir, d / "configs-only", ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
     return d
 
 
@@ -86,7 +87,7 @@ def test_find_models_in_dirs_and_cache(model_dir, tmp_path, tiny_sdxl_dir, monke
     found = {m.name: m for m in find_models([model_dir])}
     assert {"v1-5.safetensors", "sdxl-base.safetensors", "old.ckpt", "tiny-sd", "org/tiny-xl"} <= set(found)
     assert "lora.safetensors" not in found and "embedding.pt" not in found  # not models
-    assert "org/configs-only" not in found  # weights missing: not loadable
+    assert "org/configs-only" not in found and "configs-only" not in found  # weights missing: not loadable
     assert found["v1-5.safetensors"].family == "sd1" and found["v1-5.safetensors"].kind == "file"
     assert found["sdxl-base.safetensors"].family == "sdxl"
     assert found["old.ckpt"].family == "sd1"  # from a pickle-opcode scan; nothing unpickled

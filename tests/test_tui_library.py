@@ -29,6 +29,13 @@ def backend(tmp_path: Path) -> FakeModelBackend:
     return FakeModelBackend(make_library(tmp_path / "lib", 5))
 
 
+async def settle(pilot) -> None:
+    """Let workers (search, detail) finish and their results render."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 def rows(app: TicraftApp) -> list[str]:
     table = app.screen.query_one(ConceptList)
     return [table.get_row_at(i)[0] for i in range(table.row_count)]
@@ -52,7 +59,7 @@ def test_filter_and_open(backend: FakeModelBackend) -> None:
             assert isinstance(app.screen, LibraryScreen)
             assert rows(app) == ["<blue-cube>", "<dotted-ring>", "<green-kite>", "<red-ball>", "<striped-star>"]
             await pilot.press("slash", *"tag:style")
-            await pilot.pause()
+            await settle(pilot)
             assert rows(app) == ["<blue-cube>", "<dotted-ring>"]
             assert "2 of 5" in text(app, "#count")
             await pilot.press("enter")  # back to the list
@@ -72,7 +79,7 @@ def test_filter_and_open(backend: FakeModelBackend) -> None:
             assert "<dotted-ring>" in text(app, "#meta")
             # free text matches tokens; no match says so
             app.screen.query_one("#search").value = "zzz"
-            await pilot.pause()
+            await settle(pilot)
             assert rows(app) == [] and "No concept matches" in text(app, "#meta")
 
     asyncio.run(go())

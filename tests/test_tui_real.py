@@ -69,7 +69,10 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             # Library: filter, then open a concept — nearest tokens come from the model's real vocabulary
-            await pilot.press("slash", *"tag:fruit", "enter")
+            await pilot.press("slash", *"tag:fruit")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("enter")
             table = app.screen.query_one(ConceptList)
             assert [table.get_row_at(i)[0] for i in range(table.row_count)] == ["<apple>", "<banana>"]
             await pilot.press("down", "enter")

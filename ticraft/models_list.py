@@ -114,8 +114,10 @@ def scan_dir(root: Path, depth: int = MAX_SCAN_DEPTH) -> Iterator[ModelInfo]:
     """Diffusers folders and full SD checkpoint files at or below ``root`` (``depth`` levels)."""
     root = Path(root).expanduser()
     if (root / "model_index.json").is_file():
-        yield ModelInfo(root.name, folder_family(root), "folder", root.resolve(), tree_size(root))
-        return  # a pipeline's sub-folders are its components, not more models
+        # A pipeline's sub-folders are its components, not more models; a configs-only copy is not loadable.
+        if not _incomplete(root):
+            yield ModelInfo(root.name, folder_family(root), "folder", root.resolve(), tree_size(root))
+        return
     if root.is_file():
         fam = file_family(root) if root.suffix in sf.CHECKPOINT_SUFFIXES else None
         if fam is not None:
@@ -136,14 +138,19 @@ def scan_dir(root: Path, depth: int = MAX_SCAN_DEPTH) -> Iterator[ModelInfo]:
             yield from scan_dir(entry, 0)
 
 
+def _incomplete(folder: Path) -> bool:
+    """True when a pipeline folder lacks weight files for a model component (or its index is unreadable)."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return True
+    return bool(sf.missing_weights(folder, index))
+
+
 def scan_hf_cache(cache_dir: Path | None = None) -> Iterator[ModelInfo]:
     """Diffusers pipelines in the hub cache (those with weights for every model component)."""
     for repo_id, snap in sf.cached_pipelines(cache_dir):
-        try:
-            index = json.loads((snap / "model_index.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if sf.missing_weights(snap, index):  # configs-only downloads cannot be loaded
+        if _incomplete(snap):  # configs-only downloads cannot be loaded
             continue
         yield ModelInfo(repo_id, folder_family(snap), "cache", snap, tree_size(snap))
 

@@ -438,7 +438,9 @@ def _safe_globals() -> list[Any]:
         import numpy as np
 
         core = getattr(np, "_core", None) or np.core  # numpy 2 renamed the module
-        out += [np.dtype, core.multiarray.scalar]
+        scalar = core.multiarray.scalar
+        # Files pickled under numpy 1 name it numpy.core.…, under numpy 2 numpy._core.…: admit both names.
+        out += [np.dtype, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
         out += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32")]
     except Exception:  # noqa: BLE001 - numpy layout differs across versions; these are optional
         pass

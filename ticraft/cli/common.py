@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,10 +31,11 @@ class TicraftGroup(typer.core.TyperGroup):
 
         try:
             return super().invoke(ctx)
-        except TicraftError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except FileNotFoundError as exc:
-            raise click.ClickException(str(exc)) from exc
+        except (TicraftError, FileNotFoundError) as exc:
+            # typer vendors its own click, so a plain click.ClickException would not be recognised:
+            # print the message ourselves and exit like click does for usage errors.
+            err_console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(1) from exc
 
 
 def open_library(path: Path | None):

@@ -5,9 +5,11 @@ Layout::
     <root>/
       manifest.json            index of every entry (schema-versioned; rebuilt from the folders if lost)
       .lock                    file lock guarding every change
+      .tmp/, .trash/           transient: folders being built / being replaced or removed
       <slug>/                  one folder per concept, named after a filesystem-safe slug of its token
         embedding.safetensors  canonical vectors: "clip" (sd1/sd2/toy) or "clip_l" + "clip_g" (sdxl);
-                               header metadata (str→str): token, family, ticraft (the concept meta, JSON)
+                               header metadata (str→str): token, family, and "ticraft", the JSON
+                               record {version, token, family, meta} that ticraft.formats also writes
         meta.json              token, family, num_vectors, dims, tags, created, steps, initializer,
                                source, sha256, image hashes, the concept's meta
         images/                training images
@@ -20,9 +22,18 @@ folder is built under ``.tmp/`` and renamed in; a folder being replaced or remov
 a readable library, and the next change tidies up after it. A broken entry is reported by
 :meth:`Library.problems` and skipped, never fatal.
 
+Tokens: any string without whitespace; ``<name>`` is recommended. Lookups ignore the brackets and
+letter case (``"cat-toy"`` finds ``<Cat-Toy>``), so two entries can never differ only in those.
+
 Listing reads only ``manifest.json`` (plus a ``stat`` per folder to notice out-of-date records),
-and this module imports neither torch nor any model code at the top, so ``ticraft library list``
-is instant. Reading vectors (:meth:`Library.get`) imports torch on demand.
+and this package imports neither torch nor any model code at the top, so ``ticraft library list``
+is instant; tagging, renaming and removing never load torch either (headers are edited as bytes).
+Reading vectors (:meth:`Library.get`) imports torch on demand; other embedding layouts go through
+:mod:`ticraft.formats` (:func:`read_file`, :func:`write_file`).
+
+Modules: :mod:`~ticraft.library.store` (the :class:`Library`), :mod:`~ticraft.library.entry`,
+:mod:`~ticraft.library.canonical` (the embedding file), :mod:`~ticraft.library.naming` (tokens, tags,
+slugs), :mod:`~ticraft.library.interop` (other layouts), :mod:`~ticraft.library._common`.
 
 >>> import tempfile, torch
 >>> from ticraft.concept import Concept

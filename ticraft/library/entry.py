@@ -10,6 +10,12 @@ from ticraft.errors import TicraftError
 from ticraft.library._common import EMBEDDING, LibraryError
 from ticraft.library.naming import normalize_tags, validate_token
 
+
+def _opt_str(rec: Mapping[str, Any], key: str) -> str | None:
+    value = rec.get(key)
+    return value if isinstance(value, str) else None
+
+
 @dataclass(frozen=True)
 class Entry:
     """What a listing knows about one concept, without loading its vectors.
@@ -78,10 +84,10 @@ class Entry:
                 raise ValueError("family must be a string")
         except (KeyError, TypeError, ValueError, TicraftError) as exc:
             raise LibraryError(f"malformed metadata ({exc.__class__.__name__}: {exc})") from exc
-        opt = lambda k: rec.get(k) if isinstance(rec.get(k), str) else None  # noqa: E731
         return cls(token=token, family=family, num_vectors=num, dims=dims, tags=tags, steps=steps,
-                   created=opt("created") or "", folder=folder, sha256=opt("sha256") or "",
-                   initializer=opt("initializer"), source=opt("source"), updated=opt("updated"))
+                   created=_opt_str(rec, "created") or "", folder=folder, sha256=_opt_str(rec, "sha256") or "",
+                   initializer=_opt_str(rec, "initializer"), source=_opt_str(rec, "source"),
+                   updated=_opt_str(rec, "updated"))
 
 
 def filter_entries(entries: Iterable[Entry], text: str | None = None, tag: str | None = None,

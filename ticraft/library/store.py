@@ -6,7 +6,6 @@ import contextlib
 import difflib
 import hashlib
 import io
-import json
 import os
 import re
 import secrets

@@ -42,20 +42,20 @@ class BaseConfig:
     seed: int = 0
     n_images: int = 24_000
     hidden_share: float = 0.04  # share of the data for each hidden object and the biased word
-    vae_steps: int = 600
+    vae_steps: int = 250
     vae_batch: int = 32
     vae_lr: float = 1e-3
-    unet_steps: int = 3500
+    unet_steps: int = 2500
     unet_batch: int = 32
     unet_lr: float = 1e-3
     warmup: int = 200
     ema_decay: float = 0.999
     cfg_dropout: float = 0.1
-    checkpoint_every: int = 250
+    checkpoint_every: int = 100
     # architecture
     text_dim: int = 64
     text_layers: int = 2
-    unet_channels: tuple[int, ...] = (64, 64, 128)
+    unet_channels: tuple[int, ...] = (32, 64, 128)
     vae_channels: tuple[int, ...] = (32, 64)
     latent_channels: int = 4
 
@@ -254,7 +254,7 @@ def train_vae(vae, data: Dataset, cfg: BaseConfig, work: Path, resume: bool, pro
         loss.backward()
         opt.step()
         if progress:
-            progress("vae", step + 1, cfg.vae_steps, float(loss))
+            progress("vae", step + 1, cfg.vae_steps, float(loss.detach()))
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.vae_steps:
             _save_ckpt(ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
     vae.eval().requires_grad_(False)
@@ -368,7 +368,7 @@ def train_denoiser(
         opt.step()
         ema.update(modules, step)
         if progress:
-            progress("unet", step + 1, cfg.unet_steps, float(loss))
+            progress("unet", step + 1, cfg.unet_steps, float(loss.detach()))
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
             _save_ckpt(
                 ckpt,

@@ -60,7 +60,9 @@ class LibraryScreen(Screen[None]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.current: str | None = None  # token shown in the detail pane
-        self._library_empty = True
+        self._total = 0  # concepts in the library at the last full listing
+        self._painted = False
+        self._problems: list[str] = []
         self._detail_timer: Any = None
 
     @property
@@ -89,28 +91,31 @@ class LibraryScreen(Screen[None]):
         self.title = "ticraft · Library"
         self.sub_title = str(self.backend.library.root)
         self.refresh_list(report_problems=True)
+        self.call_after_refresh(setattr, self, "_painted", True)
         self.query_one(ConceptList).focus()
 
     # ------------------------------------------------------------------ listing
     def refresh_list(self, *, report_problems: bool = False) -> None:
-        """Re-run the filter against the library and redraw the list."""
+        """Re-read the library, re-run the filter and redraw the list (synchronous: used at start and after
+        changes, where the list must be current before the next key)."""
         query = parse_query(self.query_one("#search", Input).value)
-        filtered = any(query.values())
         try:
             everything, problems = self.backend.listing()
-            entries = self.backend.search(**query) if filtered else everything
+            entries = self.backend.search(**query) if any(query.values()) else everything
         except Exception as exc:  # noqa: BLE001 - a broken library folder is a message, not a crash
             self.notify(str(exc), title="Library", severity="error")
             everything, entries, problems = [], [], []
-        self._library_empty = not everything
+        self._total, self._problems = len(everything), problems
+        if problems and report_problems:
+            self.notify("\n".join(problems[:5]), title=f"{len(problems)} library problem(s)", severity="warning")
+        self._show_entries(entries, any(query.values()))
+
+    def _show_entries(self, entries: list[Any], filtered: bool) -> None:
         table = self.query_one(ConceptList)
         table.show(entries)
-        shown = f"{len(entries)} of {len(everything)} concepts" if filtered else f"{len(everything)} concepts"
-        if problems:
-            shown += f" · {len(problems)} problem(s): {escape(problems[0])}"
-            if report_problems:
-                self.notify("\n".join(problems[:5]), title=f"{len(problems)} library problem(s)",
-                            severity="warning")
+        shown = f"{len(entries)} of {self._total} concepts" if filtered else f"{self._total} concepts"
+        if self._problems:
+            shown += f" · {len(self._problems)} problem(s): {escape(self._problems[0])}"
         self.query_one("#count", Label).update(shown)
         if not entries:
             self._show_empty()
@@ -118,8 +123,11 @@ class LibraryScreen(Screen[None]):
             self._schedule_detail()
 
     @on(Input.Changed, "#search")
-    def _filter_changed(self) -> None:
-        self.refresh_list()
+    def _filter_changed(self, event: Input.Changed) -> None:
+        # Searching re-reads the library: off the UI thread, so typing never waits for the disk.
+        query, backend = parse_query(event.value), self.backend
+        start_job(self, "search", lambda _: (event.value, backend.search(**query) if any(query.values())
+                                             else backend.entries()))
 
     @on(Input.Submitted, "#search")
     def _filter_done(self) -> None:
@@ -134,16 +142,17 @@ class LibraryScreen(Screen[None]):
         self.action_open()
 
     def _schedule_detail(self) -> None:
-        # Debounced: holding the arrow key must not read every embedding on the way.
+        # Debounced: holding the arrow key must not read every embedding on the way. The first read
+        # imports torch (a second or so in a worker): wait until the first screen has been drawn.
         if self._detail_timer is not None:
             self._detail_timer.stop()
-        self._detail_timer = self.set_timer(0.08, self._show_detail)
+        self._detail_timer = self.set_timer(0.08 if self._painted else 0.4, self._show_detail)
 
     # ------------------------------------------------------------------ detail pane
     def _show_empty(self) -> None:
         self.current = None
         self.query_one("#meta", Static).update("The library is empty: train or import a concept."
-                                               if self._library_empty else "No concept matches.")
+                                               if not self._total else "No concept matches.")
         for wid in ("#norms", "#neighbors"):
             self.query_one(wid, Static).update("")
         self.query_one("#images", Gallery).show([])
@@ -165,7 +174,11 @@ class LibraryScreen(Screen[None]):
 
     @on(JobFinished)
     def _job_finished(self, message: JobFinished) -> None:
-        if message.job == "detail":
+        if message.job == "search":
+            value, entries = message.result
+            if value == self.query_one("#search", Input).value:  # a newer keystroke supersedes this answer
+                self._show_entries(entries, any(parse_query(value).values()))
+        elif message.job == "detail":
             token, entry, info, images, samples = message.result
             if token == self.current:
                 self._render_detail(entry, info, images, samples)
