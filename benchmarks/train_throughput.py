@@ -248,7 +248,7 @@ def measure_reference(bb: Backbone, images: list[Any], *, steps: int = 10, warmu
     tokenizer.add_tokens([placeholder])
     pid = tokenizer.convert_tokens_to_ids(placeholder)
     if len(tokenizer) > te.get_input_embeddings().num_embeddings:
-        te.resize_token_embeddings(len(tokenizer))
+        te.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     table = te.get_input_embeddings().weight
     init_id = tokenizer("toy", add_special_tokens=False).input_ids[0]
     with torch.no_grad():
@@ -317,6 +317,16 @@ def measure_reference(bb: Backbone, images: list[Any], *, steps: int = 10, warmu
         _reset_memory(device)
 
 
+def quiet() -> None:
+    """Silence library chatter (dtype-cast notes, progress bars) so the table stays readable."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()
+
+
 def fmt(x: float | None, spec: str = ".2f") -> str:
     return "—" if x is None else format(x, spec)
 
@@ -329,13 +339,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (1 is steadiest on a shared machine)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
+    quiet()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     cuda = device.type == "cuda"
     if not cuda:
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+        torch.set_num_threads(args.threads)
     arch = args.arch or ("sd15" if cuda else "small")
     batches = args.batch or ([1, 8, 32] if cuda else [1, 8])
     steps = args.steps or (20 if cuda else 6)

@@ -248,7 +248,7 @@ def load_backbone(spec: str | os.PathLike | None = None, *, device: str | torch.
         elif path.is_file():
             from ticraft.single_file import load_single_file
 
-            bb = load_single_file(path, family=family)
+            bb = load_single_file(path, family=family, dtype=dtype)
         elif path.suffix in (".safetensors", ".ckpt", ".pt", ".bin") or os.sep in str(spec) and not _looks_like_hub_id(str(spec)):
             raise BackboneError(f"model file or folder not found: {path}")
         elif _looks_like_hub_id(str(spec)):

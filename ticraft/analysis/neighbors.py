@@ -15,6 +15,7 @@ off the word manifold (norms above every real token's), which explains concepts 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Iterable, Literal
 
@@ -116,7 +117,7 @@ def vocab_index(backbone: "Backbone", key: str | None = None, *, disk: bool = Tr
     normalised table back from the disk cache (safetensors, never pickle) instead of recomputing it.
     """
     enc = backbone.encoders[0] if key is None else backbone.encoder(key)
-    fp = backbone.fingerprint()
+    fp = _fingerprint(backbone)
     hit = _MEMORY.get((fp, enc.key))
     if hit is not None:
         return hit
@@ -129,6 +130,25 @@ def vocab_index(backbone: "Backbone", key: str | None = None, *, disk: bool = Tr
             _save_disk(index)
     _MEMORY[(fp, enc.key)] = index
     return index
+
+
+_FINGERPRINTS: dict[tuple[int, ...], tuple[list[weakref.ref], tuple[int, ...], str]] = {}
+
+
+def _fingerprint(backbone: "Backbone") -> str:
+    """``backbone.fingerprint()``, remembered while the very same, unmodified tables are alive.
+
+    The fingerprint sums every table (as costly as normalising it); repeated queries should cost one matmul.
+    """
+    tables = [e.table for e in backbone.encoders]
+    key = tuple(id(t) for t in tables)
+    versions = tuple(t._version for t in tables)
+    hit = _FINGERPRINTS.get(key)
+    if hit is not None and all(r() is t for r, t in zip(hit[0], tables)) and hit[1] == versions:
+        return hit[2]
+    fp = backbone.fingerprint()
+    _FINGERPRINTS[key] = ([weakref.ref(t) for t in tables], versions, fp)
+    return fp
 
 
 def _save_disk(index: VocabIndex) -> None:
@@ -162,8 +182,9 @@ def _load_disk(fp: str, enc: "TextEncoder", tokens: list[str], valid: torch.Tens
 
 
 def clear_memory_cache() -> None:
-    """Forget the in-memory indices (the disk cache stays)."""
+    """Forget the in-memory indices and fingerprints (the disk cache stays)."""
     _MEMORY.clear()
+    _FINGERPRINTS.clear()
 
 
 # ------------------------------------------------------------------------------------------------- the lookup

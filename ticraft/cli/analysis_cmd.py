@@ -118,8 +118,12 @@ def neighbors_command(
     device: DeviceOption = None,
     json_out: JsonOption = None,
 ) -> None:
-    """Nearest vocabulary tokens of a concept's vectors (and their mean), norms against the vocabulary, and the
-    nearest library concepts."""
+    """Nearest vocabulary tokens of a concept or word, and the nearest library concepts.
+
+    Lists the k nearest tokens of the mean vector (and of each vector with --per-vector), each vector's norm as a
+    percentile of the vocabulary's norms (learned vectors often sit far off the word manifold), and the library
+    concepts closest to it. <token> means a library concept; anything else is looked up as a word.
+    """
     from ticraft.analysis.neighbors import find_neighbors
     from ticraft.cli.common import open_library
 
@@ -284,7 +288,7 @@ def map_command(
     library: LibraryOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """Place learned concepts among vocabulary tokens (UMAP or PCA) and write a labelled PNG plus coordinates."""
+    """Map learned concepts among vocabulary tokens (UMAP or PCA): a labelled PNG plus JSON/CSV coordinates."""
     from ticraft.analysis.maps import build_map
     from ticraft.cli.common import open_library
 
@@ -344,8 +348,12 @@ def probe_bias_command(
     library: LibraryOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """Generate n images, read an attribute with a judge, report its distribution, entropy and distance to
-    uniform; compare two prompts side by side."""
+    """Bias of an attribute in a prompt's images, optionally against a second prompt.
+
+    Generates n images (seeds seed…seed+n-1), reads the attribute with a judge (the toy judge for the toy model,
+    zero-shot CLIP from --clip otherwise), and reports the distribution, its entropy and its total variation
+    distance to uniform, with a bar chart.
+    """
     from ticraft.analysis.probes import probe_bias
     from ticraft.cli.common import open_library
 
@@ -395,7 +403,11 @@ def probe_style_command(
     library: LibraryOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """Score a style concept: similarity to its training images and content preservation, per content prompt."""
+    """Style transfer of a style concept: style similarity and content preservation per content prompt.
+
+    Renders each content prompt with and without the style (same seeds); style similarity compares the styled
+    images with the concept's training images, content preservation compares each with its unstyled twin.
+    """
     from ticraft.analysis.probes import probe_style, reference_images
     from ticraft.cli.common import open_library
 
@@ -438,7 +450,11 @@ def eval_command(
     library: LibraryOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """The paper's reconstruction and editability of a concept (CLIP from a local folder, or the toy judge)."""
+    """The paper's reconstruction and editability of a concept.
+
+    Reconstruction: similarity of "a photo of S*" samples to the training images; editability: similarity of edited
+    prompts' samples to the prompt text without S*. CLIP from --clip, or the toy judge's exact counterparts.
+    """
     from ticraft.analysis.metrics import evaluate_concept
     from ticraft.analysis.probes import reference_images
     from ticraft.cli.common import open_library

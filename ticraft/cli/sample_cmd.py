@@ -316,14 +316,14 @@ def info_command(
             chunks = read_png_text(path)
         except TicraftError as exc:
             failures += 1
-            err_console.print(f"[red]{escape(str(exc))}[/]")
+            err_console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
             continue
         text = chunks.get(PARAMETERS_KEY)
         if text is None:
             failures += 1
             hint = " (it embeds a textual-inversion concept: `ticraft library import` reads it)" \
                 if "sd-ti-embedding" in chunks else ""
-            err_console.print(f"[red]{escape(str(path))}: no generation parameters{escape(hint)}[/]")
+            err_console.print(f"[red]{escape(str(path))}: no generation parameters{escape(hint)}[/]", soft_wrap=True)
             continue
         params = parse_parameters(text)
         grid = json.loads(chunks[GRID_CHUNK]) if GRID_CHUNK in chunks else None
