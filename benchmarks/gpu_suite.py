@@ -164,7 +164,7 @@ def print_table(title: str, rows: list[dict[str, Any]], flops: float | None, ref
         ratio = s / ref_speed if s and ref_speed else None
         tflops = s * flops / 1e12 if s and flops else None
         print(f"{r['name']:36s} {r['batch']:5d} {fmt(s):>10s} {fmt(ratio, '.1f'):>7s} {fmt(r.get('peak_gib')):>9s} "
-              f"{fmt(tflops, '.1f'):>8s}  {r['status']}")
+              f"{fmt(tflops, '.3g'):>8s}  {r['status']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -223,19 +223,15 @@ def test_clip_metrics(tiny_clip):
 
 
 # ------------------------------------------------------------------------------------- toy-world acceptance
-def _fair_doctor(bb):
-    """A learned fair concept: the shipped example library's <fair-doctor> (learned from balanced renders)."""
-    from ticraft.library import Library
-
-    lib = Library(REPO / "embeddings")
-    if lib.has("<fair-doctor>"):
-        return lib.get("<fair-doctor>")
-    return None
+needs_toy = pytest.mark.skipif(
+    not TOY_WEIGHTS.is_file() or not HIDDEN_FIXTURE.is_file(),
+    reason="the shipped toy model (ticraft/toyworld/weights) or its hidden-word fixture is not built yet",
+)
 
 
-@pytest.mark.skipif(not TOY_WEIGHTS.is_file() or not HIDDEN_FIXTURE.is_file(),
-                    reason="the shipped toy model (ticraft/toyworld/weights) or its hidden-word fixture is not built yet")
-def test_toy_world_bias_probe_skew_and_fair_concept():
+@pytest.fixture(scope="module")
+def toy():
+    """The shipped toy model and the biased hidden word's true row as a concept, ``<doctor>``."""
     from safetensors.torch import load_file
 
     from ticraft.backbone import load_backbone
@@ -244,14 +240,67 @@ def test_toy_world_bias_probe_skew_and_fair_concept():
 
     bb = load_backbone("toy")
     doctor = Concept("<doctor>", {"clip": load_file(str(HIDDEN_FIXTURE))[BIASED_WORD.word]}, family="toy")
-    labels = [c for c, _ in BIASED_WORD.colours]
-    fair = _fair_doctor(bb)
-    prompts = ["a photo of a <doctor>"] + (["a photo of a <fair-doctor>"] if fair is not None else [])
-    rnd = probes.sample_renderer(bb, concepts=[doctor] + ([fair] if fair is not None else []))
-    res = probes.run_bias(prompts, renderer=rnd, classifier=probes.toy_classifier("colour"), n=32, seed=0,
-                          labels=labels)
-    biased = res.reports[0].distribution
+    return bb, doctor
+
+
+def _probe_doctor(bb, doctor, fair=None, n: int = 32):
+    from ticraft.toyworld.vocab import BIASED_WORD
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: one thread is much faster on a shared machine
+    try:
+        return probes.probe_bias(bb, "a photo of a <doctor>", compare="a photo of a <fair-doctor>" if fair else None,
+                                 attribute="colour", labels=[c for c, _ in BIASED_WORD.colours], n=n, seed=0,
+                                 concepts=[doctor] + ([fair] if fair is not None else []))
+    finally:
+        torch.set_num_threads(old)
+
+
+@needs_toy
+def test_toy_world_bias_probe_reports_the_skew(toy):
+    from ticraft.toyworld.vocab import BIASED_WORD
+
+    bb, doctor = toy
+    biased = _probe_doctor(bb, doctor).reports[0].distribution
     assert biased.majority == BIASED_WORD.majority and biased.majority_share >= 0.7, biased
+    assert biased.tv_uniform >= 0.2
+
+
+SHIPPED = REPO / "embeddings"
+
+
+def _shipped_fair():
+    from ticraft.library import Library
+
+    lib = Library(SHIPPED)
+    return lib.get("<fair-doctor>") if (SHIPPED / "manifest.json").is_file() and lib.has("<fair-doctor>") else None
+
+
+@needs_toy
+def test_toy_world_shipped_fair_concept_reduces_the_skew(toy):
+    fair = _shipped_fair()
     if fair is None:
-        pytest.skip("the skew is reported; no learned <fair-doctor> in embeddings/ yet to show its reduction")
+        pytest.skip("embeddings/ ships no learned <fair-doctor> (the slow test learns one)")
+    res = _probe_doctor(*toy, fair=fair)
+    assert res.tv_reduction is not None and res.tv_reduction > 0.15, res.to_dict()
+
+
+@needs_toy
+@pytest.mark.slow
+def test_toy_world_learned_fair_concept_reduces_the_skew(toy, tmp_path):
+    """Learn <fair-doctor> by inversion from crosses drawn white and green equally often, then probe both."""
+    from ticraft.toyworld.vocab import BIASED_WORD
+    from ticraft.train.api import train
+
+    bb, doctor = toy
+    rng = np.random.default_rng(0)
+    colours = [c for c, _ in BIASED_WORD.colours]
+    images = []
+    for i in range(8):
+        colour = colours[i % len(colours)]
+        bg = [b for b in ("blue", "yellow", "red", "purple") if b != colour][i % 4]
+        images.append(render(Attributes(shape=BIASED_WORD.shape, colour=colour, texture=BIASED_WORD.texture,
+                                        background=bg, dx=int(rng.integers(-2, 3)), dy=int(rng.integers(-2, 3)))))
+    fair = train(images, "<fair-doctor>", BIASED_WORD.shape, model=bb, steps=300)
+    res = _probe_doctor(bb, doctor, fair=fair)
     assert res.tv_reduction is not None and res.tv_reduction > 0.15, res.to_dict()

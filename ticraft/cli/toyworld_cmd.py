@@ -17,6 +17,7 @@ def train_base_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the work folder."),
     vae_steps: int = typer.Option(250, "--vae-steps", min=1, help="Stage 1 (VAE) steps."),
+    decoder_steps: int = typer.Option(1000, "--decoder-steps", min=0, help="Stage 1b (decoder refinement) steps."),
     unet_steps: int = typer.Option(2500, "--unet-steps", min=1, help="Stage 2 (text encoder + UNet) steps."),
     batch: int = typer.Option(32, "--batch", min=1, help="Stage 2 batch size."),
     n_images: int = typer.Option(24_000, "--images", min=100, help="Training renders."),
@@ -28,7 +29,14 @@ def train_base_cmd(
     from ticraft.toyworld.base import WEIGHTS_DIR, BaseConfig, train_base
 
     target = out or WEIGHTS_DIR
-    cfg = BaseConfig(seed=seed, vae_steps=vae_steps, unet_steps=unet_steps, unet_batch=batch, n_images=n_images)
+    cfg = BaseConfig(
+        seed=seed,
+        vae_steps=vae_steps,
+        decoder_steps=decoder_steps,
+        unet_steps=unet_steps,
+        unet_batch=batch,
+        n_images=n_images,
+    )
     try:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

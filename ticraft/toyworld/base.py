@@ -45,6 +45,7 @@ class BaseConfig:
     vae_steps: int = 250
     vae_batch: int = 32
     vae_lr: float = 1e-3
+    decoder_steps: int = 1000
     unet_steps: int = 2500
     unet_batch: int = 32
     unet_lr: float = 1e-3
@@ -256,6 +257,49 @@ def train_vae(vae, data: Dataset, cfg: BaseConfig, work: Path, resume: bool, pro
         if progress:
             progress("vae", step + 1, cfg.vae_steps, float(loss.detach()))
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.vae_steps:
+            _save_ckpt(ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
+    vae.eval().requires_grad_(False)
+    return vae
+
+
+def train_decoder(vae, data: Dataset, cfg: BaseConfig, work: Path, resume: bool, progress: Progress | None, device: str):
+    """Stage 1b: refine the decoder with the encoder frozen (the latent space, and so stage 2, is unaffected).
+
+    It decodes slightly perturbed posterior means, since that is what the denoiser hands it at sampling time.
+    """
+    import torch
+
+    ckpt = work / "decoder.pt"
+    decoder_params = [*vae.post_quant_conv.parameters(), *vae.decoder.parameters()]
+    opt = torch.optim.AdamW(decoder_params, lr=cfg.vae_lr, weight_decay=0.0)
+    start = 0
+    state = _load_ckpt(ckpt) if resume else None
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+    vae.to(device).requires_grad_(False)
+    for p in decoder_params:
+        p.requires_grad_(True)
+    vae.train()
+    images = torch.from_numpy(data.images)
+    for step in range(start, cfg.decoder_steps):
+        g = _generator(cfg.seed, 3, step)
+        idx = torch.randint(0, len(images), (cfg.vae_batch,), generator=g)
+        x = images[idx].to(device)
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, cfg.decoder_steps, cfg.vae_lr, 20)
+        with torch.no_grad():
+            post = vae.encode(x).latent_dist
+            z = post.mean + 0.1 * post.mean.std() * torch.randn(post.mean.shape, generator=g).to(device)
+        rec = vae.decode(z).sample
+        loss = torch.nn.functional.mse_loss(rec, x) + 0.5 * (rec - x).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if progress:
+            progress("decoder", step + 1, cfg.decoder_steps, float(loss.detach()))
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.decoder_steps:
             _save_ckpt(ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
     vae.eval().requires_grad_(False)
     return vae
@@ -575,8 +619,9 @@ def train_base(
     scale = float(1.0 / latents.std())
     vae.register_to_config(scaling_factor=scale)
     latents = (latents * scale).astype(np.float32)
+    vae = train_decoder(vae, data, cfg, work, resume, progress, device)
 
-    train_denoiser(text_encoder, unet, latents, ids, empty_ids, cfg, work, resume, progress, device, stop_after)
+    done = train_denoiser(text_encoder, unet, latents, ids, empty_ids, cfg, work, resume, progress, device, stop_after)
 
     text_encoder.to("cpu")
     unet.to("cpu")
@@ -586,6 +631,9 @@ def train_base(
     if fixture is not None:
         save_hidden_fixture(Path(fixture), true_rows, hidden_ids)
     (out / "ticraft_toyworld.json").write_text(
-        json.dumps({"config": asdict(cfg), "hidden_words": list(HIDDEN_WORDS), "hidden_ids": hidden_ids}, indent=2)
+        json.dumps(
+            {"config": asdict(cfg), "unet_steps_done": done, "hidden_words": list(HIDDEN_WORDS), "hidden_ids": hidden_ids},
+            indent=2,
+        )
     )
     return out

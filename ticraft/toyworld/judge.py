@@ -40,7 +40,8 @@ _PAL = np.array([PALETTE[c] for c in COLOURS], dtype=np.float32)  # [C, 3]
 _MIX = np.stack([texture_colour(c) for c in COLOURS]).astype(np.float32)  # [C, 3]
 BLOCKY_THRESHOLD = 0.62
 FRAME_THRESHOLD = 0.6
-TEXTURE_THRESHOLD = 0.07
+TEXTURE_THRESHOLD = 0.12
+PIXEL_IOU_MARGIN = -0.005
 
 JUDGED_FIELDS: tuple[str, ...] = ("shape", "colour", "texture", "size", "background", "style")
 
@@ -115,6 +116,11 @@ def _templates() -> tuple[np.ndarray, list[tuple[str, str, int, int, str]]]:
     return np.stack(rows).astype(np.float32), keys
 
 
+@lru_cache(maxsize=1)
+def _variants() -> np.ndarray:
+    return np.array([k[4] for k in _templates()[1]])
+
+
 def blockiness(arr: np.ndarray) -> float:
     """Share of the image's gradient energy on pixel-block boundaries: ~1 for pixelated images, ~0.3 otherwise."""
     gx = np.abs(np.diff(arr, axis=1)).sum(axis=2)  # [H, W-1], column j is the step j -> j+1
@@ -172,20 +178,21 @@ def judge(image: Image.Image | np.ndarray) -> Judgement:
     # hidden style: the frame has the object's colour rather than the background's
     framed = float(((d_fg < d_bg) & frame).sum()) / float(frame.sum()) >= FRAME_THRESHOLD
 
-    # pixelated, judged on the inner image only (a frame adds its own block-aligned edges)
-    inner_img = arr.copy()
-    if framed:
-        inner_img[frame_mask()] = bg
-    blocky = blockiness(inner_img) >= BLOCKY_THRESHOLD
-
-    # shape, size, position, outline: soft IoU against the silhouettes of the matching variants
+    # shape, size, position, variant: soft IoU against every silhouette
     tmpl, keys = _templates()
-    variants = np.array([k[4] for k in keys])
-    allowed = variants == "pixelated" if blocky else variants != "pixelated"
+    variants = _variants()
     a = alpha.astype(np.float32)
     inter = np.minimum(tmpl, a[None, :]).sum(axis=1)
     union = np.maximum(tmpl, a[None, :]).sum(axis=1)
-    iou = np.where(allowed, inter / np.maximum(union, 1e-6), -1.0)
+    iou = inter / np.maximum(union, 1e-6)
+    pix = variants == "pixelated"
+    # pixelated when the blocky silhouettes fit better than the smooth ones (robust to blur), or when the image's
+    # edges sit on block boundaries (exact renders)
+    inner_img = arr.copy()
+    if framed:
+        inner_img[frame_mask()] = bg
+    blocky = bool(iou[pix].max() - iou[~pix].max() > PIXEL_IOU_MARGIN) or blockiness(inner_img) >= BLOCKY_THRESHOLD
+    iou = np.where(pix if blocky else ~pix, iou, -1.0)
     best = int(iou.argmax())
     shape, size, dx, dy, variant = keys[best]
 
@@ -196,22 +203,23 @@ def judge(image: Image.Image | np.ndarray) -> Judgement:
     else:
         style = "outline" if variant == "outline" else "none"
 
-    # texture: do the secondary-colour pixels follow the stripes or the dots? (none for outline/pixelated)
+    # texture: does the secondary colour follow the stripes or the dots? Each body pixel's position along the
+    # colour→texture-colour line (0 = colour, 1 = texture colour) is compared on and off each fixed pattern.
     texture = "plain"
     if variant == "none":
         body = (tmpl[best].reshape(IMAGE_SIZE, IMAGE_SIZE) > 0.99).reshape(-1) & fgmask
         if body.sum() > 8:
             px = flat[body]
-            is_tex = np.linalg.norm(px - mix, axis=1) < np.linalg.norm(px - fg, axis=1)
-            if is_tex.mean() >= TEXTURE_THRESHOLD:
-                scores = {}
-                for name in ("striped", "dotted"):
-                    pat = texture_pattern(name).reshape(-1)[body] > 0.5
-                    on = is_tex[pat].mean() if pat.any() else 0.0
-                    off = is_tex[~pat].mean() if (~pat).any() else 0.0
-                    scores[name] = on - off
-                name = max(scores, key=scores.get)
-                texture = name if scores[name] > 0.15 else "plain"
+            axis = mix - fg
+            t = np.clip(((px - fg) @ axis) / max(float(axis @ axis), 1e-6), 0.0, 1.0)
+            scores = {}
+            for name in ("striped", "dotted"):
+                pat = texture_pattern(name).reshape(-1)[body] > 0.5
+                on = t[pat].mean() if pat.any() else 0.0
+                off = t[~pat].mean() if (~pat).any() else 0.0
+                scores[name] = on - off
+            name = max(scores, key=scores.get)
+            texture = name if scores[name] > TEXTURE_THRESHOLD else "plain"
 
     return Judgement(
         shape=shape,

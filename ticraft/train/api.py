@@ -104,6 +104,8 @@ def train(
             hook = _Hooks(trainer, out, identity, dist) if out is not None else None
             started = time.time()
             trainer.run(callback, on_step=hook)
+            if hook is not None:
+                hook.final()
             concept = Concept(token, trainer.result_vectors(), family=bb.family,
                               meta=_meta(trainer, bb, fingerprint, init, cfg, loaded, started))
             if dist.is_main:
@@ -173,7 +175,7 @@ class _Hooks:
         if not self.dist.is_main:
             return
         if cfg.save_every and trainer.step % cfg.save_every == 0:
-            save_checkpoint(self.out / checkpoint_name(trainer.step), {**self.identity, **trainer.state_dict()})
+            self.save()
         if cfg.preview_every and trainer.step % cfg.preview_every == 0:
             prompts = [trainer.preview_prompt(p) for p in preview_prompts(trainer.token, style=cfg.style, count=cfg.previews)]
             images = render_previews(trainer.bb, prompts, seed=cfg.seed, steps=cfg.preview_steps, size=trainer.resolution)
@@ -181,6 +183,15 @@ class _Hooks:
             folder.mkdir(parents=True, exist_ok=True)
             for i, im in enumerate(images):
                 im.save(folder / f"step-{trainer.step:07d}-{i}.png")
+
+    def save(self) -> None:
+        trainer = self.trainer
+        save_checkpoint(self.out / checkpoint_name(trainer.step), {**self.identity, **trainer.state_dict()})
+
+    def final(self) -> None:
+        """A last checkpoint when the run ended between two (early stop, callback stop)."""
+        if self.dist.is_main and self.trainer.cfg.save_every and self.trainer.step % self.trainer.cfg.save_every:
+            self.save()
 
 
 def _meta(trainer: Trainer, bb: Any, fingerprint: str, init: str, cfg: TrainConfig, images: Sequence[TrainImage],

@@ -91,7 +91,7 @@ class LibraryScreen(Screen[None]):
         self.title = "ticraft · Library"
         self.sub_title = str(self.backend.library.root)
         self.refresh_list(report_problems=True)
-        self.call_after_refresh(setattr, self, "_painted", True)
+        self.call_after_refresh(self._first_paint_done)
         self.query_one(ConceptList).focus()
 
     # ------------------------------------------------------------------ listing
@@ -143,10 +143,16 @@ class LibraryScreen(Screen[None]):
 
     def _schedule_detail(self) -> None:
         # Debounced: holding the arrow key must not read every embedding on the way. The first read
-        # imports torch (a second or so in a worker): wait until the first screen has been drawn.
+        # imports torch (a second or so in a worker): it waits until the first screen has been drawn.
+        if not self._painted:
+            return
         if self._detail_timer is not None:
             self._detail_timer.stop()
-        self._detail_timer = self.set_timer(0.08 if self._painted else 0.4, self._show_detail)
+        self._detail_timer = self.set_timer(0.08, self._show_detail)
+
+    def _first_paint_done(self) -> None:
+        self._painted = True
+        self._schedule_detail()
 
     # ------------------------------------------------------------------ detail pane
     def _show_empty(self) -> None:
