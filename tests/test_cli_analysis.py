@@ -12,16 +12,17 @@ from ticraft.cli.main import app
 from ticraft.concept import Concept
 from ticraft.library import Library
 
-runner = CliRunner()
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny convolutions are dominated by thread hand-offs on a busy machine: one thread is many times faster
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny models on a shared machine: one thread avoids hand-off stalls (restored after this module)."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,15 @@ from ticraft.analysis.interpolate import frame_ts, interpolation_path, match_pai
 from ticraft.concept import Concept, ConceptError, match_count
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny models on a shared machine: one thread avoids hand-off stalls (restored after this module)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _c(token: str, n: int = 1, d: int = 32, seed: int = 0, family: str = "toy") -> Concept:
     g = torch.Generator().manual_seed(seed)
     return Concept(token, {"clip": torch.randn(n, d, generator=g)}, family=family)
@@ -72,15 +81,6 @@ def test_saved_frames_load_back(tmp_path):
         assert torch.equal(back.vectors["clip"], f.concept.vectors["clip"])
 
 
-@pytest.fixture()
-def _one_thread():
-    # tiny convolutions are dominated by thread hand-offs on a busy machine: one thread is many times faster
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def tiny_bb(tiny_sd_dir):
     from ticraft.backbone import load_backbone
@@ -88,7 +88,7 @@ def tiny_bb(tiny_sd_dir):
     return load_backbone(str(tiny_sd_dir))
 
 
-def test_rendered_strip_uses_one_seed(tiny_bb, tmp_path, _one_thread):
+def test_rendered_strip_uses_one_seed(tiny_bb, tmp_path):
     from ticraft.imaging import read_png_text
     from ticraft.sample import SampleSpec, generate
 

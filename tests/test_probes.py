@@ -20,6 +20,16 @@ from ticraft.analysis.probes import distribution
 from ticraft.errors import TicraftError
 from ticraft.toyworld.render import COLOURS, SHAPES, Attributes, render
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny models on a shared machine: one thread avoids hand-off stalls (restored after this module)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 REPO = Path(__file__).resolve().parents[1]
 TOY_WEIGHTS = REPO / "ticraft" / "toyworld" / "weights" / "model_index.json"
 HIDDEN_FIXTURE = REPO / "tests" / "fixtures" / "toyworld_hidden.safetensors"
@@ -246,14 +256,9 @@ def toy():
 def _probe_doctor(bb, doctor, fair=None, n: int = 32):
     from ticraft.toyworld.vocab import BIASED_WORD
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: one thread is much faster on a shared machine
-    try:
-        return probes.probe_bias(bb, "a photo of a <doctor>", compare="a photo of a <fair-doctor>" if fair else None,
-                                 attribute="colour", labels=[c for c, _ in BIASED_WORD.colours], n=n, seed=0,
-                                 concepts=[doctor] + ([fair] if fair is not None else []))
-    finally:
-        torch.set_num_threads(old)
+    return probes.probe_bias(bb, "a photo of a <doctor>", compare="a photo of a <fair-doctor>" if fair else None,
+                             attribute="colour", labels=[c for c, _ in BIASED_WORD.colours], n=n, seed=0,
+                             concepts=[doctor] + ([fair] if fair is not None else []))
 
 
 @needs_toy

@@ -113,10 +113,7 @@ class ConceptMap:
 
         Vocabulary tokens are labelled too when there are at most ``label_vocab`` of them.
         """
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        from matplotlib.figure import Figure  # no pyplot: no global state, safe in threads
+        from matplotlib.figure import Figure  # no pyplot: no backend switch, no global state, safe in threads
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

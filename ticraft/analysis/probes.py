@@ -313,11 +313,8 @@ def probe_bias(
 
 def bias_chart(reports: Sequence[BiasReport], path: str | Path, *, title: str | None = None) -> Path:
     """A grouped bar chart of the reports' label shares (one colour per prompt), as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import numpy as np
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # no pyplot: no backend switch, no global state
 
     if not reports:
         raise ProbeError("nothing to chart")

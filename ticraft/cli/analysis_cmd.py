@@ -295,6 +295,9 @@ def map_command(
     lib = open_library(library)
     bb = _load_model(model, device)
     chosen = _pick_concepts(concepts, lib, bb)
+    if concepts.strip().lower() == "all" and len(chosen) < len(lib.entries()):
+        console.print(f"[dim]{len(lib.entries()) - len(chosen)} library concept(s) belong to other models: "
+                      f"not on this map[/]")
     with console.status(f"{method.upper()} over {vocab} tokens + {len(chosen)} concepts…", spinner="dots"):
         m = build_map(bb, chosen, method=method, vocab=vocab, seed=seed, key=encoder, neighbors=neighbors,  # type: ignore[arg-type]
                       cache=not no_cache)

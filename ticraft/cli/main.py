@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "models_cmd",
     "sample_cmd",
     "analysis_cmd",
+    "demo_cmd",
 ]
 
 app = typer.Typer(
