@@ -22,7 +22,7 @@ Usage::
 
     python benchmarks/gpu_suite.py --json $OUT/gpu_suite.json        # GPU, a few minutes
     python benchmarks/gpu_suite.py --quick                           # CPU, tiny models, same code path
-    python benchmarks/gpu_suite.py --quick --compile                 # … including torch.compile (slow on CPU)
+    python benchmarks/gpu_suite.py --quick --compile                 # … and torch.compile (aot_eager backend)
 
 The GPU image has no diffusers: carry its wheel (benchmarks/RESULTS.md has the commands).
 """
@@ -101,7 +101,7 @@ def no_checkpointing(bb: Any) -> None:
     bb.unet.disable_gradient_checkpointing()
 
 
-def sd_rows(big: int, mid: int, compile_rows: bool) -> list[Row]:
+def sd_rows(big: int, mid: int, compile_rows: bool, backend: str = "inductor") -> list[Row]:
     bf = dict(mixed_precision="bf16")
     rows = [
         Row("reference: diffusers example", 1, reference=True),
@@ -117,8 +117,8 @@ def sd_rows(big: int, mid: int, compile_rows: bool) -> list[Row]:
         Row("  gradient checkpointing", 1, gradient_checkpointing=True, undo=no_checkpointing, **bf),
     ]
     if compile_rows:
-        rows += [Row("  torch.compile default", big, compile="default", **bf),
-                 Row("  torch.compile reduce-overhead", big, compile="reduce-overhead", **bf)]
+        rows += [Row("  torch.compile default", big, compile="default", compile_backend=backend, **bf),
+                 Row("  torch.compile reduce-overhead", big, compile="reduce-overhead", compile_backend=backend, **bf)]
     return rows
 
 
@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="ticraft trainer GPU suite (issue 8)")
     ap.add_argument("--quick", action="store_true", help="tiny models on CPU (checks that everything runs)")
     ap.add_argument("--compile", action="store_true", help="with --quick: include the torch.compile rows")
+    ap.add_argument("--compile-backend", default=None,
+                    help="torch.compile backend (default: inductor on GPU, aot_eager with --quick: traces fwd+bwd fast)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows (GPU)")
     ap.add_argument("--no-sdxl", action="store_true")
     ap.add_argument("--steps", type=int, default=None)
@@ -205,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     print("correctness:", json.dumps(report["sd_correctness"]))
     flops = model_flops(bb, images, batch=mid)
     rows = []
-    for row in sd_rows(big, mid, compile_rows):
+    backend = args.compile_backend or ("inductor" if cuda else "aot_eager")
+    for row in sd_rows(big, mid, compile_rows, backend):
         rows.append(run_row(bb, images, row, steps=steps, warmup=warmup))
         r = rows[-1]
         print(f"  {r['name']:36s} b{r['batch']:<3d} {fmt(r.get('samples_s'))} samples/s  {r['status']}", flush=True)

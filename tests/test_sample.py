@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import warnings
 
@@ -16,6 +17,7 @@ from ticraft.prompts import PromptError
 from ticraft.sample import (
     SCHEDULERS,
     PromptBudgetWarning,
+    ReproductionWarning,
     SampleError,
     SampleSpec,
     generate,
@@ -131,6 +133,8 @@ def test_concepts_come_from_the_library(bb, tmp_path):
     # A folder path works as well, and a differently-cased token finds the entry.
     upper = generate(bb, spec("a photo of <Lib-Toy>", seed=5), library=tmp_path / "lib")[0]
     assert np.array_equal(px(upper), px(given))
+    with pytest.raises(PromptError, match=re.escape(f"<absent> (library: {lib.root})")):
+        generate(bb, spec("a photo of <absent>"), library=lib)
 
 
 def test_budget_warning_counts_concept_vectors(bb):
@@ -155,6 +159,8 @@ def test_metadata_round_trip_and_bit_exact_reproduction(bb, tmp_path):
     again = reproduce(bb, path, concepts=[c])
     assert np.array_equal(px(again), px(imgs[1]))
     assert again.info["parameters"] == imgs[1].info["parameters"]
+    with pytest.warns(ReproductionWarning, match="<cat-toy> changed since"):
+        reproduce(bb, path, concepts=[concept(seed=12)])
 
 
 def test_scheduler_names_and_model_settings_carry_over(bb):

@@ -84,7 +84,7 @@ def test_compose_generate_save_cancel_fail(tmp_path: Path) -> None:
             backend.step_delay, backend.steps, backend.fail = 0.0, 4, "generate"
             await pilot.press("ctrl+g")
             await until(pilot, lambda: "failed" in text(app, "#status"))
-            assert any("fake generate failure" in n.message for n in app._notifications)
+            assert any("fake generate failure" in n.message for n in app.notes)
             backend.fail = None
             # interpolation between two chosen concepts fills the gallery with the strip
             screen.query_one("#interp-a").value = "<blue-cube>"
@@ -109,7 +109,7 @@ def test_train_progress_cancel_resume(tmp_path: Path) -> None:
             screen = app.screen
             await pilot.press("ctrl+g")  # nothing filled in: a warning, no job
             await pilot.pause()
-            assert any("fill in: images, token, initializer" in n.message for n in app._notifications)
+            assert any("fill in: images, token, initializer" in n.message for n in app.notes)
             screen.query_one("#images").value = str(images)
             screen.query_one("#token").value = "<new-thing>"
             screen.query_one("#init").value = "ball"

@@ -125,7 +125,7 @@ def test_tag_rename_delete_export(backend: FakeModelBackend, tmp_path: Path) -> 
             app.screen.query_one("#text").value = "<green-kite>"  # already taken
             await pilot.press("enter")
             await pilot.pause()
-            assert any(n.severity == "error" for n in app._notifications)
+            assert any(n.severity == "error" for n in app.notes)
 
     asyncio.run(go())
 
@@ -181,6 +181,6 @@ def test_problems_are_reported(tmp_path: Path) -> None:
             await pilot.pause()
             assert rows(app) == ["<red-ball>"]
             assert "problem" in text(app, "#count")
-            assert any(n.severity == "warning" for n in app._notifications)
+            assert any(n.severity == "warning" for n in app.notes)
 
     asyncio.run(go())

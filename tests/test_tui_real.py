@@ -41,7 +41,7 @@ async def until(pilot, predicate, timeout: float = JOB_TIMEOUT) -> None:
 
 
 def failures(app: TicraftApp) -> list[str]:
-    return [n.message for n in app._notifications if n.severity == "error"]
+    return [n.message for n in app.notes if n.severity == "error"]
 
 
 @pytest.fixture

@@ -33,11 +33,17 @@ def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeModelBackend
 
 
 async def settle(pilot) -> None:
-    """Wait for every worker and the resulting redraws."""
+    """Wait for every worker and the resulting redraws; then remove what depends on timing (toasts that
+    may have expired on a slow machine, the blinking cursor)."""
+    from textual.widgets import Input
+
     await pilot.pause()
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.1)
     await pilot.app.workers.wait_for_complete()
+    pilot.app.clear_notifications()
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
     await pilot.pause()
 
 

@@ -289,12 +289,13 @@ def _library_get(library: Any, token: str) -> Concept | None:
     if library is None:
         return None
     has = getattr(library, "has", None)
-    if has is not None and not has(token):
-        return None
-    try:
-        return library.get(token)
-    except (KeyError, TicraftError):
-        return None
+    if has is None:  # a mapping-like stand-in
+        try:
+            return library.get(token)
+        except KeyError:
+            return None
+    # An entry that exists but cannot be read raises its own clear error (not "unknown token").
+    return library.get(token) if has(token) else None
 
 
 def prepare_concepts(backbone: "Backbone", texts: Iterable[str], *, library: Any = None,
@@ -321,7 +322,7 @@ def prepare_concepts(backbone: "Backbone", texts: Iterable[str], *, library: Any
             found = _library_get(lib if lib is not None else _default_library(), c)
             if found is None:
                 raise PromptError(f"concept {c} is not in the library")
-            explicit[c] = found
+            explicit[found.token] = found
         else:
             raise SampleError(f"concepts must be Concept objects or token strings, got {type(c).__name__}")
 
@@ -342,8 +343,9 @@ def prepare_concepts(backbone: "Backbone", texts: Iterable[str], *, library: Any
             # The library matches "<Cat-Toy>" to "<cat-toy>"; the placeholder must be the prompt's spelling.
             chosen[tok] = c if c.token == tok else c.replace(token=tok)
     if missing:
-        where = getattr(lib or default_lib, "root", None) or getattr(lib or default_lib, "path", None)
-        place = f" (library: {where})" if where else ""
+        searched = lib if lib is not None else default_lib  # (an empty Library is falsy: compare with None)
+        where = getattr(searched, "root", None)
+        place = f" (library: {where})" if where is not None else ""
         raise PromptError(
             f"unknown concept token(s) {', '.join(missing)}{place}: import or train them first, or pass them as concepts"
         )

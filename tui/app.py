@@ -8,6 +8,7 @@ visit so that startup only pays for the library listing.
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from textual.app import App
@@ -25,6 +26,15 @@ _SCREEN_CLASSES = {
     "train": "ticraft_tui.screens.train:TrainScreen",
     "map": "ticraft_tui.screens.map:MapScreen",
 }
+
+
+@dataclass(frozen=True)
+class Note:
+    """One notification shown in this session (toasts vanish; the log keeps them)."""
+
+    message: str
+    title: str
+    severity: str
 
 
 def screen_class(mode: str) -> type[Screen[Any]]:
@@ -63,6 +73,7 @@ class TicraftApp(App[None]):
         super().__init__()
         self.backend = backend
         self._start = start
+        self.notes: list[Note] = []  # every notification, oldest first (see action_messages)
 
     def on_mount(self) -> None:
         if self._start != self.DEFAULT_MODE:
@@ -82,6 +93,27 @@ class TicraftApp(App[None]):
         """Open Compose with ``token`` added to the prompt."""
         await self.action_mode("compose")
         self.screen.insert_token(token)  # type: ignore[attr-defined]
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Show a toast and keep it in :attr:`notes`.
+
+        Markup is always off: messages carry error texts and paths ("[Errno 2] …", "<token>") that
+        must show as written, and a malformed tag must never turn a notification into a crash.
+        """
+        self.notes.append(Note(str(message), title, str(severity)))
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    def action_messages(self) -> None:
+        """Show every notification of this session (errors vanish from the corner after a few seconds)."""
+        from .screens.help import HelpScreen
+
+        def line(n: Note) -> str:  # code spans: messages hold <tokens> and paths Markdown would eat
+            text = (f"{n.title}: " if n.title else "") + n.message.replace("\n", " · ").replace("`", "'")
+            return f"- **{n.severity}** `{text}`"
+
+        lines = ["# Messages", ""] + [line(n) for n in reversed(self.notes)]
+        self.push_screen(HelpScreen("\n".join(lines) if self.notes else "# Messages\n\nNone yet.", intro=False))
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen, describe_bindings  # Markdown is slow to import: on demand

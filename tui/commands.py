@@ -20,6 +20,7 @@ def all_commands(app: "TicraftApp") -> Iterator[Command]:
     for mode, title in SCREEN_TITLES.items():
         yield f"Go to {title}", f"switch to the {title} screen", partial(app.run_action, f"mode({mode!r})")
     yield "Help", "show every key (?)", partial(app.run_action, "help")
+    yield "Messages", "every notification of this session, newest first", partial(app.run_action, "messages")
     for mode, title in SCREEN_TITLES.items():
         for binding in screen_class(mode).BINDINGS:
             if isinstance(binding, tuple) or not binding.description:

@@ -129,10 +129,6 @@ def tokenize(source: str) -> list[Token]:
             out.append(Token("op", _OPS[ch], i))
             i += 1
             continue
-        if ch == ".":
-            prev = out[-1] if out else None
-            if prev is not None and prev.kind in ("name", "concept", "string") or prev is not None and prev.text == ")":
-                raise ExprError("attribute access is not part of the language", source, i)
         raise ExprError(_HINTS.get(ch, f"unexpected character {ch!r}"), source, i)
     out.append(Token("end", "", len(source)))
     return out

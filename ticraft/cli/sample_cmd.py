@@ -144,6 +144,12 @@ def _attach(library: Any, prompt: str, images: list["Image.Image"]) -> None:
         console.print(f"attached {len(paths)} sample(s) to [cyan]{escape(tok)}[/] ({escape(str(paths[0].parent))})")
 
 
+def is_main_process() -> bool:
+    """Under ``accelerate launch``/``torchrun`` every process generates its share and gets all images
+    back; only rank 0 writes files (no duplicates, no races on the file counter)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _print_paths(paths: list[Path]) -> None:
     for p in paths:
         console.print(escape(str(p)))
@@ -172,7 +178,12 @@ def sample_command(
     device: DeviceOption = None,
     dtype: DtypeOption = None,
 ) -> None:
-    """Generate images from a prompt that may use library concepts; every PNG records its parameters."""
+    """Generate images from a prompt that may use library concepts; every PNG records its parameters.
+
+    Re-create an image bit for bit: [bold]ticraft sample --from IMAGE.png[/] (same device and model).
+    Split a big job between GPUs/processes: [bold]accelerate launch --num_processes 2 -m ticraft.cli.main
+    sample "…" -n 256[/] (rank 0 writes the files).
+    """
     from ticraft.cli.common import open_library
     from ticraft.errors import TicraftError
 
@@ -193,6 +204,8 @@ def sample_command(
                  for i in range(n)]
         with _progress(f"sampling {n} image(s)") as callback:
             images = generate(backbone, specs, library=lib, batch_size=batch_size, callback=callback)
+    if not is_main_process():
+        return
     paths = _save_all(images, out)
     _print_paths(paths)
     if grid and len(images) > 1:
@@ -290,6 +303,8 @@ def compose_command(
         result = compose(backbone, subjects, templates, seeds=[seed + k for k in range(seeds)], negative=negative,
                          library=lib, batch_size=batch_size, callback=callback, title=title, steps=steps,
                          guidance=guidance, scheduler=scheduler, **extra)
+    if not is_main_process():
+        return
     stem = name or f"compose-{next_index(out):05d}"
     grid_path = save_png(result.grid, out / f"{stem}.png")
     for r, row in enumerate(result.images):

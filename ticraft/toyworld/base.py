@@ -467,6 +467,9 @@ def save_pipeline(folder: Path, tokenizer_dir: Path, text_encoder, unet, vae) ->
     if tmp.exists():
         shutil.rmtree(tmp)
     pipe.save_pretrained(tmp, safe_serialization=True)
+    # transformers 5 writes only tokenizer.json; older CLIPTokenizer readers (and people) want vocab.json/merges.txt
+    for name in ("vocab.json", "merges.txt", "special_tokens_map.json"):
+        shutil.copyfile(tokenizer_dir / name, tmp / "tokenizer" / name)
     if folder.exists():
         for child in folder.iterdir():  # keep nothing stale, but keep the folder (it may be a package dir)
             if child.is_dir():

@@ -106,6 +106,9 @@ class TrainConfig:
     weight_dtype: str = "auto"
     """dtype of the frozen weights; ``auto`` follows ``mixed_precision`` (bf16 weights under bf16)."""
     compile: str = "none"
+    """``torch.compile`` the loss function: none | default | reduce-overhead (CUDA graphs) | max-autotune."""
+    compile_backend: str = "inductor"
+    """The torch.compile backend (``aot_eager`` checks tracing quickly on a CPU)."""
     channels_last: bool = False
     fused_optimizer: bool | None = None
     """``None`` = fused Adam on CUDA, the default implementation elsewhere."""

@@ -180,7 +180,8 @@ class Trainer:
 
         self._loss_fn = self._loss
         if cfg.compile != "none":
-            self._loss_fn = torch.compile(self._loss, mode=None if cfg.compile == "default" else cfg.compile)
+            mode = None if cfg.compile == "default" or cfg.compile_backend != "inductor" else cfg.compile
+            self._loss_fn = torch.compile(self._loss, mode=mode, backend=cfg.compile_backend)
 
     # ------------------------------------------------------------------ tokens
     def _check_tokens_free(self, names: Sequence[str]) -> None:

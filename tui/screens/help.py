@@ -40,13 +40,13 @@ class HelpScreen(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close help")]
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, *, intro: bool = True) -> None:
         super().__init__()
-        self.table = table
+        self.table, self.intro = table, intro
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Markdown(INTRO + "\n" + self.table)
+            yield Markdown((INTRO + "\n" if self.intro else "") + self.table)
 
     def action_close(self) -> None:
         self.dismiss(None)
