@@ -59,10 +59,10 @@ def run(*args: str):
 
 
 def error_text(result) -> str:
-    """The user-facing error: printed output, or the ClickException the CLI's error boundary raised."""
+    """The one clean error the CLI prints (no traceback)."""
     assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    return result.output + (str(result.exception) if result.exception is not None else "")
+    assert "Error" in result.output and "Traceback" not in result.output, result.output
+    return result.output
 
 
 def test_neighbors_of_a_word_and_a_concept(tiny_sd_dir, lib, tmp_path):

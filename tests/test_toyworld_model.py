@@ -156,3 +156,13 @@ def test_eval_prompts_are_held_out_and_fully_specified() -> None:
     assert all(is_held_out(a) for a in attrs)
     assert isinstance(attrs[0], Attributes) and attrs[0].shape in full_prompt(attrs[0])
     assert np.unique([full_prompt(a) for a in attrs]).size > 40
+
+
+def test_train_base_command_refuses_a_bad_device(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ticraft.cli.toyworld_cmd import app
+
+    result = CliRunner().invoke(app, ["train-base", "--out", str(tmp_path / "w"), "--device", "tpu"])
+    assert result.exit_code != 0
+    assert "auto, cpu or cuda" in result.output

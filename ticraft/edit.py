@@ -143,12 +143,12 @@ def edit(backbone: "Backbone", image: str | os.PathLike | Image.Image, prompt: s
     pipe = prepare_pipeline(backbone, kind)
     seeds = [seed + i for i in range(n)]
     chunks = [seeds[k:k + max(1, batch_size)] for k in range(0, n, max(1, batch_size))]
-    progress = _Progress(callback, len(chunks) * _loop_length(make_scheduler(backbone, base.scheduler),
-                                                              base.steps, strength))
+    scheduler = make_scheduler(backbone, base.scheduler)  # reused: each pipeline call resets its state
+    progress = _Progress(callback, len(chunks) * _loop_length(scheduler, base.steps, strength))
     model_hash = backbone.fingerprint()[:10]
     out: list[Image.Image] = []
     for chunk in chunks:
-        pipe.scheduler = make_scheduler(backbone, base.scheduler)
+        pipe.scheduler = scheduler
         kwargs: dict[str, Any] = dict(
             prompt=[pos_text] * len(chunk), negative_prompt=[neg_text] * len(chunk), image=init,
             strength=strength, num_inference_steps=base.steps, guidance_scale=base.guidance,

@@ -496,13 +496,17 @@ def generate(backbone: "Backbone", specs: SampleSpec | Sequence[SampleSpec], *, 
             batches = list(mine)
 
     pipe = prepare_pipeline(backbone, "text2img")
-    progress = _Progress(callback, sum(_loop_length(make_scheduler(backbone, full[b[0]].scheduler),
-                                                    full[b[0]].steps) for b in batches))
+    # One scheduler per name and call: building one costs more than a tiny model's step, and
+    # `set_timesteps` (run by every pipeline call) resets a solver's per-run state.
+    schedulers = {name: make_scheduler(backbone, name) for name in dict.fromkeys(s.scheduler for s in full)}
+    progress = _Progress(callback, sum(_loop_length(schedulers[full[b[0]].scheduler], full[b[0]].steps)
+                                       for b in batches))
     model_hash = backbone.fingerprint()[:10]
+    hashes = [concept_hashes(used, (s.prompt, s.negative)) for s in full]
     results: list[tuple[int, Image.Image]] = []
     for batch in batches:
         first = full[batch[0]]
-        pipe.scheduler = make_scheduler(backbone, first.scheduler)  # fresh: solvers keep per-run state
+        pipe.scheduler = schedulers[first.scheduler]
         out = pipe(
             prompt=[expanded[i][0] for i in batch],
             negative_prompt=[expanded[i][1] for i in batch],
@@ -516,8 +520,7 @@ def generate(backbone: "Backbone", specs: SampleSpec | Sequence[SampleSpec], *, 
         )
         for pos, (i, img) in enumerate(zip(batch, out.images, strict=True)):
             img.info["parameters"] = image_parameters(
-                backbone, full[i], concept_hashes(used, (full[i].prompt, full[i].negative)),
-                batch_size=len(batch), batch_pos=pos, model_hash=model_hash)
+                backbone, full[i], hashes[i], batch_size=len(batch), batch_pos=pos, model_hash=model_hash)
             results.append((i, img))
 
     if state is not None and state.num_processes > 1:

@@ -12,13 +12,13 @@ app = typer.Typer(help="The toy world: its renderer, hidden words and the embedd
 @app.command("train-base")
 def train_base_cmd(
     out: Path = typer.Option(None, "--out", help="Output pipeline folder (default: the package's weights folder)."),
-    work: Path = typer.Option(None, "--work", help="Checkpoint folder (default: <out>.work)."),
+    work: Path = typer.Option(None, "--work", help="Checkpoint folder (default: ./.ticraft-cache/toyworld-base)."),
     seed: int = typer.Option(0, "--seed", help="Seed of data, initialisation and every training draw."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the work folder."),
     vae_steps: int = typer.Option(250, "--vae-steps", min=1, help="Stage 1 (VAE) steps."),
     decoder_steps: int = typer.Option(1000, "--decoder-steps", min=0, help="Stage 1b (decoder refinement) steps."),
-    unet_steps: int = typer.Option(2500, "--unet-steps", min=1, help="Stage 2 (text encoder + UNet) steps."),
+    unet_steps: int = typer.Option(3200, "--unet-steps", min=1, help="Stage 2 (text encoder + UNet) steps."),
     batch: int = typer.Option(32, "--batch", min=1, help="Stage 2 batch size."),
     n_images: int = typer.Option(24_000, "--images", min=100, help="Training renders."),
     fixture: Path = typer.Option(None, "--fixture", help="Also write the hidden words' true rows (safetensors)."),

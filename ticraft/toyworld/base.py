@@ -46,7 +46,7 @@ class BaseConfig:
     vae_batch: int = 32
     vae_lr: float = 1e-3
     decoder_steps: int = 1000
-    unet_steps: int = 2500
+    unet_steps: int = 3200
     unet_batch: int = 32
     unet_lr: float = 1e-3
     warmup: int = 200
@@ -519,7 +519,7 @@ def generate(
     guidance: float = 4.0,
     guidance_rescale: float = 0.0,
     batch: int = 64,
-    prompt_embeds=None,
+    eta: float = 0.0,
 ) -> list[np.ndarray]:
     """Generate one 32×32 image per prompt (uint8 H×W×3 arrays), seeded per batch."""
     import torch
@@ -533,6 +533,7 @@ def generate(
             num_inference_steps=steps,
             guidance_scale=guidance,
             guidance_rescale=guidance_rescale,
+            eta=eta,
             generator=g,
             output_type="np",
         )
@@ -579,7 +580,8 @@ def train_base(
 ) -> Path:
     """Train the base model end to end and save it to ``out`` (a diffusers pipeline folder).
 
-    ``work`` holds checkpoints (default: ``<out>.work``); with ``resume`` a rerun continues from them. ``fixture``
+    ``work`` holds checkpoints (default: ``./.ticraft-cache/toyworld-base``); with ``resume`` a rerun continues from
+    them (same config required). ``fixture``
     (optional) receives the hidden words' true rows. ``stop_after`` stops stage 2 at that step (a pilot): the
     pipeline is still saved, from the EMA weights so far.
     """
@@ -592,7 +594,8 @@ def train_base(
     if device == "cpu":
         torch.set_num_threads(min(2, os.cpu_count() or 1))
     out = Path(out)
-    work = Path(work) if work is not None else out.with_name(out.name + ".work")
+    # checkpoints default to the git-ignored cache folder of the current directory, never inside the package
+    work = Path(work) if work is not None else Path.cwd() / ".ticraft-cache" / "toyworld-base"
     work.mkdir(parents=True, exist_ok=True)
     cfg_file = work / "config.json"
     if resume and cfg_file.is_file() and cfg_file.read_text() != cfg.to_json():
