@@ -39,7 +39,9 @@ from train_throughput import build_backbone, quiet  # noqa: E402
 
 from ticraft.concept import Concept  # noqa: E402
 from ticraft.prompts import expand_prompt  # noqa: E402
-from ticraft.sample import SampleSpec, default_dtype, generate, make_scheduler, model_defaults, prepare_pipeline  # noqa: E402
+from ticraft.sample import (  # noqa: E402
+    SampleSpec, default_dtype, generate, make_scheduler, model_defaults, prepare_pipeline,
+)
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 PROMPTS = ["a photo of <bench-toy>", "a painting of <bench-toy> on the beach", "a <bench-toy> in the style of art"]

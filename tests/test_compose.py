@@ -64,9 +64,10 @@ def test_grid_rows_columns_seeds_and_labels(bb, tmp_path):
 
 
 def test_rows_differ_only_by_subject(bb):
-    r = compose(bb, ["<cat-toy>", "<cat-toy>"], ["a photo of {}"], seeds=[0], concepts=[concept("<cat-toy>", 1)], steps=2)
+    cat = concept("<cat-toy>", 1)
+    r = compose(bb, ["<cat-toy>", "<cat-toy>"], ["a photo of {}"], seeds=[0], concepts=[cat], steps=2)
     assert np.array_equal(np.asarray(r.images[0][0]), np.asarray(r.images[1][0]))  # same prompt + seed: same image
-    r2 = compose(bb, ["<cat-toy>", "dog"], ["a photo of {}"], seeds=[0], concepts=[concept("<cat-toy>", 1)], steps=2)
+    r2 = compose(bb, ["<cat-toy>", "dog"], ["a photo of {}"], seeds=[0], concepts=[cat], steps=2)
     assert not np.array_equal(np.asarray(r2.images[0][0]), np.asarray(r2.images[1][0]))
 
 

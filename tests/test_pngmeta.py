@@ -106,7 +106,8 @@ def test_small_images_are_scaled_up_crisply():
 
 def test_labelled_grid_size_labels_and_chunk(tmp_path):
     cells = _cells(6)
-    rows, cols = ["<cat-toy>", "a much longer row label"], ["a photo of {}", "a painting of {} in the style of <style>", "c"]
+    rows = ["<cat-toy>", "a much longer row label"]
+    cols = ["a photo of {}", "a painting of {} in the style of <style>", "c"]
     g = make_grid(cells, rows=2, cols=3, row_labels=rows, col_labels=cols, title="Compose")
     layout = grid_layout(cells, rows=2, cols=3, row_labels=rows, col_labels=cols, title="Compose")
     assert g.size == layout.size

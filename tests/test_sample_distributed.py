@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 import torch
 
 from ticraft.backbone import load_backbone

@@ -237,3 +237,17 @@ def test_sdxl_text_conditioning_matches_the_pipeline(tiny_sdxl_dir, images):
     assert tr.cache.time_ids.shape == (3 * 2, 6)  # (orig h, w, crop top, left, target h, w) per variant
     assert tr.cache.time_ids[0].tolist() == [20.0, 20.0, 0.0, 0.0, 16.0, 16.0]
     tr.close()
+
+
+@pytest.mark.slow
+def test_compiled_loss_matches_eager(tiny_sd_dir, images):
+    """torch.compile traces the whole loss (text encoder + UNet, forward and input-only backward);
+    aot_eager checks the tracing without a C++ toolchain. GPU runs use inductor (benchmarks/gpu_suite.py)."""
+    eager = trainer(tiny_sd_dir, images, steps=3)
+    compiled = trainer(tiny_sd_dir, images, steps=3, compile="default", compile_backend="aot_eager")
+    for _ in range(3):
+        eager.train_step()
+        compiled.train_step()
+    assert torch.allclose(eager.current_vectors()["clip"], compiled.current_vectors()["clip"], atol=1e-5)
+    eager.close()
+    compiled.close()

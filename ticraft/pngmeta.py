@@ -4,8 +4,9 @@ Every image ticraft writes carries a ``parameters`` text chunk::
 
     a photo of <cat-toy> on the beach
     Negative prompt: blurry
-    Steps: 25, Sampler: DDIM, CFG scale: 7.5, Seed: 42, Size: 512x512, Model hash: 3f2a9c01b7, Model: toy, TI hashes: "<cat-toy>: 5d41402abc4b", Version: ticraft 0.1.0
+    Steps: 25, Sampler: DDIM, CFG scale: 7.5, Seed: 42, Size: 512x512, Model hash: 3f2a9c01b7, Model: toy, …
 
+(one line in the file, going on with ``TI hashes: "<cat-toy>: 5d41402abc4b", Version: ticraft 0.1.0``).
 The last line is ``key: value`` pairs; values holding ``,`` ``:`` or a newline are JSON-quoted (A1111's
 rule), so the text parses back exactly::
 

@@ -347,7 +347,8 @@ def prepare_concepts(backbone: "Backbone", texts: Iterable[str], *, library: Any
         where = getattr(searched, "root", None)
         place = f" (library: {where})" if where is not None else ""
         raise PromptError(
-            f"unknown concept token(s) {', '.join(missing)}{place}: import or train them first, or pass them as concepts"
+            f"unknown concept token(s) {', '.join(missing)}{place}: import or train them first, "
+            "or pass them as concepts"
         )
     for tok, c in chosen.items():
         current = loaded.get(tok)

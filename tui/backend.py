@@ -210,13 +210,6 @@ class RealBackend:
 
         return cache_dir("tui-runs", slugify(token))
 
-    def can_resume(self, request: TrainRequest) -> bool:
-        """Whether a checkpoint of ``request.token`` exists to resume from."""
-        from ticraft.train.checkpoint import latest_checkpoint
-
-        folder = self.run_folder(request.token)
-        return folder.is_dir() and latest_checkpoint(folder) is not None
-
     def train(self, request: TrainRequest, callback: Progress | None = None) -> str:
         """Train ``request.token`` into the library; returns the stored token.
 
@@ -245,7 +238,7 @@ class RealBackend:
                 raise FileNotFoundError(f"no checkpoint of {request.token} to resume from (in {out})")
         elif out.exists():
             shutil.rmtree(out)  # a fresh start must not mix old previews and checkpoints in
-        concept = train(request.images, request.token, request.initializer, model=self.model_spec,
+        concept = train(str(Path(request.images).expanduser()), request.token, request.initializer, model=self.model_spec,
                         preset=request.preset, library=self.library, callback=callback, output_dir=out,
                         resume=resume, **options)
         return concept.token

@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 # ----------------------------------------------------------------- options
 StepsOption = Annotated[Optional[int], typer.Option("--steps", min=1, help="Denoising steps (default: the model's).")]
 GuidanceOption = Annotated[
-    Optional[float], typer.Option("--guidance", "--cfg", min=0.0, help="Classifier-free guidance scale (default: the model's).")
+    Optional[float],
+    typer.Option("--guidance", "--cfg", min=0.0, help="Classifier-free guidance scale (default: the model's)."),
 ]
 SchedulerOption = Annotated[
     Optional[str],
@@ -41,11 +42,17 @@ SchedulerOption = Annotated[
                  help="ddim, ddpm, euler, euler_a, heun, dpm++, dpm++_sde, unipc, pndm, lms (default: the model's)."),
 ]
 NegativeOption = Annotated[str, typer.Option("--negative", help="Negative prompt (concept tokens work here too).")]
-SizeOption = Annotated[Optional[str], typer.Option("--size", help="Image size WxH or N (multiples of 8; default: the model's).")]
+SizeOption = Annotated[
+    Optional[str], typer.Option("--size", help="Image size WxH or N (multiples of 8; default: the model's).")
+]
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 BatchOption = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")]
-DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or cuda:N (default: config, else auto).")]
-DtypeOption = Annotated[Optional[str], typer.Option("--dtype", help="auto, fp32, fp16 or bf16 (auto: bf16/fp16 on CUDA).")]
+DeviceOption = Annotated[
+    Optional[str], typer.Option("--device", help="auto, cpu, cuda or cuda:N (default: config, else auto).")
+]
+DtypeOption = Annotated[
+    Optional[str], typer.Option("--dtype", help="auto, fp32, fp16 or bf16 (auto: bf16/fp16 on CUDA).")
+]
 AttachOption = Annotated[
     bool, typer.Option("--attach", help="Also store the images in the library under each concept's samples/.")
 ]
@@ -73,7 +80,9 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 def next_index(folder: Path) -> int:
     """The next free 5-digit counter in ``folder`` (A1111 names: ``00012-<seed>.png``)."""
-    taken = [int(m.group(1)) for p in folder.glob("*.png") if (m := re.match(r"(\d{5})-", p.name))] if folder.is_dir() else []
+    if not folder.is_dir():
+        return 0
+    taken = [int(m.group(1)) for p in folder.glob("*.png") if (m := re.match(r"(\d{5})-", p.name))]
     return max(taken, default=-1) + 1
 
 
@@ -157,14 +166,18 @@ def _print_paths(paths: list[Path]) -> None:
 
 # ----------------------------------------------------------------- sample
 def sample_command(
-    prompt: Annotated[Optional[str], typer.Argument(help="Prompt; concept tokens like <cat-toy> come from the library.")] = None,
+    prompt: Annotated[
+        Optional[str], typer.Argument(help="Prompt; concept tokens like <cat-toy> come from the library.")
+    ] = None,
     model: ModelOption = None,
     n: Annotated[int, typer.Option("--num", "-n", min=1, help="How many images (seeds seed, seed+1, …).")] = 1,
     seed: Annotated[Optional[int], typer.Option("--seed", "-s", help="First seed (default 0; -1: random).")] = None,
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
     scheduler: SchedulerOption = None,
-    negative: Annotated[Optional[str], typer.Option("--negative", help="Negative prompt (concept tokens work too).")] = None,
+    negative: Annotated[
+        Optional[str], typer.Option("--negative", help="Negative prompt (concept tokens work too).")
+    ] = None,
     size: SizeOption = None,
     out: OutOption = Path("samples"),
     batch_size: BatchOption = 8,
@@ -375,9 +388,12 @@ def info_command(
 def edit_command(
     image: Annotated[Path, typer.Argument(help="The picture to edit.")],
     prompt: Annotated[str, typer.Argument(help="What it should show, e.g. \"a photo of <cat-toy> on a sofa\".")],
-    mask: Annotated[Optional[Path], typer.Option("--mask", help="White = region to change (inpainting); the rest is kept.")] = None,
+    mask: Annotated[
+        Optional[Path], typer.Option("--mask", help="White = region to change (inpainting); the rest is kept.")
+    ] = None,
     strength: Annotated[
-        Optional[float], typer.Option("--strength", min=0.0, max=1.0, help="0–1; default 0.75 (img2img) / 1.0 (with --mask).")
+        Optional[float],
+        typer.Option("--strength", min=0.0, max=1.0, help="0–1; default 0.75 (img2img) / 1.0 (with --mask)."),
     ] = None,
     n: Annotated[int, typer.Option("--num", "-n", min=1, help="How many variants (seeds seed, seed+1, …).")] = 1,
     seed: Annotated[int, typer.Option("--seed", "-s", help="First seed (-1: random).")] = 0,

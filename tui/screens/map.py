@@ -102,4 +102,5 @@ class MapScreen(Screen[None]):
 
     @on(JobCancelled)
     def _cancelled(self, message: JobCancelled) -> None:
-        self.query_one("#map-status", Label).update("cancelled")
+        if message.job == "map":  # neighbour lookups are cancelled whenever a newer pick replaces them
+            self.query_one("#map-status", Label).update("cancelled")

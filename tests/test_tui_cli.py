@@ -1,0 +1,33 @@
+"""`ticraft tui`: option wiring (the app's run() is replaced: CliRunner has no terminal)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("textual")
+
+from ticraft.cli.main import app  # noqa: E402
+
+
+def test_tui_command_wires_library_model_and_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ticraft_tui.app import TicraftApp
+
+    seen: dict[str, object] = {}
+
+    def fake_run(self: TicraftApp) -> None:
+        seen.update(root=self.backend.library.root, model=self.backend.model_spec, start=self._start)
+
+    monkeypatch.setattr(TicraftApp, "run", fake_run)
+    result = CliRunner().invoke(app, ["tui", "--library", str(tmp_path / "lib"), "--model", "toy",
+                                      "--screen", "compose"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"root": (tmp_path / "lib").absolute(), "model": "toy", "start": "compose"}
+
+
+def test_tui_command_rejects_unknown_screen() -> None:
+    result = CliRunner().invoke(app, ["tui", "--screen", "nowhere"])
+    assert result.exit_code == 2
+    assert "library, compose, train or map" in result.output
