@@ -48,9 +48,11 @@ def main() -> None:
         if pairs:
             cells = [f"{sum(getattr(j, f) == getattr(a, f) for a, j in pairs) / len(pairs):.0%}" for f in JUDGED_FIELDS]
             rows.append(f"| style={style} ({len(pairs)}) | " + " | ".join(cells) + " |")
-    rows.append("| target | " + " | ".join(f"≥ {TARGETS[f]:.0%}" if f in TARGETS else "—" for f in JUDGED_FIELDS) + " |")
+    goals = [f"≥ {TARGETS[f]:.0%}" if f in TARGETS else "—" for f in JUDGED_FIELDS]
+    rows.append("| target | " + " | ".join(goals) + " |")
     header = "| prompts | " + " | ".join(JUDGED_FIELDS) + " |\n|---|" + "---|" * len(JUDGED_FIELDS)
     met = all(acc[f] >= t for f, t in TARGETS.items())
+    trained = _trained_summary(args.weights)
     body = "\n".join(
         [
             SECTION,
@@ -63,13 +65,33 @@ def main() -> None:
             header,
             *rows,
             "",
-            f"All targets met: {'yes' if met else 'no'}.",
+            f"All targets met: {'yes' if met else 'no'}"
+            + ("." if met else f" (below target: {', '.join(f for f, t in TARGETS.items() if acc[f] < t)}).")
+            + f" Model: {trained}.",
             "",
         ]
     )
     print(body)
     if not args.no_write:
         write_section(body)
+
+
+def _trained_summary(weights: Path | None) -> str:
+    """One line on how the evaluated model was trained (from its ticraft_toyworld.json)."""
+    import json
+
+    from ticraft.toyworld.base import WEIGHTS_DIR
+
+    info_file = (weights or WEIGHTS_DIR) / "ticraft_toyworld.json"
+    if not info_file.is_file():
+        return "training record missing"
+    info = json.loads(info_file.read_text())
+    cfg = info["config"]
+    return (
+        f"VAE {cfg['vae_steps']} + decoder {cfg['decoder_steps']} steps, text encoder + UNet "
+        f"{info.get('unet_steps_done', cfg['unet_steps'])} steps of batch {cfg['unet_batch']}, "
+        f"UNet channels {tuple(cfg['unet_channels'])}, seed {cfg['seed']}"
+    )
 
 
 def write_section(body: str) -> None:

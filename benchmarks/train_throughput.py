@@ -205,17 +205,17 @@ def measure_ticraft(bb: Backbone, images: list[Any], *, steps: int = 10, warmup:
             trainer.train_step()
         trainer.read_loss()
         _sync(device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for i in range(steps):
             trainer.train_step()
             if (i + 1) % cfg.log_every == 0:
                 trainer.read_loss()
         loss = trainer.read_loss()
         _sync(device)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         samples = steps * cfg.samples_per_step
-        return {"samples_s": samples / seconds, "step_s": seconds / steps, "peak_gib": _peak_gib(device),
-                "flops_per_sample": flops, "loss": loss, "batch": cfg.batch_size,
+        return {"samples_s": samples / seconds, "samples_cpu_s": samples / cpu, "step_s": seconds / steps,
+                "peak_gib": _peak_gib(device), "flops_per_sample": flops, "loss": loss, "batch": cfg.batch_size,
                 "finite": loss is not None and math.isfinite(loss)}
     finally:
         trainer.close()
@@ -303,13 +303,14 @@ def measure_reference(bb: Backbone, images: list[Any], *, steps: int = 10, warmu
         for _ in range(warmup):
             step()
         _sync(device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(steps):
             loss = step()
         _sync(device)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         untouched = bool(torch.equal(table.detach()[keep], orig[keep]))
-        return {"samples_s": steps * batch / seconds, "step_s": seconds / steps, "peak_gib": _peak_gib(device),
+        return {"samples_s": steps * batch / seconds, "samples_cpu_s": steps * batch / cpu,
+                "step_s": seconds / steps, "peak_gib": _peak_gib(device),
                 "flops_per_sample": flops, "loss": loss, "batch": batch, "finite": math.isfinite(loss),
                 "untouched_rows_restored": untouched}
     finally:
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=1, help="rounds (alternating the loops); rows report the median")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (1 is steadiest on a shared machine)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
@@ -358,17 +360,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     card = torch.cuda.get_device_name(device) if cuda else "CPU"
     print(f"# training throughput — arch {arch}, {size} px, {card}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}")
+    # Rounds alternate the loops, and each row reports its median, so that a shared machine's load
+    # drifting during the run hits every loop alike.
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for round_ in range(args.repeat):
+        runs.setdefault("reference (diffusers example), batch 1", []).append(
+            measure_reference(bb, images, steps=steps, warmup=args.warmup, batch=1, count_flops=round_ == 0))
+        for b in batches:
+            runs.setdefault(f"ticraft, batch {b}", []).append(
+                measure_ticraft(bb, images, steps=steps, warmup=args.warmup, batch_size=b, count_flops=round_ == 0))
     rows = []
-    ref = measure_reference(bb, images, steps=steps, warmup=args.warmup, batch=1)
-    rows.append({"name": "reference (diffusers example), batch 1", **ref})
-    for b in batches:
-        r = measure_ticraft(bb, images, steps=steps, warmup=args.warmup, batch_size=b)
-        rows.append({"name": f"ticraft, batch {b}", **r})
-    print(f"{'loop':44s} {'samples/s':>10s} {'× ref':>7s} {'peak GiB':>9s} {'GFLOP/sample':>13s}")
+    for name, results in runs.items():
+        row = {**results[0], "name": name}
+        for key in ("samples_s", "samples_cpu_s"):  # medians over the rounds
+            values = sorted(r[key] for r in results)
+            row[key], row[key + "_all"] = values[len(values) // 2], values
+        rows.append(row)
+    ref = rows[0]
+    # On a CPU, samples per CPU-second (process time, one thread) is the figure that a shared machine's
+    # load does not distort; wall-clock samples/s is printed beside it.
+    print(f"{'loop':40s} {'samples/s':>10s} {'× ref':>6s} {'samples/CPU-s':>14s} {'× ref':>6s} {'peak GiB':>9s} "
+          f"{'GFLOP/sample':>13s}")
     for r in rows:
-        ratio = r["samples_s"] / ref["samples_s"]
         gf = None if r["flops_per_sample"] is None else r["flops_per_sample"] / 1e9
-        print(f"{r['name']:44s} {r['samples_s']:10.2f} {ratio:7.1f} {fmt(r['peak_gib']):>9s} {fmt(gf, '.1f'):>13s}")
+        print(f"{r['name']:40s} {r['samples_s']:10.2f} {r['samples_s'] / ref['samples_s']:6.1f} "
+              f"{r['samples_cpu_s']:14.2f} {r['samples_cpu_s'] / ref['samples_cpu_s']:6.1f} {fmt(r['peak_gib']):>9s} "
+              f"{fmt(gf, '.1f'):>13s}")
     result = {"arch": arch, "resolution": size, "device": card, "torch": torch.__version__, "rows": rows}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -105,7 +105,8 @@ def test_every_world_word_is_one_token_and_hidden_words_are_absent(tmp_path) -> 
 def test_hidden_word_data_is_consistent() -> None:
     assert V.HIDDEN_STYLE in R.STYLES
     for obj in V.HIDDEN_OBJECTS.values():
-        R.Attributes(shape=obj.shape, colour=obj.colour, texture=obj.texture, background="white" if obj.colour != "white" else "black")
+        bg = "white" if obj.colour != "white" else "black"
+        R.Attributes(shape=obj.shape, colour=obj.colour, texture=obj.texture, background=bg)
     assert abs(sum(p for _, p in V.BIASED_WORD.colours) - 1.0) < 1e-9
     assert V.BIASED_WORD.majority == V.BIASED_WORD.colours[0][0]
     assert not set(V.HIDDEN_WORDS) & set(V.PUBLIC_WORDS)

@@ -211,15 +211,25 @@ def test_captions_become_prompts(tiny_sd_dir, images):
     tr.close()
 
 
-def test_sdxl_trains_both_encoders(tiny_sdxl_dir, images):
+def test_sdxl_trains_both_encoders(tiny_sdxl_dir, images, tmp_path):
+    from diffusers import StableDiffusionXLPipeline
+
     bb = load_backbone(str(tiny_sdxl_dir))
     tables = {e.key: e.table.detach().clone() for e in bb.encoders}
     start = {k: v.clone() for k, v in bb.token_vector("toy").items()}
-    concept = ticraft.train(images, "<thing>", "toy", model=bb, **{**FAST, "steps": 3, "batch_size": 2})
+    concept = ticraft.train(images, "<thing>", "toy", model=bb, output_dir=tmp_path / "run",
+                            **{**FAST, "steps": 3, "batch_size": 2})
     assert set(concept.vectors) == {"clip_l", "clip_g"} and concept.dims == {"clip_l": 32, "clip_g": 64}
     for key in ("clip_l", "clip_g"):
         assert torch.equal(bb.encoder(key).table, tables[key])
         assert not torch.allclose(concept.vectors[key], start[key])
+    # diffusers' SDXL recipe: one load_textual_inversion call per encoder
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl_dir)
+    for file, enc, tok, key in (("thing.safetensors", pipe.text_encoder, pipe.tokenizer, "clip_l"),
+                                ("thing_2.safetensors", pipe.text_encoder_2, pipe.tokenizer_2, "clip_g")):
+        pipe.load_textual_inversion(str(tmp_path / "run" / file), token="<thing>", text_encoder=enc, tokenizer=tok)
+        row = enc.get_input_embeddings().weight[tok.convert_tokens_to_ids("<thing>")]
+        assert torch.equal(row.detach(), concept.vectors[key][0])
 
 
 def test_sdxl_text_conditioning_matches_the_pipeline(tiny_sdxl_dir, images):

@@ -3,7 +3,6 @@ diffusers loads, checkpoints, early stopping; and the `ticraft train` command.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +51,17 @@ def test_library_entry_has_images_loss_curve_and_previews(tmp_path, images, tiny
     meta = lib.meta("<thing>")
     assert "object" in meta["tags"] and meta["meta"]["initializer"] == "toy"
     assert meta["meta"]["config"]["num_vectors"] == 2 and meta["meta"]["loss_curve"]
+
+
+def test_pil_images_go_to_the_library_too(tmp_path, tiny_sd_dir):
+    from PIL import Image
+
+    from ticraft.library import Library
+
+    pictures = [Image.new("RGB", (20, 20), c) for c in ("red", "blue")]
+    lib = Library(tmp_path / "lib")
+    ticraft.train(pictures, "<thing>", "toy", model=str(tiny_sd_dir), library=str(lib.root), **{**FAST, "previews": 0})
+    assert [p.name for p in lib.images("<thing>")] == ["image-000.png", "image-001.png"]
 
 
 def test_embedding_file_loads_in_diffusers(tmp_path, images, tiny_sd_dir):

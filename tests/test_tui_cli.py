@@ -21,13 +21,22 @@ def test_tui_command_wires_library_model_and_screen(tmp_path: Path, monkeypatch:
         seen.update(root=self.backend.library.root, model=self.backend.model_spec, start=self._start)
 
     monkeypatch.setattr(TicraftApp, "run", fake_run)
+    from ticraft_tui.widgets import thumbnail
+
+    monkeypatch.setattr(thumbnail, "_MODE", "auto")
     result = CliRunner().invoke(app, ["tui", "--library", str(tmp_path / "lib"), "--model", "toy",
-                                      "--screen", "compose"])
+                                      "--screen", "compose", "--images", "halfcell"])
     assert result.exit_code == 0, result.output
     assert seen == {"root": (tmp_path / "lib").absolute(), "model": "toy", "start": "compose"}
+    assert thumbnail.image_mode() == "halfcell"
 
 
-def test_tui_command_rejects_unknown_screen() -> None:
-    result = CliRunner().invoke(app, ["tui", "--screen", "nowhere"])
+@pytest.mark.parametrize(("args", "message"), [
+    (["--screen", "nowhere"], "--screen must be one of library, compose, train, map"),
+    (["--images", "sixels"], "image mode must be one of auto, halfcell, unicode"),
+])
+def test_tui_command_rejects_bad_options(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["tui", *args])
     assert result.exit_code == 2
-    assert "library, compose, train or map" in result.output
+    flat = " ".join(result.output.replace("│", " ").split())  # Rich wraps the message in a box
+    assert message in flat

@@ -133,6 +133,8 @@ def test_train_progress_cancel_resume(tmp_path: Path) -> None:
             await pilot.press("ctrl+r")
             await until(pilot, lambda: "done" in text(app, "#status"))
             assert backend.calls[-1][1].resume is True
+            # the resumed run restarts its steps (the fake from 1): the curve is replaced, not appended to
+            assert screen.query_one(LossPlot).steps == list(range(1, 101))
 
     asyncio.run(go())
 

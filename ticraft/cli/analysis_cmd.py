@@ -152,9 +152,9 @@ def neighbors_command(
             console.print(f"[yellow]{', '.join(r.label for r in far)}: norm far above every vocabulary token "
                           f"(off the word manifold; such vectors tend to dominate a prompt)[/]")
     if report.concepts:
-        t = Table(title="nearest library concepts (cosine of mean vectors)", title_justify="left")
-        t.add_column("concept")
-        t.add_column("cos", justify="right")
+        t = Table()
+        t.add_column("nearest library concept")
+        t.add_column("cos (mean vectors)", justify="right")
         for m in report.concepts:
             t.add_row(escape(m.token), f"{m.cosine:.3f}")
         console.print(t)
@@ -203,9 +203,9 @@ def mix_command(
 
     if words not in ("mean", "vectors"):
         raise typer.BadParameter("use mean or vectors", param_hint="--words")
+    tree = ex.parse(expression)  # syntax errors first: they are the most likely mistake
     if as_token is None and not dry_run:
         raise TicraftError('give the new concept a token with --as "<name>" (or use --dry-run)')
-    tree = ex.parse(expression)
     lib = open_library(library)
     bb = _load_model(model, device) if ex.words(tree) else None
     word_fn = (lambda w: word_concept(bb, w, mode=words)) if bb is not None else None  # type: ignore[arg-type]

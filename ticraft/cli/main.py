@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "sample_cmd",
     "analysis_cmd",
     "demo_cmd",
+    "toyworld_cmd",
 ]
 
 app = typer.Typer(

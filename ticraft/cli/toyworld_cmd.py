@@ -92,3 +92,7 @@ def render_cmd(
         lines.append(f"{name}\t{caption(attrs, cap_rng)}")
     (out / "captions.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     typer.echo(f"wrote {n} images of {what!r} to {out}")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="toyworld")

@@ -117,9 +117,17 @@ def build_dataset(n: int, seed: int, hidden_share: float = 0.04) -> Dataset:
 
 
 def eval_prompts(n: int, seed: int = 1234) -> list[Attributes]:
-    """Held-out attribute combinations (never seen in training) for quality checks, fully specified."""
+    """Held-out attribute combinations (never seen in training) for quality checks, fully specified.
+
+    Only public styles: the hidden style's word is not in the shipped tokenizer, so no prompt can ask for it.
+    """
+    from ticraft.toyworld.render import STYLES
+
     rng = np.random.default_rng([seed, 7])
-    return [sample_attributes(rng, held_out=True) for _ in range(n)]
+    public = [s for s in STYLES if s != HIDDEN_STYLE]
+    weights = np.array([0.7 if s == "none" else 0.15 for s in public])
+    styles = [str(rng.choice(public, p=weights / weights.sum())) for _ in range(n)]
+    return [sample_attributes(rng, held_out=True, style=style) for style in styles]
 
 
 # --- model construction ---------------------------------------------------------------------------------------
@@ -262,7 +270,9 @@ def train_vae(vae, data: Dataset, cfg: BaseConfig, work: Path, resume: bool, pro
     return vae
 
 
-def train_decoder(vae, data: Dataset, cfg: BaseConfig, work: Path, resume: bool, progress: Progress | None, device: str):
+def train_decoder(
+    vae, data: Dataset, cfg: BaseConfig, work: Path, resume: bool, progress: Progress | None, device: str
+):
     """Stage 1b: refine the decoder with the encoder frozen (the latent space, and so stage 2, is unaffected).
 
     It decodes slightly perturbed posterior means, since that is what the denoiser hands it at sampling time.
@@ -638,7 +648,12 @@ def train_base(
         save_hidden_fixture(Path(fixture), true_rows, hidden_ids)
     (out / "ticraft_toyworld.json").write_text(
         json.dumps(
-            {"config": asdict(cfg), "unet_steps_done": done, "hidden_words": list(HIDDEN_WORDS), "hidden_ids": hidden_ids},
+            {
+                "config": asdict(cfg),
+                "unet_steps_done": done,
+                "hidden_words": list(HIDDEN_WORDS),
+                "hidden_ids": hidden_ids,
+            },
             indent=2,
         )
     )

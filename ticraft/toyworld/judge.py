@@ -30,7 +30,6 @@ from ticraft.toyworld.render import (
     SIZES,
     Attributes,
     frame_mask,
-    pixelate,
     shape_mask,
     texture_colour,
     texture_pattern,
@@ -239,7 +238,9 @@ def judge_many(images: list[Image.Image] | list[np.ndarray]) -> list[Judgement]:
     return [judge(im) for im in images]
 
 
-def accuracy(judgements: list[Judgement], targets: list[Attributes], fields: tuple[str, ...] = JUDGED_FIELDS) -> dict[str, float]:
+def accuracy(
+    judgements: list[Judgement], targets: list[Attributes], fields: tuple[str, ...] = JUDGED_FIELDS
+) -> dict[str, float]:
     """Per-field share of judgements that match their targets."""
     if len(judgements) != len(targets):
         raise ValueError(f"{len(judgements)} judgements but {len(targets)} targets")

@@ -352,7 +352,7 @@ def describe(
 
 
 def caption(attrs: Attributes, rng: np.random.Generator) -> str:
-    """A random caption naming the object's attributes ("a photo of a small red striped circle on a blue background")."""
+    """A random caption naming the attributes ("a photo of a small red striped circle on a blue background")."""
     return describe(attrs, rng)
 
 

@@ -73,7 +73,7 @@ PUBLIC_WORDS: tuple[str, ...] = tuple(
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's reversible byte → printable-unicode map (the byte-level alphabet)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -84,33 +84,46 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
+def _learn_merges(words: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Byte-level BPE merges (suffix ``</w>``) until every word is one symbol; ties broken by the pair's text.
+
+    Written out rather than taken from ``tokenizers``' BpeTrainer: with every word seen once, most pair counts tie,
+    and the trainer breaks ties in hash order, so its vocabulary (and token ids) changed from run to run, which made
+    the base model's training irreproducible and a resumed run inconsistent.
+    """
+    from collections import Counter
+
+    b2u = _bytes_to_unicode()
+    seqs: list[list[str]] = []
+    for w in dict.fromkeys(words):
+        syms = [b2u[b] for b in w.encode("utf-8")]
+        syms[-1] += "</w>"
+        seqs.append(syms)
+    merges: list[tuple[str, str]] = []
+    while True:
+        counts: Counter[tuple[str, str]] = Counter()
+        for syms in seqs:
+            counts.update(zip(syms, syms[1:], strict=False))
+        if not counts:
+            return merges
+        best = min(counts, key=lambda p: (-counts[p], p))
+        merges.append(best)
+        for syms in seqs:
+            i = 0
+            while i < len(syms) - 1:
+                if (syms[i], syms[i + 1]) == best:
+                    syms[i : i + 2] = [syms[i] + syms[i + 1]]
+                i += 1
+
+
 def train_bpe(words: tuple[str, ...] = PUBLIC_WORDS) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Train a byte-level BPE (suffix ``</w>``) in which every word of ``words`` is one token.
+    """A byte-level BPE (suffix ``</w>``) in which every word of ``words`` is one token; deterministic.
 
     Returns ``(vocab, merges)`` in CLIP's layout: 256 byte symbols, the same with ``</w>``, one token per merge in
-    merge order, then ``<|startoftext|>`` and ``<|endoftext|>``. Nothing is downloaded.
+    merge order, then ``<|startoftext|>`` and ``<|endoftext|>``. Nothing is downloaded. The result is checked with
+    the ``tokenizers`` BPE model that ``transformers.CLIPTokenizer`` runs.
     """
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE(end_of_word_suffix="</w>", continuing_subword_prefix=""))
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(r"[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"), behavior="removed", invert=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False),
-        ]
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=100_000,  # never reached: training stops when every word is one symbol
-        min_frequency=1,
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        end_of_word_suffix="</w>",
-        continuing_subword_prefix="",
-    )
-    tok.train_from_iterator([" ".join(words)], trainer=trainer)
-    raw = json.loads(tok.to_str())["model"]["merges"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in raw]
-
+    merges = _learn_merges(words)
     alphabet = list(_bytes_to_unicode().values())
     vocab_list = alphabet + [c + "</w>" for c in alphabet]
     seen = set(vocab_list)
@@ -119,7 +132,7 @@ def train_bpe(words: tuple[str, ...] = PUBLIC_WORDS) -> tuple[dict[str, int], li
             vocab_list.append(a + b)
             seen.add(a + b)
     vocab_list += [BOS, EOS]
-    return {t: i for i, t in enumerate(vocab_list)}, [(a, b) for a, b in merges]
+    return {t: i for i, t in enumerate(vocab_list)}, merges
 
 
 def write_tokenizer(folder: str | Path, words: tuple[str, ...] = PUBLIC_WORDS) -> Path:
@@ -193,9 +206,8 @@ def concept_attributes(what: str, n: int, rng: np.random.Generator) -> list[Attr
         colours, probs = zip(*BIASED_WORD.colours, strict=True)
         for _ in range(n):
             colour = str(rng.choice(colours, p=probs))
-            out.append(
-                sample_attributes(rng, shape=BIASED_WORD.shape, colour=colour, texture=BIASED_WORD.texture, style="none")
-            )
+            fixed = {"shape": BIASED_WORD.shape, "texture": BIASED_WORD.texture, "style": "none"}
+            out.append(sample_attributes(rng, colour=colour, **fixed))
         return out
     if "=" not in word:
         raise ValueError(

@@ -266,22 +266,23 @@ def _write_log(path: Path, trainer: Trainer, concept: Concept) -> None:
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
-def write_embedding(concept: Concept, folder: Path) -> Path:
-    """Write the concept next to the run: diffusers layout (one encoder) or kohya's SDXL single file."""
+def write_embedding(concept: Concept, folder: Path) -> list[Path]:
+    """Write the concept next to the run in diffusers' layout (SDXL: ``x.safetensors`` for clip_l and
+    ``x_2.safetensors`` for clip_g, one ``load_textual_inversion`` call each)."""
     from ticraft.library import slugify
 
     path = folder / f"{slugify(concept.token)}.safetensors"
-    layout = "kohya" if concept.is_sdxl else "diffusers"
     try:
-        from ticraft.formats import write_concept  # type: ignore[attr-defined]
-    except ImportError:
+        from ticraft.formats import write_concept
+    except ImportError:  # formats not importable: the plain layout diffusers reads
         write_concept = None
     if write_concept is not None:
-        write_concept(concept, path, layout)
-    else:  # formats not available yet: the plain layouts diffusers and kohya read
-        from safetensors.torch import save_file
+        return list(write_concept(concept, path, "diffusers"))
+    from safetensors.torch import save_file
 
-        tensors = ({"clip_l": concept.vectors["clip_l"], "clip_g": concept.vectors["clip_g"]} if concept.is_sdxl
-                   else {concept.token: next(iter(concept.vectors.values()))})
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"format": "pt"})
-    return path
+    paths = []
+    for key, suffix in (("clip_l", ""), ("clip_g", "_2")) if concept.is_sdxl else (("clip", ""),):
+        target = path.with_name(path.stem + suffix + path.suffix)
+        save_file({concept.token: concept.vectors[key].contiguous()}, str(target), metadata={"format": "pt"})
+        paths.append(target)
+    return paths

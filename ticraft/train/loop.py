@@ -309,7 +309,10 @@ class Trainer:
         else:
             uniq, inverse = prompt, None
         parts = [draw["rows"], draw["t"], uniq] + ([inverse] if inverse is not None else [])
-        packed = torch.cat(parts).to(self.device, non_blocking=True)  # one small host→device copy
+        packed = torch.cat(parts)
+        if self.device.type == "cuda":  # pinned (cached by torch's host allocator): a truly async copy
+            packed = packed.pin_memory()
+        packed = packed.to(self.device, non_blocking=True)  # one small host→device copy, no sync
         sizes = [p.numel() for p in parts]
         rows, t, uniq_d, *rest = packed.split(sizes)
         ids = {k: v.index_select(0, uniq_d) for k, v in self._tables[count].items()}

@@ -20,8 +20,12 @@ class LossPlot(PlotextPlot):
         self._draw()
 
     def extend(self, points: Iterable[tuple[int, float]]) -> None:
-        """Add (step, loss) points and redraw."""
+        """Add (step, loss) points and redraw. A step at or before the last one (a resumed run restarts
+        from its checkpoint) replaces the curve from there on."""
         for step, loss in points:
+            while self.steps and self.steps[-1] >= step:
+                self.steps.pop()
+                self.losses.pop()
             self.steps.append(step)
             self.losses.append(loss)
         self._draw()

@@ -3,8 +3,8 @@
 textual-image picks Sixel / Kitty graphics / half cells by querying the terminal when it is first
 imported, which must happen before Textual takes over stdin — importing this module early (the
 app does) takes care of that. Tests and plain terminals force the half-cell renderer with
-:func:`set_image_mode` or ``TICRAFT_TUI_IMAGES=halfcell``: its output is plain coloured text, so
-SVG snapshots are stable.
+:func:`set_image_mode`, ``ticraft tui --images halfcell`` or ``TICRAFT_TUI_IMAGES=halfcell``: its
+output is plain coloured text, so SVG snapshots are stable.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Gallery(HorizontalScroll):
     """A horizontal strip of thumbnails."""
 
     DEFAULT_CSS = """
-    Gallery { height: 11; border: round $panel; }
+    Gallery { height: 12; border: round $panel; scrollbar-size-horizontal: 1; }
     Gallery > .empty { color: $text-muted; padding: 1 2; }
     """
 
