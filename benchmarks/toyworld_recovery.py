@@ -124,17 +124,7 @@ def main() -> None:
         if args.write_results:
             write_section(section_body(results, args))
 
-    judge_row("hidden true word (reference)", true_zorb, None, {})
-    chosen = variants(steps, args.reg_weight, args.quick)
-    if args.only:
-        keys = [k.strip().lower() for k in args.only.split(",") if k.strip()]
-        chosen = [v for v in chosen if v[0].split()[0].lower() in keys]
-    for label, token, opts in chosen:
-        t0 = time.time()
-        concept = train(images, token, "shape", model=backbone, preset="fast", steps=steps, seed=0, **opts)
-        judge_row(label, concept, time.time() - t0, opts)
-
-    if do_bias:
+    def bias_row() -> None:
         t0 = time.time()
         spec = f"shape={BIASED_WORD.shape},texture={BIASED_WORD.texture},style=none"
         colours = [c for c, _ in BIASED_WORD.colours]  # white, green
@@ -159,6 +149,21 @@ def main() -> None:
             print(f"  bias {r.prompt}: " + ", ".join(f"{k} {v:.0%}" for k, v in r.distribution.shares.items())
                   + f"  TV to uniform {r.distribution.tv_uniform:.2f}", flush=True)
         flush()
+
+
+    judge_row("hidden true word (reference)", true_zorb, None, {})
+    chosen = variants(steps, args.reg_weight, args.quick)
+    if args.only:
+        keys = [k.strip().lower() for k in args.only.split(",") if k.strip()]
+        chosen = [v for v in chosen if v[0].split()[0].lower() in keys]
+    for label, token, opts in chosen:
+        t0 = time.time()
+        concept = train(images, token, "shape", model=backbone, preset="fast", steps=steps, seed=0, **opts)
+        judge_row(label, concept, time.time() - t0, opts)
+        if do_bias and results["bias"] is None:  # right after the first variant, so a cut-short run still has it
+            bias_row()
+    if do_bias and results["bias"] is None:
+        bias_row()
 
     flush()
     print()

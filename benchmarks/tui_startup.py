@@ -59,7 +59,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def time_to_text(cmd: list[str], marker: bytes, *, timeout: float = 60.0,
+def time_to_text(cmd: list[str], marker: bytes, *, timeout: float = 300.0,
                  quit_keys: bytes = b"\x11") -> tuple[float, float]:
     """(wall seconds, CPU seconds) from spawning ``cmd`` in a pty until ``marker`` appears in its output.
 
