@@ -81,7 +81,7 @@ class ComposeScreen(Screen[None]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.images: list[Any] = []
-        self._captions: list[str] = []
+        self._token_cache: list[str] = []
 
     @property
     def backend(self) -> Any:
@@ -138,13 +138,15 @@ class ComposeScreen(Screen[None]):
         self._refresh_concepts()  # the library may have changed on another screen
 
     def _tokens(self) -> list[str]:
-        try:
-            return self.backend.tokens()
-        except Exception:  # noqa: BLE001 - no completion is better than a crash while typing
-            return []
+        """Library tokens as of the last visit (re-read on every resume, not on every keystroke)."""
+        return self._token_cache
 
     def _refresh_concepts(self) -> None:
-        options = [(t, t) for t in self._tokens()]
+        try:
+            self._token_cache = self.backend.tokens()
+        except Exception:  # noqa: BLE001 - no completion is better than a crash while typing
+            self._token_cache = []
+        options = [(t, t) for t in self._token_cache]
         for sid in ("#save-to", "#interp-a", "#interp-b"):
             select = self.query_one(sid, Select)
             value = select.value
@@ -280,7 +282,7 @@ class ComposeScreen(Screen[None]):
         else:
             seed = _int(self.query_one("#seed", Input).value, 0) or 0
             captions = [f"seed {seed + i}" for i in range(len(images))]
-        self.images, self._captions = images, captions
+        self.images = images
         self.query_one("#gallery", Gallery).show(list(zip(images, captions)))
         self.query_one("#status", Label).update(f"done: {len(images)} image(s)")
 
