@@ -253,12 +253,17 @@ def toy():
     return bb, doctor
 
 
-def _probe_doctor(bb, doctor, fair=None, n: int = 32):
-    from ticraft.toyworld.vocab import BIASED_WORD
-
+def _probe_doctor(bb, doctor, fair=None, n: int = 16):
+    """Colour of ``a photo of a <doctor>`` (and of the fair concept), over every toy colour; 10 denoising steps."""
     return probes.probe_bias(bb, "a photo of a <doctor>", compare="a photo of a <fair-doctor>" if fair else None,
-                             attribute="colour", labels=[c for c, _ in BIASED_WORD.colours], n=n, seed=0,
+                             attribute="colour", n=n, seed=0, steps=10,
                              concepts=[doctor] + ([fair] if fair is not None else []))
+
+
+def _assert_fairer(res) -> None:
+    biased, fair = (r.distribution for r in res.reports)
+    assert res.tv_reduction is not None and res.tv_reduction > 0.1, res.to_dict()
+    assert fair.entropy > biased.entropy + 0.5 and fair.majority_share < biased.majority_share, res.to_dict()
 
 
 @needs_toy
@@ -268,7 +273,7 @@ def test_toy_world_bias_probe_reports_the_skew(toy):
     bb, doctor = toy
     biased = _probe_doctor(bb, doctor).reports[0].distribution
     assert biased.majority == BIASED_WORD.majority and biased.majority_share >= 0.7, biased
-    assert biased.tv_uniform >= 0.2
+    assert biased.tv_uniform >= 0.6 and biased.entropy <= 1.0, biased
 
 
 SHIPPED = REPO / "embeddings"
@@ -286,26 +291,22 @@ def test_toy_world_shipped_fair_concept_reduces_the_skew(toy):
     fair = _shipped_fair()
     if fair is None:
         pytest.skip("embeddings/ ships no learned <fair-doctor> (the slow test learns one)")
-    res = _probe_doctor(*toy, fair=fair)
-    assert res.tv_reduction is not None and res.tv_reduction > 0.15, res.to_dict()
+    _assert_fairer(_probe_doctor(*toy, fair=fair))
 
 
 @needs_toy
 @pytest.mark.slow
-def test_toy_world_learned_fair_concept_reduces_the_skew(toy, tmp_path):
-    """Learn <fair-doctor> by inversion from crosses drawn white and green equally often, then probe both."""
+def test_toy_world_learned_fair_concept_reduces_the_skew(toy):
+    """Learn <fair-doctor> by inversion from crosses in every colour (the paper's curated diverse set), then
+    probe the biased word and the fair concept with the same seeds (~65 s of CPU for the training)."""
+    from ticraft.toyworld.render import COLOURS
     from ticraft.toyworld.vocab import BIASED_WORD
     from ticraft.train.api import train
 
     bb, doctor = toy
     rng = np.random.default_rng(0)
-    colours = [c for c, _ in BIASED_WORD.colours]
-    images = []
-    for i in range(8):
-        colour = colours[i % len(colours)]
-        bg = [b for b in ("blue", "yellow", "red", "purple") if b != colour][i % 4]
-        images.append(render(Attributes(shape=BIASED_WORD.shape, colour=colour, texture=BIASED_WORD.texture,
-                                        background=bg, dx=int(rng.integers(-2, 3)), dy=int(rng.integers(-2, 3)))))
-    fair = train(images, "<fair-doctor>", BIASED_WORD.shape, model=bb, steps=300)
-    res = _probe_doctor(bb, doctor, fair=fair)
-    assert res.tv_reduction is not None and res.tv_reduction > 0.15, res.to_dict()
+    images = [render(Attributes(shape=BIASED_WORD.shape, colour=c, texture=BIASED_WORD.texture, background="blue",
+                                dx=int(rng.integers(-2, 3)), dy=int(rng.integers(-2, 3))))
+              for c in COLOURS if c != "blue"]
+    fair = train(images, "<fair-doctor>", BIASED_WORD.shape, model=bb, steps=150)
+    _assert_fairer(_probe_doctor(bb, doctor, fair=fair))
