@@ -73,10 +73,21 @@ def test_initializer_without_tokens(tiny_sd_dir, images):
 def test_token_already_in_the_vocabulary(tiny_sd_dir, images):
     with pytest.raises(TicraftError, match="already a word"):
         ticraft.train(images, "<|endoftext|>", "toy", model=str(tiny_sd_dir), **FAST)
-    bb = load_backbone(str(tiny_sd_dir))
-    bb.encoders[0].tokenizer.add_tokens(["<thing>"])
     with pytest.raises(TicraftError, match="already a word"):
-        ticraft.train(images, "<thing>", "toy", model=bb, **FAST)
+        ticraft.train(images, "<|startoftext|>", "toy", model=str(tiny_sd_dir), **FAST)
+
+
+def test_retraining_a_token_on_the_same_model_reuses_its_names(tiny_sd_dir, images):
+    """A model object keeps the placeholder names of earlier runs; retraining (or a loaded concept of the
+    same token) is fine, the table still never changes."""
+    bb = load_backbone(str(tiny_sd_dir))
+    table = bb.encoders[0].table.detach().clone()
+    first = ticraft.train(images, "<thing>", "toy", model=bb, num_vectors=2, **FAST)
+    bb.load_concept(first)
+    second = ticraft.train(images, "<thing>", "toy", model=bb, num_vectors=2, **FAST)
+    assert torch.equal(first.vectors["clip"], second.vectors["clip"])  # same seed, same run
+    assert "<thing>" not in bb.loaded_concepts and torch.equal(bb.encoders[0].table, table)
+    bb.load_concept(second)  # and the result loads into the same model afterwards
 
 
 @pytest.mark.parametrize("token", ["cat toy", "", "<a b>", "<x>_1", 3])

@@ -185,14 +185,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ tokens
     def _check_tokens_free(self, names: Sequence[str]) -> None:
+        """Refuse words of the model's own vocabulary; reuse placeholder names ticraft added earlier.
+
+        A concept already loaded under the same token is unloaded first: it is being retrained.
+        """
+        if self.token in self.bb.loaded_concepts:
+            self.bb.unload_concept(self.token)
         for e in self.bb.encoders:
-            vocab = {t.lower() for t in e.tokenizer.get_vocab()}
-            taken = [n for n in names if n.lower() in vocab]
+            vocab = e.tokenizer.get_vocab()
+            specials = set(e.tokenizer.all_special_tokens)
+            added = set(e.tokenizer.get_added_vocab()) - specials
+            taken = [n for n in names if n not in added and (n in vocab or n + "</w>" in vocab or n in specials)]
             if taken:
                 what = "a word" if taken[0] == self.token else "a token"
                 raise TrainError(
                     f"{taken[0]!r} is already {what} of the model's {e.key} tokenizer; choose another placeholder, "
-                    f"e.g. '<{self.token.strip('<>')}-2>' (a model object reused across runs keeps earlier tokens)"
+                    f"e.g. '<{self.token.strip('<>')}-2>'"
                 )
 
     def _activate(self, count: int) -> None:
