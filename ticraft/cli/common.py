@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-console = Console()
+# soft_wrap: long paths print on one line (copyable), tables still fit the terminal.
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 LibraryOption = Annotated[
