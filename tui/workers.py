@@ -20,6 +20,8 @@ T = TypeVar("T")
 
 #: Minimum seconds between progress messages: a fast loop must not flood the UI thread.
 PROGRESS_INTERVAL = 0.05
+#: Attribute set on a worker once its outcome message is posted (it no longer counts as running).
+_DONE = "_ticraft_job_done"
 
 
 class Cancelled(Exception):
@@ -93,23 +95,22 @@ def start_job(owner: Widget, job: str, fn: Callable[[Callable[..., None]], T]) -
     def body() -> None:
         worker = get_current_worker()
         report = _Reporter(owner, job, worker)
+        outcome: JobMessage
         try:
             result = fn(report)
         except Cancelled:
-            owner.post_message(JobCancelled(job))
-            return
+            outcome = JobCancelled(job)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a notification
-            if worker.is_cancelled:
-                owner.post_message(JobCancelled(job))  # the loop wrapped our Cancelled in its own error
-            else:
-                owner.post_message(JobFailed(job, exc))
-            return
-        if report.pending:
-            owner.post_message(JobProgress(job, 0, 0, report.pending))
-        if worker.is_cancelled:
-            owner.post_message(JobCancelled(job))
+            # A loop may wrap our Cancelled in its own error: a cancelled worker's failure is a cancel.
+            outcome = JobCancelled(job) if worker.is_cancelled else JobFailed(job, exc)
         else:
-            owner.post_message(JobFinished(job, result))
+            if report.pending:
+                owner.post_message(JobProgress(job, 0, 0, report.pending))
+            outcome = JobCancelled(job) if worker.is_cancelled else JobFinished(job, result)
+        # Done before the UI hears of it: a new job started right after the outcome arrives must not
+        # be refused as "already running" while this thread is still winding down.
+        setattr(worker, _DONE, True)
+        owner.post_message(outcome)
 
     return owner.run_worker(body, name=job, group=job, thread=True, exclusive=True, exit_on_error=False)
 
@@ -131,4 +132,5 @@ def job_running(owner: Widget, job: str) -> bool:
 def _jobs(owner: Widget, job: str) -> list[Worker[Any]]:
     # owner.workers is the app-wide manager: keep only this widget's live workers of that group.
     live = (WorkerState.PENDING, WorkerState.RUNNING)
-    return [w for w in owner.workers if w.node is owner and w.group == job and w.state in live and not w.is_cancelled]
+    return [w for w in owner.workers if w.node is owner and w.group == job and w.state in live
+            and not w.is_cancelled and not getattr(w, _DONE, False)]

@@ -166,8 +166,8 @@ class LibraryScreen(Screen[None]):
 
     def _show_detail(self) -> None:
         token = self.query_one(ConceptList).current_token()
-        if token is None:
-            return
+        if token is None or token == self.current:
+            return  # already shown (a change to the library resets ``current`` to force a redraw)
         self.current = token
         self.query_one("#neighbors", Static).update("[dim]Nearest tokens: press Enter or n to compute.[/]")
         backend = self.backend
