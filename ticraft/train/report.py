@@ -69,6 +69,7 @@ def plot_loss_curve(loss_curve: Sequence[Sequence[float]], path: str | os.PathLi
     os.close(fd)
     try:
         fig.savefig(tmp, format="png")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a loss curve is for everyone to open
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
