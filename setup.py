@@ -9,4 +9,5 @@ tui_packages = ["ticraft_tui"] + [f"ticraft_tui.{p}" for p in find_packages("tui
 setup(
     packages=find_packages(include=["ticraft", "ticraft.*"]) + tui_packages,
     package_dir={"ticraft_tui": "tui"},
+    package_data={"ticraft_tui": ["*.tcss"]},  # the app's stylesheet
 )
