@@ -393,7 +393,7 @@ class _Evaluator:
     def fail(self, message: str, col: int) -> ExprError:
         return ExprError(message, self.source, col)
 
-    def eval(self, node: Node) -> Value:
+    def evaluate_node(self, node: Node) -> Value:
         if isinstance(node, Num):
             return node.value
         if isinstance(node, ConceptRef):
@@ -401,12 +401,12 @@ class _Evaluator:
         if isinstance(node, Word):
             return self.lookup("word", node.text, node.col)
         if isinstance(node, Neg):
-            v = self.eval(node.operand)
+            v = self.evaluate_node(node.operand)
             return v if node.plus else self.apply(lambda: -v, node.col)
         if isinstance(node, Chain):
-            acc = self.eval(node.first)
+            acc = self.evaluate_node(node.first)
             for op, operand, col in node.rest:
-                acc = self.binary(op, acc, self.eval(operand), col)
+                acc = self.binary(op, acc, self.evaluate_node(operand), col)
             return acc
         if isinstance(node, Call):
             return self.call(node)
@@ -465,7 +465,7 @@ class _Evaluator:
 
     def call(self, node: Call) -> Value:
         spec = FUNCTIONS[node.name]
-        args = [self.eval(a) for a in node.args]
+        args = [self.evaluate_node(a) for a in node.args]
         if len(args) < spec.min_args or (spec.max_args is not None and len(args) > spec.max_args):
             raise self.fail(f"{spec.signature} takes {spec.arity()}, got {len(args)}", node.col)
         for i, v in enumerate(args):
@@ -533,7 +533,7 @@ def evaluate(
     """
     src = source if isinstance(source, str) else (text or "")
     tree = parse(source) if isinstance(source, str) else source
-    return _Evaluator(src, concepts, words).eval(tree)
+    return _Evaluator(src, concepts, words).evaluate_node(tree)
 
 
 def mix(

@@ -230,7 +230,8 @@ def _load_ckpt(path: Path) -> dict | None:
 
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)  # our own file, written by _save_ckpt
+    # weights_only: a checkpoint folder is a path users pass in (--work), so never unpickle code from it.
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def train_vae(vae, data: Dataset, cfg: BaseConfig, work: Path, resume: bool, progress: Progress | None, device: str):
