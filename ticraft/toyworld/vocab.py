@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ticraft.single_file import _bytes_to_unicode  # one copy of CLIP's byte alphabet
 from ticraft.toyworld.render import COLOURS, SHAPES, SIZES, STYLES, TEXTURES, Attributes, sample_attributes
 
 BOS = "<|startoftext|>"
@@ -69,19 +70,6 @@ PUBLIC_WORDS: tuple[str, ...] = tuple(
         [*FUNCTION_WORDS, *SHAPES, *COLOURS, *TEXTURES, *SIZES, *(s for s in STYLES if s not in ("none", HIDDEN_STYLE))]
     )
 )
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte → printable-unicode map (the byte-level alphabet)."""
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 def _learn_merges(words: tuple[str, ...]) -> list[tuple[str, str]]:
