@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", type=Path, default=None, help="pipeline folder (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (scores differ from CPU's in the last bits only)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
 
@@ -36,7 +37,7 @@ def main() -> None:
     from ticraft.toyworld.judge import JUDGED_FIELDS
 
     torch.set_num_threads(args.threads)
-    pipe = load_pipeline(args.weights)
+    pipe = load_pipeline(args.weights, device=args.device)
     attrs = eval_prompts(args.n, seed=args.seed)
     t0 = time.time()
     acc, judgements = evaluate(pipe, attrs, seed=args.seed, steps=args.steps, guidance=args.guidance)
@@ -60,7 +61,8 @@ def main() -> None:
             f"`python benchmarks/toyworld_base_quality.py --n {args.n}`: the shipped `ticraft/toyworld/weights` model, "
             f"{args.steps} DDIM steps, guidance {args.guidance}, seed {args.seed}, one 32 px image per held-out prompt "
             f"(attribute combinations never seen in training), read by the judge. Sampling + judging took "
-            f"{seconds:.0f} s on CPU ({args.threads} threads).",
+            f"{seconds:.0f} s on "
+            + (f"CPU ({args.threads} threads)." if args.device == "cpu" else f"{args.device}."),
             "",
             header,
             *rows,

@@ -170,3 +170,24 @@ def test_train_base_command_refuses_a_bad_device(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train-base", "--out", str(tmp_path / "w"), "--device", "tpu"])
     assert result.exit_code != 0
     assert "auto, cpu or cuda" in result.output
+
+
+def test_time_budget_fits_the_schedule_and_is_recorded(tmp_path: Path) -> None:
+    import json
+
+    assert B._fit_steps(1000, 10, per_step=0.5, left_s=10.0) == 10 + int(0.97 * 20)
+    assert B._fit_steps(15, 10, per_step=0.01, left_s=100.0) == 15  # never above the plan
+    assert B._fit_steps(1000, 10, per_step=1.0, left_s=-5.0) == 10  # never below the step reached
+    cfg = B.BaseConfig(**{**_tiny().__dict__, "unet_steps": 500, "warmup": 8, "checkpoint_every": 100})
+    out = B.train_base(tmp_path / "m", cfg, work=tmp_path / "w", device="cpu", time_budget_s=0.0)
+    meta = json.loads((out / "ticraft_toyworld.json").read_text())
+    assert meta["unet_steps_done"] == meta["config"]["unet_steps"] == 8  # stopped when warmup ended
+    assert meta["unet_steps_requested"] == 500 and meta["time_budget_s"] == 0.0
+
+
+def test_train_base_presets() -> None:
+    gpu = B.BaseConfig.preset("gpu", seed=3)
+    assert gpu.unet_batch > B.BaseConfig().unet_batch and gpu.seed == 3
+    assert B.BaseConfig.preset("cpu") == B.BaseConfig()
+    with pytest.raises(ValueError, match="unknown preset 'tpu'"):
+        B.BaseConfig.preset("tpu")

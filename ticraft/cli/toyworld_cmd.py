@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -16,11 +19,15 @@ def train_base_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of data, initialisation and every training draw."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the work folder."),
-    vae_steps: int = typer.Option(250, "--vae-steps", min=1, help="Stage 1 (VAE) steps."),
-    decoder_steps: int = typer.Option(1000, "--decoder-steps", min=0, help="Stage 1b (decoder refinement) steps."),
-    unet_steps: int = typer.Option(3200, "--unet-steps", min=1, help="Stage 2 (text encoder + UNet) steps."),
-    batch: int = typer.Option(32, "--batch", min=1, help="Stage 2 batch size."),
-    n_images: int = typer.Option(24_000, "--images", min=100, help="Training renders."),
+    preset: str = typer.Option("cpu", "--preset", help="cpu (~60 min on 2 cores) | gpu (more data, batch 512)."),
+    vae_steps: int = typer.Option(None, "--vae-steps", min=1, help="Stage 1 (VAE) steps [preset]."),
+    decoder_steps: int = typer.Option(None, "--decoder-steps", min=0, help="Stage 1b (decoder) steps [preset]."),
+    unet_steps: int = typer.Option(None, "--unet-steps", min=1, help="Stage 2 (text encoder + UNet) steps [preset]."),
+    batch: int = typer.Option(None, "--batch", min=1, help="Stage 2 batch size [preset]."),
+    n_images: int = typer.Option(None, "--images", min=100, help="Training renders [preset]."),
+    time_budget: float = typer.Option(
+        None, "--time-budget", min=1, help="Fit stage 2 to this many seconds (steps lowered after warmup)."
+    ),
     fixture: Path = typer.Option(None, "--fixture", help="Also write the hidden words' true rows (safetensors)."),
 ) -> None:
     """Train the toy base model (VAE, then text encoder + UNet) and save it as a diffusers pipeline folder."""
@@ -29,32 +36,57 @@ def train_base_cmd(
     from ticraft.toyworld.base import WEIGHTS_DIR, BaseConfig, train_base
 
     target = out or WEIGHTS_DIR
-    cfg = BaseConfig(
-        seed=seed,
-        vae_steps=vae_steps,
-        decoder_steps=decoder_steps,
-        unet_steps=unet_steps,
-        unet_batch=batch,
-        n_images=n_images,
-    )
+    given = {
+        "vae_steps": vae_steps,
+        "decoder_steps": decoder_steps,
+        "unet_steps": unet_steps,
+        "unet_batch": batch,
+        "n_images": n_images,
+    }
     try:
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
-        ) as bar:  # fmt: skip
-            tasks: dict[str, int] = {}
+        cfg = BaseConfig.preset(preset, seed=seed, **{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--preset") from exc
+    try:
+        if sys.stdout.isatty():
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
+            ) as bar:  # fmt: skip
+                tasks: dict[str, int] = {}
 
-            def progress(stage: str, step: int, total: int, loss: float) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total, loss=0.0)
-                bar.update(tasks[stage], completed=step, loss=loss)
+                def progress(stage: str, step: int, total: int, loss: float) -> None:
+                    if stage not in tasks:
+                        tasks[stage] = bar.add_task(stage, total=total, loss=0.0)
+                    bar.update(tasks[stage], completed=step, total=total, loss=loss)  # total shrinks under a budget
 
+                folder = train_base(
+                    out=target, cfg=cfg, work=work, resume=resume, device=device, progress=progress,
+                    fixture=fixture, time_budget_s=time_budget,
+                )  # fmt: skip
+        else:  # a log file or a pipe: a redrawn bar would print nothing useful, so print a plain line now and then
             folder = train_base(
-                out=target, cfg=cfg, work=work, resume=resume, device=device, progress=progress, fixture=fixture
-            )
+                out=target, cfg=cfg, work=work, resume=resume, device=device, progress=_log_lines(),
+                fixture=fixture, time_budget_s=time_budget,
+            )  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"saved the toy pipeline to {folder}")
+
+
+def _log_lines(every_s: float = 10.0) -> Callable[[str, int, int, float], None]:
+    """A progress callback printing ``stage step/total loss elapsed`` at most every ``every_s`` s, and each stage's end."""
+    t0 = time.perf_counter()
+    last = {"t": -every_s}
+
+    def progress(stage: str, step: int, total: int, loss: float) -> None:
+        now = time.perf_counter() - t0
+        if now - last["t"] >= every_s or step >= total:
+            last["t"] = now
+            tail = "" if stage == "data" else f"  loss {loss:.4f}"  # the data stage reports seconds, not a loss
+            typer.echo(f"{now:7.1f}s  {stage:8s} {step}/{total}{tail}")
+
+    return progress
 
 
 @app.command("render")

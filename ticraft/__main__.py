@@ -1,0 +1,5 @@
+"""``python -m ticraft`` runs the CLI (for machines where the console script is not installed)."""
+
+from ticraft.cli.main import main
+
+main()
