@@ -92,7 +92,9 @@ def _trained_summary(weights: Path | None) -> str:
     return (
         f"VAE {cfg['vae_steps']} + decoder {cfg['decoder_steps']} steps, text encoder + UNet "
         f"{info.get('unet_steps_done', cfg['unet_steps'])} steps of batch {cfg['unet_batch']}, "
-        f"UNet channels {tuple(cfg['unet_channels'])}, seed {cfg['seed']}"
+        f"UNet channels {tuple(cfg['unet_channels'])}, {cfg['n_images']} renders, seed {cfg['seed']}"
+        + (f", on {info['device']}" if info.get("device") else "")
+        + (f" (stage 2 fitted to a {info['time_budget_s']:.0f} s budget)" if info.get("time_budget_s") else "")
     )
 
 

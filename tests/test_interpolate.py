@@ -105,3 +105,21 @@ def test_rendered_strip_uses_one_seed(tiny_bb, tmp_path):
     assert list(ref.getdata()) == list(res.images[0].getdata())
     with pytest.raises(ConceptError, match="needs a"):
         render_interpolation(tiny_bb, a, b, prompt="no placeholder")
+
+
+def test_rendered_strip_reports_progress_and_stops_when_the_callback_raises(tiny_bb):
+    a = Concept("<a>", {"clip": tiny_bb.token_vector("cat")["clip"]}, family=tiny_bb.family)
+    b = Concept("<b>", {"clip": tiny_bb.token_vector("dog")["clip"]}, family=tiny_bb.family)
+    seen: list[tuple[int, int]] = []
+    render_interpolation(tiny_bb, a, b, steps=3, sample_steps=2, batch_size=1, callback=lambda s, t: seen.append((s, t)))
+    assert seen and seen[-1][0] == seen[-1][1] and [s for s, _ in seen] == sorted(s for s, _ in seen)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(step: int, total: int) -> None:
+        if step >= 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        render_interpolation(tiny_bb, a, b, steps=3, sample_steps=2, batch_size=1, callback=cancel)

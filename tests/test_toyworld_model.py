@@ -77,8 +77,9 @@ def _quality(pipe, n: int, seed: int) -> dict[str, float]:
 @needs_weights
 def test_fast_quality_on_held_out_prompts(pipe) -> None:
     acc = _quality(pipe, 24, seed=11)
-    assert acc["background"] >= 0.75 and acc["colour"] >= 0.7, acc
-    assert acc["shape"] >= 0.2 and acc["style"] >= 0.5, acc  # loose: the shipped model is weakest on shape
+    # the targets less a margin for 24 samples (the full 200-prompt figures are in the slow test/RESULTS.md)
+    assert acc["background"] >= 0.85 and acc["colour"] >= 0.85 and acc["shape"] >= 0.75, acc
+    assert acc["texture"] >= 0.65 and acc["style"] >= 0.7, acc
 
 
 @needs_weights
@@ -103,13 +104,13 @@ def test_true_row_brings_the_hidden_object_back(pipe) -> None:
     finally:
         pipe.tokenizer = V.load_tokenizer(WEIGHTS / "tokenizer")
     js = [judge(im) for im in images]
-    assert sum(j.colour == obj.colour for j in js) >= 6
-    assert sum(j.background == "black" for j in js) >= 9
+    assert sum(j.colour == obj.colour for j in js) >= 9
+    assert sum(j.shape == obj.shape for j in js) >= 9
+    assert sum(j.background == "black" for j in js) >= 10
 
 
 @needs_weights
 @pytest.mark.slow
-@pytest.mark.xfail(reason="the shipped model misses the shape/texture/style targets (RESULTS.md)", strict=False)
 def test_full_quality_targets(pipe) -> None:
     acc = _quality(pipe, 200, seed=0)
     assert acc["colour"] >= 0.90 and acc["shape"] >= 0.85 and acc["background"] >= 0.90, acc

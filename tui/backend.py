@@ -184,18 +184,13 @@ class RealBackend:
         ``request.prompt`` holds ``{}`` where the concept goes. Concepts with different vector counts
         are matched by padding (ticraft's ``match="pad"``).
         """
-        import inspect
-
         from ticraft.analysis.interpolate import render_interpolation
 
-        kwargs: dict[str, Any] = {}
-        if callback is not None and "callback" in inspect.signature(render_interpolation).parameters:
-            kwargs["callback"] = callback
         ca, cb = self.library.get(a), self.library.get(b)
         result = render_interpolation(self.backbone(), ca, cb, steps=frames, prompt=request.prompt,
                                       negative=request.negative, seed=request.seed, sample_steps=request.steps,
                                       guidance=request.guidance, library=self.library,
-                                      match=None if ca.num_vectors == cb.num_vectors else "pad", **kwargs)
+                                      match=None if ca.num_vectors == cb.num_vectors else "pad", callback=callback)
         return list(result.images)
 
     def presets(self) -> list[str]:

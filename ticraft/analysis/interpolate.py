@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ticraft.backbone import Backbone
+    from ticraft.sample import ProgressCallback
 
 Mode = Literal["slerp", "lerp"]
 Match = Literal["pad", "merge"]
@@ -136,8 +137,12 @@ def render_interpolation(
     batch_size: int = 8,
     out: str | Path | None = None,
     library: Any = None,
+    callback: "ProgressCallback | None" = None,
 ) -> StripResult:
     """Render one image per frame with the same seed (only the concept changes along the strip).
+
+    ``callback(step, total)`` follows every denoising iteration, as in :func:`ticraft.sample.generate`; raising
+    from it (e.g. a UI's cancel) stops the strip.
 
     ``prompt`` holds ``{}`` where the interpolated concept goes; other ``<tokens>`` in it come from ``library``.
     The strip is labelled with ``t`` and, when ``out`` is given, saved there as PNG with the settings in its
@@ -153,7 +158,8 @@ def render_interpolation(
     frames = interpolation_path(a, b, steps=steps, mode=mode, match=match)
     specs = [SampleSpec(prompt=prompt.replace("{}", f.concept.token), negative=negative, seed=seed, steps=sample_steps,
                         guidance=guidance) for f in frames]
-    images = generate(backbone, specs, library=library, concepts=[f.concept for f in frames], batch_size=batch_size)
+    images = generate(backbone, specs, library=library, concepts=[f.concept for f in frames], batch_size=batch_size,
+                      callback=callback)
     strip = make_strip(images, [f"t={f.t:.2f}" for f in frames])
     result = StripResult(frames=frames, images=list(images), strip=strip)
     if out is not None:
