@@ -15,7 +15,10 @@ plus the cosine of the learned mean vector to the hidden true embedding (``tests
 and its nearest vocabulary tokens. The hidden true word itself (its fixture row loaded as a concept) is the reference
 row. The paper's variants are shown side by side (1/2/3 vectors, progressive, regularised). A bias row learns a
 ``<fair-doctor>`` from a balanced set of crosses (4 white + 4 green) and compares the judged colour distribution of
-"a photo of a {true doctor}" with "a photo of a <fair-doctor>" (same seeds).
+"a photo of a {true doctor}" with "a photo of a <fair-doctor>" (same seeds). A style row learns the hidden style word
+"glimmic" from 4 captioned renders of different objects in that style ("a photo of a … on a … background in S*
+style") and judges held-out prompts "… in S* style": the style reproduced, and the prompt's own content (shape,
+colour, background) kept — next to the hidden true style word.
 
 ``--quick``: 100 steps, n 8, only the 1-vector variant and the true-word row.
 """
@@ -28,6 +31,7 @@ import json
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +65,7 @@ def main() -> None:
     parser.add_argument("--only", default=None,
                         help="comma-separated variant labels' first words to run (e.g. '1,2,progressive')")
     parser.add_argument("--no-bias", action="store_true", help="skip the <fair-doctor> bias row")
+    parser.add_argument("--no-style", action="store_true", help="skip the hidden style word's row")
     parser.add_argument("--bias-n", type=int, default=None, help="samples per bias prompt (default 2×n)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write all results as JSON there")
@@ -70,6 +75,7 @@ def main() -> None:
     steps = args.steps if args.steps is not None else (100 if args.quick else 300)
     n = args.n if args.n is not None else (8 if args.quick else 16)
     do_bias = not (args.quick or args.no_bias)
+    do_style = not (args.quick or args.no_style)
     bias_n = args.bias_n or 2 * n
 
     import numpy as np
@@ -95,7 +101,7 @@ def main() -> None:
     backbone = load_backbone("toy")
     settings = {"steps": steps, "n": n, "preset": "fast", "seed": 0, "init": "shape", "reg_weight": args.reg_weight,
                 "threads": args.threads, "quick": args.quick, "torch": torch.__version__}
-    results: dict = {"settings": settings, "rows": [], "bias": None}
+    results: dict = {"settings": settings, "rows": [], "bias": None, "style": None}
     print(f"zorb = {obj.colour} {obj.texture} {obj.shape}; {steps} steps, n={n} samples per prompt", flush=True)
 
     def judge_row(label: str, concept: Concept, train_s: float | None, opts: dict) -> None:
@@ -151,6 +157,45 @@ def main() -> None:
         flush()
 
 
+    def style_rows() -> None:
+        import tempfile
+
+        from ticraft.sample import SampleSpec, generate
+        from ticraft.toyworld.base import eval_prompts
+        from ticraft.toyworld.judge import judge
+        from ticraft.toyworld.render import full_prompt
+        from ticraft.toyworld.vocab import HIDDEN_STYLE
+
+        srng = np.random.default_rng(2)
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, a in enumerate(concept_attributes(HIDDEN_STYLE, 4, srng)):
+                render(a, srng).save(f"{tmp}/{i}.png")
+                Path(f"{tmp}/{i}.txt").write_text(full_prompt(a).replace(f" {HIDDEN_STYLE} style", " {} style"))
+            t0 = time.time()
+            learned = train(tmp, "<glimmic-learned>", "style", model=backbone, preset="fast", steps=steps, seed=0,
+                            captions=True)
+            train_s = time.time() - t0
+        true_style = Concept("<glimmic-true>", {"clip": hidden[HIDDEN_STYLE].float()}, family="toy")
+        targets = [replace(a, style="none") for a in eval_prompts(2 * n, seed=5)]
+        rows = []
+        for label, concept, secs in (("hidden true word (reference)", true_style, None),
+                                     ("learned, 1 vector (captions)", learned, train_s)):
+            specs = [SampleSpec(f"{full_prompt(a)} in {concept.token} style", seed=i) for i, a in enumerate(targets)]
+            js = [judge(im) for im in generate(backbone, specs, concepts=[concept])]
+            mean = concept.vectors["clip"].float().mean(0)
+            cos = float(torch.nn.functional.cosine_similarity(mean, true_style.vectors["clip"][0], dim=0))
+            nb = find_neighbors(backbone, concept, k=5, per_vector=False)
+            row = {"variant": label, "style": sum(j.style == HIDDEN_STYLE for j in js) / len(js),
+                   "content": sum((j.shape, j.colour, j.background) == (a.shape, a.colour, a.background)
+                                  for j, a in zip(js, targets, strict=True)) / len(js),
+                   "cosine_true": cos, "norm": float(mean.norm()),
+                   "neighbours": [m.token for m in nb.rows[0].matches], "train_s": secs}
+            rows.append(row)
+            print(f"  style {label}: style {row['style']:.0%}  content kept {row['content']:.0%}  cos {cos:+.2f}",
+                  flush=True)
+        results["style"] = {"n": len(targets), "rows": rows}
+        flush()
+
     judge_row("hidden true word (reference)", true_zorb, None, {})
     chosen = variants(steps, args.reg_weight, args.quick)
     if args.only:
@@ -164,6 +209,8 @@ def main() -> None:
             bias_row()
     if do_bias and results["bias"] is None:
         bias_row()
+    if do_style:
+        style_rows()
 
     flush()
     print()
@@ -185,6 +232,14 @@ def table(results: dict) -> str:
                      f"{edit('outline')} | {edit('small')} | {r['cosine_true']:+.2f} | {r['norm']:.2f} | "
                      f"{', '.join(r['neighbours'])} | {train_s} |")
     lines.append(f"| target | ≥ {TARGETS['reconstruction']:.0%} | ≥ {TARGETS['editability']:.0%} | | | | | | | |")
+    st = results.get("style")
+    if st:
+        lines += ["", "| style word \"glimmic\" | style reproduced | content kept (shape, colour, background) | "
+                      "cos to true | norm | nearest tokens | train s |", "|---|---|---|---|---|---|---|"]
+        for r in st["rows"]:
+            train_s = f"{r['train_s']:.0f}" if r["train_s"] is not None else "—"
+            lines.append(f"| {r['variant']} | {r['style']:.0%} | {r['content']:.0%} | {r['cosine_true']:+.2f} | "
+                         f"{r['norm']:.2f} | {', '.join(r['neighbours'])} | {train_s} |")
     b = results.get("bias")
     if b:
         lines += ["", "| bias probe (colour, judged) | " + " | ".join(b["labels"]) + " | other | TV to uniform |",
@@ -200,13 +255,14 @@ def section_body(results: dict, args: argparse.Namespace) -> str:
     s = results["settings"]
     cmd = "python benchmarks/toyworld_recovery.py" + (" --quick" if s["quick"] else "") + \
         f" --steps {s['steps']} --n {s['n']}" + (f" --reg-weight {s['reg_weight']:g}" if not s["quick"] else "") + \
-        (f" --only {args.only}" if args.only else "") + (" --no-bias" if args.no_bias else "") + " --write-results"
+        (f" --only {args.only}" if args.only else "") + (" --no-bias" if args.no_bias else "") + \
+        (" --no-style" if args.no_style else "") + " --write-results"
     rows = results["rows"]
     ident = rows[0]["identity"] if rows else {}
     out = [
         SECTION,
         "",
-        f"`{cmd}` — {_dt.date.today().isoformat()}, CPU, 2 cores, shared (other jobs running; times are indicative "
+        f"`{cmd}` — {_dt.date.today().isoformat()}, CPU, 2 cores (times are indicative "
         f"only). Total {results.get('total_s', 0):.0f} s.",
         "",
         f"Hidden object \"zorb\" (identity read by the judge from the 4 training images: "
@@ -218,10 +274,12 @@ def section_body(results: dict, args: argparse.Namespace) -> str:
         f"{rows[0]['true_norm']:.2f}); nearest tokens by cosine in the shipped vocabulary." if rows else "",
         "",
         table(results),
-        "",
-        "The shipped toy model's shape obedience is weak (shape 42.5 % on held-out prompts, see *Toy base model "
-        "quality*), which caps reconstruction: the shape attribute is often missed even by the hidden true word.",
     ]
+    st = results.get("style")
+    if st:
+        out += ["", f"Style: 4 renders of different objects in the hidden style, captioned with S* in place of the "
+                    f"style word, {s['steps']} steps; judged on {st['n']} held-out prompts \"a photo of a … in S* "
+                    f"style\" (one seed each)."]
     b = results.get("bias")
     if b:
         out += ["", f"Bias: `<fair-doctor>` learned ({s['steps']} steps) from 4 white + 4 green plain crosses; "

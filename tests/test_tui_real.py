@@ -1,4 +1,4 @@
-"""The TUI on ticraft's real API: a temporary library, a tiny offline diffusers model, real workers.
+"""The TUI on ticraft's real API: a temporary library, the shipped toy model, real workers.
 
 One app session walks the acceptance path — filter the list, open a concept (real nearest tokens),
 generate an image, cancel a generation, map the concepts, train a few steps — so the model loads once.
@@ -47,7 +47,7 @@ def failures(app: TicraftApp) -> list[str]:
 
 
 @pytest.fixture
-def real_backend(tmp_path: Path, tiny_sd_dir: Path, monkeypatch: pytest.MonkeyPatch) -> RealBackend:
+def real_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RealBackend:
     from ticraft.concept import Concept
     from ticraft.library import Library
 
@@ -55,12 +55,11 @@ def real_backend(tmp_path: Path, tiny_sd_dir: Path, monkeypatch: pytest.MonkeyPa
     lib = Library(tmp_path / "lib")
     gen = torch.Generator().manual_seed(0)
     for token, n, tag in (("<apple>", 1, "fruit"), ("<banana>", 2, "fruit"), ("<brick>", 1, "thing")):
-        lib.add(Concept(token, {"clip": torch.randn(n, 32, generator=gen)}, family="custom"), tags=[tag])
-    return RealBackend(lib, str(tiny_sd_dir),
+        lib.add(Concept(token, {"clip": 0.3 * torch.randn(n, 64, generator=gen)}, family="toy"), tags=[tag])
+    return RealBackend(lib, "toy",
                        train_options={"batch_size": 2, "previews": 1, "preview_steps": 2, "preview_every": 0})
 
 
-@pytest.mark.slow  # passes on a quiet machine (~12 s); slow-marked until verified in CI
 def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path) -> None:
     images = tmp_path / "imgs"
     images.mkdir()
@@ -99,7 +98,7 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
             assert "cancelled" in text(app, "#status")
             assert len(screen.images) == 1  # the earlier result stays
 
-            # Map: PCA of the three concepts among the tiny vocabulary
+            # Map: PCA of the three concepts among the toy vocabulary
             await pilot.press("f4")
             await pilot.press("ctrl+g")
             await until(pilot, lambda: "concept(s)" in text(app, "#map-status") or failures(app))
@@ -110,7 +109,7 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
             screen = app.screen
             screen.query_one("#images").value = str(images)
             screen.query_one("#token").value = "<pebble>"
-            screen.query_one("#init").value = "toy"
+            screen.query_one("#init").value = "shape"
             screen.query_one("#steps").value = "3"
             await pilot.press("ctrl+g")
             await until(pilot, lambda: "done" in text(app, "#status") or failures(app))
