@@ -193,6 +193,9 @@ def test_invalid_specs(bb):
         generate(bb, spec(width=20))
     with pytest.raises(SampleError, match="steps"):
         generate(bb, spec(steps=0))
+    limit = bb.scheduler.config.num_train_timesteps
+    with pytest.raises(SampleError, match=f"steps must be at most {limit} for this model.*got {limit + 1}"):
+        generate(bb, [spec("a cat", steps=2), spec("a cat", steps=limit + 1)])
     with pytest.raises(SampleError, match="batch size"):
         generate(bb, spec(), concepts=[concept()], batch_size=0)
 

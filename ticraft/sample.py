@@ -500,6 +500,11 @@ def generate(backbone: "Backbone", specs: SampleSpec | Sequence[SampleSpec], *, 
     # One scheduler per name and call: building one costs more than a tiny model's step, and
     # `set_timesteps` (run by every pipeline call) resets a solver's per-run state.
     schedulers = {name: make_scheduler(backbone, name) for name in dict.fromkeys(s.scheduler for s in full)}
+    # the scheduler's own check only fires inside the pipeline call, as a traceback, after earlier batches ran
+    limit = int(getattr(backbone.scheduler.config, "num_train_timesteps", 1000))
+    if too_many := sorted({s.steps for s in full if s.steps > limit}):
+        raise SampleError(f"steps must be at most {limit} for this model (its scheduler has {limit} training "
+                          f"timesteps), got {', '.join(map(str, too_many))}")
     progress = _Progress(callback, sum(_loop_length(schedulers[full[b[0]].scheduler], full[b[0]].steps)
                                        for b in batches))
     model_hash = backbone.fingerprint()[:10]
