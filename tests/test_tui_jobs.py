@@ -155,3 +155,29 @@ def test_map_and_neighbours(tmp_path: Path) -> None:
             assert screen.query_one("MapPlot").selected in ("<blue-cube>", "<red-ball>", "<striped-star>")
 
     asyncio.run(go())
+
+
+def test_clicking_a_concept_on_the_map_selects_it(tmp_path: Path) -> None:
+    backend = FakeModelBackend(make_library(tmp_path / "lib", 3, images=False))
+
+    async def go() -> None:
+        app = TicraftApp(backend, start="map")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            await pilot.press("ctrl+g")
+            await until(pilot, lambda: "3 concept(s)" in text(app, "#map-status"))
+            await pilot.pause()
+            plot = screen.query_one("MapPlot")
+            cells = plot.label_cells()
+            assert cells, "no concept label found on the drawn canvas"
+            label, (col, row) = sorted(cells.items())[-1]
+            assert plot.label_at(col + 1, row) == label and plot.label_at(col + 40, row + 40) is None
+            # pilot offsets are from the widget's outer edge; label cells from its content's
+            await pilot.click("MapPlot", offset=(col + 1 + plot.content_region.x - plot.region.x,
+                                                 row + plot.content_region.y - plot.region.y))
+            await until(pilot, lambda: plot.selected == label and "Nearest tokens" in text(app, "#map-neighbors"))
+            points = screen.query_one("#points")
+            assert points.get_option_at_index(points.highlighted).id == label
+
+    asyncio.run(go())

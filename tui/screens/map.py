@@ -1,4 +1,5 @@
-"""Map screen: concepts placed among vocabulary tokens (PCA/UMAP) as a scatter; pick one to see its neighbours."""
+"""Map screen: concepts placed among vocabulary tokens (PCA/UMAP) as a scatter; pick one (list or click) to see
+its neighbours."""
 
 from __future__ import annotations
 
@@ -74,6 +75,13 @@ class MapScreen(Screen[None]):
         backend = self.backend
         start_job(self, "neighbors", lambda _: (label, backend.neighbors(label)))
 
+    @on(MapPlot.PointClicked)
+    def _point_clicked(self, event: MapPlot.PointClicked) -> None:
+        # go through the list, so a click and ↑↓ take the same path (highlight → plot + neighbours)
+        option_list = self.query_one("#points", OptionList)
+        option_list.highlighted = option_list.get_option_index(event.label)
+        option_list.focus()
+
     @on(JobFinished)
     def _finished(self, message: JobFinished) -> None:
         if message.job == "map":
@@ -84,7 +92,7 @@ class MapScreen(Screen[None]):
             option_list.clear_options()
             option_list.add_options([Option(escape(p.label), id=p.label) for p in concepts])
             self.query_one("#map-status", Label).update(
-                f"{len(concepts)} concept(s) among {len(points) - len(concepts)} tokens · ↑↓ to pick one")
+                f"{len(concepts)} concept(s) among {len(points) - len(concepts)} tokens · ↑↓ or click to pick one")
             if concepts:
                 option_list.focus()
         elif message.job == "neighbors":

@@ -1,19 +1,33 @@
-"""The concept map as an in-terminal scatter (textual-plotext): tokens as dots, concepts labelled."""
+"""The concept map as an in-terminal scatter (textual-plotext): tokens as dots, concepts labelled and clickable."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
+from rich.text import Text
+from textual import events
+from textual.message import Message
 from textual_plotext import PlotextPlot
+
+CLICK_RADIUS = 3  # cells: a click this close to a label's first cell picks it
 
 
 class MapPlot(PlotextPlot):
-    """Scatter of map points; ``selected`` (a concept label) is drawn highlighted."""
+    """Scatter of map points; ``selected`` (a concept label) is drawn highlighted; clicking a concept posts
+    :class:`MapPlot.PointClicked`."""
+
+    class PointClicked(Message):
+        """A concept's label (or the cell next to it) was clicked."""
+
+        def __init__(self, label: str) -> None:
+            super().__init__()
+            self.label = label
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.points: Sequence[Any] = ()
         self.selected: str | None = None
+        self._lines: list[str] = []  # the last drawn canvas as plain text, to find labels where plotext put them
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -27,6 +41,45 @@ class MapPlot(PlotextPlot):
     def select(self, label: str | None) -> None:
         self.selected = label
         self._draw()
+
+    def render(self) -> Text:
+        text = super().render()
+        self._lines = text.plain.splitlines()
+        return text
+
+    def label_cells(self) -> dict[str, tuple[int, int]]:
+        """Where each concept label was drawn: ``{label: (column, row)}`` of its first cell (content coordinates).
+
+        Read from the drawn canvas rather than recomputed from plotext's axis layout (margins, tick widths),
+        so a click maps to exactly what the user sees. Labels hidden under others are absent.
+        """
+        out: dict[str, tuple[int, int]] = {}
+        for p in self.points:
+            if p.kind != "concept":
+                continue
+            for row, line in enumerate(self._lines[1:], start=1):  # row 0 is the title
+                col = line.find(p.label)
+                if col >= 0:
+                    out[p.label] = (col, row)
+                    break
+        return out
+
+    def label_at(self, x: int, y: int) -> str | None:
+        """The concept whose label covers cell (x, y), else the one whose label starts nearest within
+        :data:`CLICK_RADIUS` cells."""
+        cells = self.label_cells()
+        for label, (col, row) in cells.items():
+            if row == y and col <= x < col + len(label):
+                return label
+        near = [(max(abs(col - x), abs(row - y)), label) for label, (col, row) in cells.items()]
+        near = [item for item in near if item[0] <= CLICK_RADIUS]
+        return min(near)[1] if near else None
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        label = self.label_at(offset.x, offset.y) if offset is not None else None
+        if label is not None:
+            self.post_message(self.PointClicked(label))
 
     def _draw(self) -> None:
         plt = self.plt
