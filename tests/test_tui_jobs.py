@@ -171,7 +171,7 @@ def test_clicking_a_concept_on_the_map_selects_it(tmp_path: Path) -> None:
             plot = screen.query_one("MapPlot")
             cells = plot.label_cells()
             assert cells, "no concept label found on the drawn canvas"
-            label, (col, row) = sorted(cells.items())[-1]
+            label, (col, row, _width) = sorted(cells.items())[-1]
             assert plot.label_at(col + 1, row) == label and plot.label_at(col + 40, row + 40) is None
             # pilot offsets are from the widget's outer edge; label cells from its content's
             await pilot.click("MapPlot", offset=(col + 1 + plot.content_region.x - plot.region.x,
@@ -181,3 +181,16 @@ def test_clicking_a_concept_on_the_map_selects_it(tmp_path: Path) -> None:
             assert points.get_option_at_index(points.highlighted).id == label
 
     asyncio.run(go())
+
+
+def test_map_labels_cut_by_the_frame_are_still_found() -> None:
+    from types import SimpleNamespace
+
+    from ticraft_tui.widgets.scatter import MapPlot
+
+    plot = MapPlot()
+    plot.points = [SimpleNamespace(kind="concept", label=name, x=0, y=0) for name in ("<fair-doctor>", "<zorb>")]
+    plot._lines = ["title", "  │      <fair-doc│", "  │ <zorb>        │"]
+    assert plot.label_cells() == {"<fair-doctor>": (9, 1, 9), "<zorb>": (4, 2, 6)}
+    assert plot.label_at(12, 1) == "<fair-doctor>" and plot.label_at(5, 2) == "<zorb>"
+    assert plot.label_at(3, 3) == "<zorb>"  # near the start of a label, within the click radius

@@ -47,31 +47,40 @@ class MapPlot(PlotextPlot):
         self._lines = text.plain.splitlines()
         return text
 
-    def label_cells(self) -> dict[str, tuple[int, int]]:
-        """Where each concept label was drawn: ``{label: (column, row)}`` of its first cell (content coordinates).
+    def label_cells(self) -> dict[str, tuple[int, int, int]]:
+        """Where each concept label was drawn: ``{label: (column, row, width)}`` in content coordinates.
 
         Read from the drawn canvas rather than recomputed from plotext's axis layout (margins, tick widths),
-        so a click maps to exactly what the user sees. Labels hidden under others are absent.
+        so a click maps to exactly what the user sees. A label cut by the plot's right edge counts by its visible
+        part (at least 3 cells); labels hidden under others are absent.
         """
-        out: dict[str, tuple[int, int]] = {}
+        out: dict[str, tuple[int, int, int]] = {}
         for p in self.points:
             if p.kind != "concept":
                 continue
-            for row, line in enumerate(self._lines[1:], start=1):  # row 0 is the title
-                col = line.find(p.label)
-                if col >= 0:
-                    out[p.label] = (col, row)
+            for width in range(len(p.label), min(len(p.label), 3) - 1, -1):
+                cell = self._find(p.label[:width], cut=width < len(p.label))
+                if cell is not None:
+                    out[p.label] = (*cell, width)
                     break
         return out
+
+    def _find(self, text: str, cut: bool) -> tuple[int, int] | None:
+        for row, line in enumerate(self._lines[1:], start=1):  # row 0 is the title
+            col = line.find(text)
+            # a cut label must end where the frame (or the line) does, so "<zo" does not match inside "<zorb>"
+            if col >= 0 and (not cut or line[col + len(text) : col + len(text) + 1] in ("│", "┤", "")):
+                return col, row
+        return None
 
     def label_at(self, x: int, y: int) -> str | None:
         """The concept whose label covers cell (x, y), else the one whose label starts nearest within
         :data:`CLICK_RADIUS` cells."""
         cells = self.label_cells()
-        for label, (col, row) in cells.items():
-            if row == y and col <= x < col + len(label):
+        for label, (col, row, width) in cells.items():
+            if row == y and col <= x < col + width:
                 return label
-        near = [(max(abs(col - x), abs(row - y)), label) for label, (col, row) in cells.items()]
+        near = [(max(abs(col - x), abs(row - y)), label) for label, (col, row, _) in cells.items()]
         near = [item for item in near if item[0] <= CLICK_RADIUS]
         return min(near)[1] if near else None
 
