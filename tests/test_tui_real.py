@@ -1,7 +1,8 @@
 """The TUI on ticraft's real API: a temporary library, the shipped toy model, real workers.
 
 One app session walks the acceptance path — filter the list, open a concept (real nearest tokens),
-generate an image, cancel a generation, map the concepts, train a few steps — so the model loads once.
+generate an image, cancel a generation, interpolate (and cancel a strip mid-way), map the concepts, train a few
+steps — so the model loads once.
 """
 
 from __future__ import annotations
@@ -97,6 +98,21 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
             await until(pilot, lambda: "cancelled" in text(app, "#status") or "done" in text(app, "#status"))
             assert "cancelled" in text(app, "#status")
             assert len(screen.images) == 1  # the earlier result stays
+            # ...interpolate between two concepts (a strip in the gallery), and cancel a long strip mid-way
+            screen.query_one("#prompt").value = "a photo of a {}"
+            screen.query_one("#steps").value = "2"
+            screen.query_one("#interp-a").value = "<apple>"
+            screen.query_one("#interp-b").value = "<banana>"  # 1 vs 2 vectors: matched by padding
+            screen.query_one("#frames").value = "3"
+            await pilot.press("ctrl+n")
+            await until(pilot, lambda: "done" in text(app, "#status") or failures(app))
+            assert not failures(app) and len(screen.images) == 3
+            screen.query_one("#steps").value = "500"
+            await pilot.press("ctrl+n")
+            await until(pilot, lambda: "interpolate: step" in text(app, "#status") or failures(app))
+            await pilot.press("escape")
+            await until(pilot, lambda: "cancelled" in text(app, "#status") or "done" in text(app, "#status"))
+            assert "cancelled" in text(app, "#status") and len(screen.images) == 3
 
             # Map: PCA of the three concepts among the toy vocabulary
             await pilot.press("f4")
