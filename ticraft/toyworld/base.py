@@ -77,8 +77,9 @@ class BaseConfig:
         return cls(**{**PRESETS[name], **overrides})
 
 
-# The gpu preset exists because the tiny model is launch-bound on a GPU: a step of batch 512 costs about what a step
-# of batch 32 does, so the same minutes buy ~16x the samples (shape obedience was still rising when the CPU run ended).
+# The gpu preset exists because the tiny model is launch-bound on a GPU, so big batches are nearly free there: on an
+# H100 a step of batch 512 took ~78 ms, and 300 s of it (2M samples, 20x the CPU preset's) took shape obedience from
+# 42.5 % to 100 % on held-out prompts.
 PRESETS: dict[str, dict] = {
     "cpu": {},
     "gpu": {
