@@ -45,3 +45,22 @@ def tiny_sdxl_dir(tmp_path_factory) -> Path:
     from tiny_models import tiny_sdxl_folder
 
     return tiny_sdxl_folder(tmp_path_factory.mktemp("tiny_sdxl"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tiny models, even when the caller set OMP_NUM_THREADS (restored after)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def bb(tiny_sd_dir, one_torch_thread):
+    """The tiny SD backbone, loaded once per test module."""
+    from ticraft.backbone import load_backbone
+
+    return load_backbone(str(tiny_sd_dir))

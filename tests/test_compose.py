@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from ticraft.backbone import load_backbone
 from ticraft.concept import Concept
 from ticraft.imaging import GRID_CHUNK, grid_layout, read_png_text
 from ticraft.sample import SampleError, SampleSpec, compose, fill_template, generate, read_parameters, save_png
@@ -20,11 +19,6 @@ def _one_thread():
     torch.set_num_threads(1)  # tiny model on a shared machine: threads only add barrier waits
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def bb(tiny_sd_dir):
-    return load_backbone(tiny_sd_dir)
 
 
 def concept(token, seed):

@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-from ticraft.backbone import load_backbone
 from ticraft.concept import Concept
 from ticraft.edit import edit, working_size
 from ticraft.sample import SampleError, read_parameters, reproduce, spec_from_parameters
@@ -19,11 +18,6 @@ def _one_thread():
     torch.set_num_threads(1)  # tiny model on a shared machine: threads only add barrier waits
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def bb(tiny_sd_dir):
-    return load_backbone(tiny_sd_dir)
 
 
 @pytest.fixture()

@@ -9,15 +9,6 @@ from ticraft.analysis.interpolate import frame_ts, interpolation_path, match_pai
 from ticraft.concept import Concept, ConceptError, match_count
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models on a shared machine: one thread avoids hand-off stalls (restored after this module)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _c(token: str, n: int = 1, d: int = 32, seed: int = 0, family: str = "toy") -> Concept:
     g = torch.Generator().manual_seed(seed)
     return Concept(token, {"clip": torch.randn(n, d, generator=g)}, family=family)
@@ -81,37 +72,30 @@ def test_saved_frames_load_back(tmp_path):
         assert torch.equal(back.vectors["clip"], f.concept.vectors["clip"])
 
 
-@pytest.fixture(scope="module")
-def tiny_bb(tiny_sd_dir):
-    from ticraft.backbone import load_backbone
-
-    return load_backbone(str(tiny_sd_dir))
-
-
-def test_rendered_strip_uses_one_seed(tiny_bb, tmp_path):
+def test_rendered_strip_uses_one_seed(bb, tmp_path):
     from ticraft.imaging import read_png_text
     from ticraft.sample import SampleSpec, generate
 
-    a = Concept("<a>", {"clip": tiny_bb.token_vector("cat")["clip"]}, family=tiny_bb.family)
-    b = Concept("<b>", {"clip": tiny_bb.token_vector("dog")["clip"]}, family=tiny_bb.family)
-    res = render_interpolation(tiny_bb, a, b, steps=3, prompt="a photo of {} on the beach", seed=11, sample_steps=2,
+    a = Concept("<a>", {"clip": bb.token_vector("cat")["clip"]}, family=bb.family)
+    b = Concept("<b>", {"clip": bb.token_vector("dog")["clip"]}, family=bb.family)
+    res = render_interpolation(bb, a, b, steps=3, prompt="a photo of {} on the beach", seed=11, sample_steps=2,
                                batch_size=1, out=tmp_path / "strip.png")
     assert res.path is not None and res.path.is_file() and len(res.images) == 3
     assert res.strip.width > 3 * res.images[0].width
     assert '"seed": 11' in read_png_text(res.path)["ticraft-analysis"]
     # the first frame is exactly what the start concept renders with that seed (only the vectors move)
-    (ref,) = generate(tiny_bb, [SampleSpec("a photo of <a> on the beach", seed=11, steps=2)], concepts=[a],
+    (ref,) = generate(bb, [SampleSpec("a photo of <a> on the beach", seed=11, steps=2)], concepts=[a],
                       batch_size=1)
     assert list(ref.getdata()) == list(res.images[0].getdata())
     with pytest.raises(ConceptError, match="needs a"):
-        render_interpolation(tiny_bb, a, b, prompt="no placeholder")
+        render_interpolation(bb, a, b, prompt="no placeholder")
 
 
-def test_rendered_strip_reports_progress_and_stops_when_the_callback_raises(tiny_bb):
-    a = Concept("<a>", {"clip": tiny_bb.token_vector("cat")["clip"]}, family=tiny_bb.family)
-    b = Concept("<b>", {"clip": tiny_bb.token_vector("dog")["clip"]}, family=tiny_bb.family)
+def test_rendered_strip_reports_progress_and_stops_when_the_callback_raises(bb):
+    a = Concept("<a>", {"clip": bb.token_vector("cat")["clip"]}, family=bb.family)
+    b = Concept("<b>", {"clip": bb.token_vector("dog")["clip"]}, family=bb.family)
     seen: list[tuple[int, int]] = []
-    render_interpolation(tiny_bb, a, b, steps=3, sample_steps=2, batch_size=1, callback=lambda s, t: seen.append((s, t)))
+    render_interpolation(bb, a, b, steps=3, sample_steps=2, batch_size=1, callback=lambda s, t: seen.append((s, t)))
     assert seen and seen[-1][0] == seen[-1][1] and [s for s, _ in seen] == sorted(s for s, _ in seen)
 
     class Cancelled(Exception):
@@ -122,4 +106,4 @@ def test_rendered_strip_reports_progress_and_stops_when_the_callback_raises(tiny
             raise Cancelled
 
     with pytest.raises(Cancelled):
-        render_interpolation(tiny_bb, a, b, steps=3, sample_steps=2, batch_size=1, callback=cancel)
+        render_interpolation(bb, a, b, steps=3, sample_steps=2, batch_size=1, callback=cancel)

@@ -13,22 +13,6 @@ from ticraft.concept import Concept
 from ticraft.errors import TicraftError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models on a shared machine: one thread avoids hand-off stalls (restored after this module)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def bb(tiny_sd_dir):
-    from ticraft.backbone import load_backbone
-
-    return load_backbone(str(tiny_sd_dir))
-
-
 @pytest.fixture()
 def concepts(bb):
     cat = bb.token_vector("cat")["clip"]

@@ -20,15 +20,7 @@ from ticraft.analysis.probes import distribution
 from ticraft.errors import TicraftError
 from ticraft.toyworld.render import COLOURS, SHAPES, Attributes, render
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models on a shared machine: one thread avoids hand-off stalls (restored after this module)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 REPO = Path(__file__).resolve().parents[1]
 TOY_WEIGHTS = REPO / "ticraft" / "toyworld" / "weights" / "model_index.json"

@@ -43,11 +43,6 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def bb(tiny_sd_dir):
-    return load_backbone(tiny_sd_dir)
-
-
 def concept(token="<cat-toy>", n=1, seed=0, dim=32, family=None):
     g = torch.Generator().manual_seed(seed)
     return Concept(token, {"clip": torch.randn(n, dim, generator=g)}, family=family)
