@@ -20,16 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import tempfile
 import time
-from pathlib import Path
+
+from results_md import write_section
 
 import torch
 
 V, D, K = 49_408, 768, 20
-RESULTS = Path(__file__).parent / "RESULTS.md"
 
 
 def best_of(fn, repeat: int) -> tuple[float, float]:
@@ -117,11 +116,7 @@ The matmul path returns the same top-{K} ids as an exact `cosine_similarity` ove
 """
     print(section)
     if args.write:
-        text = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else "# Benchmark results\n"
-        pattern = re.compile(r"^## Neighbors\n.*?(?=^## |\Z)", re.S | re.M)
-        text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-        RESULTS.write_text(text, encoding="utf-8")
-        print(f"wrote {RESULTS}")
+        print(f"wrote {write_section(section)}")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import sys
 import time
 from pathlib import Path
+
+from results_md import write_section
 from typing import Any
 
 import numpy as np
@@ -159,14 +160,6 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else "# Benchmark results\n"
-    section = f"## Sampling throughput\n\n{body.strip()}\n\n"
-    pattern = re.compile(r"^## Sampling throughput\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default=None, help="tiny | small | sd15 | sdxl (default: sd15 on CUDA, tiny on CPU)")
@@ -192,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=2))
     if args.write:
-        write_section(body)
+        write_section(f"## Sampling throughput\n\n{body}")
         print(f"wrote {RESULTS}")
     return res
 

@@ -10,13 +10,13 @@ the judge; the table gives the share of images whose judged attribute equals the
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
+from results_md import write_section
+
 TARGETS = {"colour": 0.90, "shape": 0.85, "background": 0.90, "texture": 0.75, "style": 0.80}
 SECTION = "## Toy base model quality"
-RESULTS = Path(__file__).parent / "RESULTS.md"
 
 
 def main() -> None:
@@ -96,17 +96,6 @@ def _trained_summary(weights: Path | None) -> str:
         + (f", on {info['device']}" if info.get("device") else "")
         + (f" (stage 2 fitted to a {info['time_budget_s']:.0f} s budget)" if info.get("time_budget_s") else "")
     )
-
-
-def write_section(body: str) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, leaving other sections alone."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: body, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    RESULTS.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -28,14 +28,14 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import re
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from results_md import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).parent / "RESULTS.md"
 FIXTURE = ROOT / "tests" / "fixtures" / "toyworld_hidden.safetensors"
 SECTION = "## Toy-world recovery"
 TARGETS = {"reconstruction": 0.80, "editability": 0.70}
@@ -286,17 +286,6 @@ def section_body(results: dict, args: argparse.Namespace) -> str:
                     f"{b['n']} samples per prompt, same seeds; TV reduction "
                     f"{b['tv_reduction']:+.2f} (positive = closer to balanced)."]
     return "\n".join(out) + "\n\n"
-
-
-def write_section(body: str) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, leaving other sections alone."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: body, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    RESULTS.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import termios
 import time
 from pathlib import Path
 
+from results_md import write_section
+
 BUDGET_S = 2.0
 SECTION = "## TUI startup"
 
@@ -173,14 +175,6 @@ def report(results: dict[str, list[tuple[float, float]]], runs: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) the ``## TUI startup`` section of RESULTS.md, leaving the rest untouched."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -190,7 +184,7 @@ def main() -> None:
     text = report(results, args.runs)
     print(text)
     if args.write:
-        write_section(Path(__file__).with_name("RESULTS.md"), text)
+        write_section(text)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ def _log_lines(every_s: float = 10.0) -> Callable[[str, int, int, float], None]:
             last["t"] = now
             tail = "" if stage == "data" else f"  loss {loss:.4f}"  # the data stage reports seconds, not a loss
             typer.echo(f"{now:7.1f}s  {stage:8s} {step}/{total}{tail}")
+            sys.stdout.flush()  # a log file is block-buffered: show each line as it happens
 
     return progress
 
