@@ -142,6 +142,7 @@ def test_train_base_is_deterministic_and_resumable(tmp_path: Path) -> None:
         # equal up to float rounding: CPU kernels may sum in another order in a fresh process (memory alignment)
         assert all(torch.allclose(ta[k], tb[k], rtol=0, atol=1e-6) for k in ta), sub
     assert set(load_file(str(tmp_path / "a.safetensors"))) == set(V.HIDDEN_WORDS)
+    assert all(f.stat().st_mode & 0o044 == 0o044 for f in a.rglob("*.safetensors"))  # readable by everyone
     pipe = B.load_pipeline(a)
     out = B.generate(pipe, ["a red star"], steps=2)
     assert out[0].shape == (32, 32, 3)

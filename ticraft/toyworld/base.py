@@ -567,6 +567,9 @@ def save_pipeline(folder: Path, tokenizer_dir: Path, text_encoder, unet, vae) ->
     for child in tmp.iterdir():
         os.replace(child, folder / child.name)
     tmp.rmdir()
+    for path in folder.rglob("*"):  # save_pretrained writes the weights 0600 (via a temp file); a model is for all
+        if path.is_file():
+            os.chmod(path, 0o644)
     return folder
 
 
