@@ -20,11 +20,11 @@ def train_base_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the work folder."),
     preset: str = typer.Option("cpu", "--preset", help="cpu (~60 min on 2 cores) | gpu (more data, batch 512)."),
-    vae_steps: int = typer.Option(None, "--vae-steps", min=1, help="Stage 1 (VAE) steps [preset]."),
-    decoder_steps: int = typer.Option(None, "--decoder-steps", min=0, help="Stage 1b (decoder) steps [preset]."),
-    unet_steps: int = typer.Option(None, "--unet-steps", min=1, help="Stage 2 (text encoder + UNet) steps [preset]."),
-    batch: int = typer.Option(None, "--batch", min=1, help="Stage 2 batch size [preset]."),
-    n_images: int = typer.Option(None, "--images", min=100, help="Training renders [preset]."),
+    vae_steps: int = typer.Option(None, "--vae-steps", min=1, help="Stage 1 (VAE) steps (preset)"),
+    decoder_steps: int = typer.Option(None, "--decoder-steps", min=0, help="Stage 1b (decoder) steps (preset)"),
+    unet_steps: int = typer.Option(None, "--unet-steps", min=1, help="Stage 2 (text encoder + UNet) steps (preset)"),
+    batch: int = typer.Option(None, "--batch", min=1, help="Stage 2 batch size (preset)"),
+    n_images: int = typer.Option(None, "--images", min=100, help="Training renders (preset)"),
     time_budget: float = typer.Option(
         None, "--time-budget", min=1, help="Fit stage 2 to this many seconds (steps lowered after warmup)."
     ),
@@ -75,7 +75,8 @@ def train_base_cmd(
 
 
 def _log_lines(every_s: float = 10.0) -> Callable[[str, int, int, float], None]:
-    """A progress callback printing ``stage step/total loss elapsed`` at most every ``every_s`` s, and each stage's end."""
+    """A progress callback printing ``elapsed stage step/total loss`` at most every ``every_s`` s and at each
+    stage's end."""
     t0 = time.perf_counter()
     last = {"t": -every_s}
 
