@@ -178,3 +178,39 @@ def test_batch_must_split_over_processes():
     assert DistInfo(rank=1, world_size=2).slice(4) == slice(2, 4)
     with pytest.raises(TicraftError, match="divisible"):
         DistInfo(rank=0, world_size=2).slice(3)
+
+
+
+def test_latents_are_encoded_in_chunks_sized_by_resolution(images):
+    """Caching latents must not set the run's peak memory: at 512 px one image at a time, same latents."""
+    from types import SimpleNamespace
+
+    from ticraft.train.data import encode_latents, load_images, make_variants
+
+    sizes: list[int] = []
+
+    class FakeVAE(torch.nn.Module):  # a per-image map, so chunking must not change the result
+        config = SimpleNamespace(scaling_factor=0.5)
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def encode(self, x):
+            sizes.append(x.shape[0])
+            z = torch.nn.functional.avg_pool2d(x, 8).repeat(1, 2, 1, 1)[:, :4]
+            return SimpleNamespace(latent_dist=SimpleNamespace(mean=z * self.w, std=z.abs() + 1))
+
+    vae = FakeVAE()
+    imgs = load_images(images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the 20 px images are upscaled
+        big, small = make_variants(imgs, 512), make_variants(imgs, 128)
+    cpu = torch.device("cpu")
+    cache = encode_latents(vae, big, device=cpu)
+    assert sizes == [1] * 4  # 2 images × (as is, flipped)
+    sizes.clear()
+    encode_latents(vae, small, device=cpu)
+    assert sizes == [4]
+    together = encode_latents(vae, big, device=cpu, chunk=4)
+    assert torch.equal(cache.mean, together.mean) and torch.equal(cache.std, together.std)

@@ -248,10 +248,17 @@ class LatentCache:
 
 @torch.no_grad()
 def encode_latents(vae: torch.nn.Module, variants: Variants, *, device: torch.device, keep_std: bool = True,
-                   use_mask: bool = False, sdxl: bool = False, chunk: int = 8) -> LatentCache:
-    """Encode every variant once with the (frozen) VAE; keep posterior mean and std on ``device``."""
+                   use_mask: bool = False, sdxl: bool = False, chunk: int | None = None) -> LatentCache:
+    """Encode every variant once with the (frozen) VAE; keep posterior mean and std on ``device``.
+
+    ``chunk`` images go through the VAE at a time; by default as many as make 512×512 pixels (one SD image,
+    eight at 128 px). The encoder's full-resolution activations are the largest tensors of a whole run: eight
+    512 px images at once would set the run's peak memory for nothing, since this happens only once.
+    """
     num_i, num_v = variants.num_images, variants.num_variants
     flat = variants.pixels.flatten(0, 1)
+    if chunk is None:
+        chunk = max(1, min(8, (512 * 512) // (flat.shape[-2] * flat.shape[-1])))
     vae_dtype = next(vae.parameters()).dtype
     scale = float(vae.config.scaling_factor)
     shift = getattr(vae.config, "shift_factor", None)
