@@ -15,6 +15,7 @@ INTRO = """\
 
 Keyboard first; the mouse works too. **Ctrl+P** opens the command palette, which lists every action.
 Screens: **1** Library · **2** Compose · **3** Train · **4** Map (**F1**–**F4** work while typing).
+On the Map, pick a concept from the list or click its label on the scatter to see its nearest tokens.
 Long jobs run in the background and can be cancelled with **Escape**; errors show as notifications
 (the palette's *Messages* lists them all again). Thumbnails use the terminal's graphics (Sixel/Kitty)
 when it has them; `ticraft tui --images halfcell` forces coloured half blocks.
