@@ -181,10 +181,19 @@ def test_time_budget_fits_the_schedule_and_is_recorded(tmp_path: Path) -> None:
     assert B._fit_steps(15, 10, per_step=0.01, left_s=100.0) == 15  # never above the plan
     assert B._fit_steps(1000, 10, per_step=1.0, left_s=-5.0) == 10  # never below the step reached
     cfg = B.BaseConfig(**{**_tiny().__dict__, "unet_steps": 500, "warmup": 8, "checkpoint_every": 100})
-    out = B.train_base(tmp_path / "m", cfg, work=tmp_path / "w", device="cpu", time_budget_s=0.0)
+    with pytest.warns(UserWarning, match="ran out during warmup"):
+        out = B.train_base(tmp_path / "m", cfg, work=tmp_path / "w", device="cpu", time_budget_s=0.0)
     meta = json.loads((out / "ticraft_toyworld.json").read_text())
     assert meta["unet_steps_done"] == meta["config"]["unet_steps"] == 8  # stopped when warmup ended
-    assert meta["unet_steps_requested"] == 500 and meta["time_budget_s"] == 0.0
+    assert meta["unet_steps_requested"] == 500 and meta["time_budget_s"] == 0.0 and meta["device"] == "cpu"
+    # re-exporting the finished run keeps its provenance (the budget came from the checkpoint, not this call)
+    again = B.train_base(tmp_path / "m2", cfg, work=tmp_path / "w", device="cpu")
+    meta2 = json.loads((again / "ticraft_toyworld.json").read_text())
+    assert meta2["time_budget_s"] == 0.0 and meta2["config"]["unet_steps"] == 8
+    # a checkpoint past warmup that no budget fitted cannot be fitted any more: one clear error
+    B.train_base(tmp_path / "n", cfg, work=tmp_path / "w2", device="cpu", stop_after=10)
+    with pytest.raises(ValueError, match="checkpoint in .* is at step 10 and was not fitted"):
+        B.train_base(tmp_path / "n", cfg, work=tmp_path / "w2", device="cpu", time_budget_s=60.0)
 
 
 def test_train_base_presets() -> None:

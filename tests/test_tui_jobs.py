@@ -194,3 +194,6 @@ def test_map_labels_cut_by_the_frame_are_still_found() -> None:
     assert plot.label_cells() == {"<fair-doctor>": (9, 1, 9), "<zorb>": (4, 2, 6)}
     assert plot.label_at(12, 1) == "<fair-doctor>" and plot.label_at(5, 2) == "<zorb>"
     assert plot.label_at(3, 3) == "<zorb>"  # near the start of a label, within the click radius
+    plot.points = [SimpleNamespace(kind="concept", label=name, x=0, y=0) for name in ("<cat-toy>", "<car-toy>")]
+    plot._lines = ["title", "  │      <ca│", "  │ <car-toy>  │"]
+    assert plot.label_cells() == {"<car-toy>": (4, 2, 9)}  # the cut "<ca" is ambiguous, so not clickable

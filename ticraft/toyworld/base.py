@@ -20,6 +20,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -432,13 +433,15 @@ def train_denoiser(
     stop_after: int | None = None,
     time_budget_s: float | None = None,
     log_every: int = 25,
-) -> int:
+) -> tuple[int, dict]:
     """Stage 2: text encoder + UNet jointly on v-prediction; EMA weights are copied in at the end.
 
-    Returns the planned step count. ``stop_after`` ends early (pilots, time-boxed runs), leaving a checkpoint.
-    ``time_budget_s`` fits the run to a wall-clock budget: the step time is measured during warmup and, when the
-    warmup ends, the planned count is lowered to what fits, so the cosine decay still runs to its end (a run cut off
-    mid-schedule would ship undecayed weights). The fitted count is saved in the checkpoint and reused on resume.
+    Returns the planned step count and the run's provenance (``time_budget_s`` applied, ``devices`` used, as
+    saved in the checkpoint). ``stop_after`` ends early (pilots, time-boxed runs), leaving a checkpoint.
+    ``time_budget_s`` fits the run to a wall-clock budget, once: the step time is measured during warmup and, when
+    the warmup ends, the planned count is lowered to what fits the budget counted from this call's start, so the
+    cosine decay still runs to its end (a run cut off mid-schedule would ship undecayed weights). The fitted count
+    is saved in the checkpoint and kept on resume.
     """
     import torch
 
@@ -460,13 +463,25 @@ def train_denoiser(
         ema.shadow = [[s.to(device) for s in shadow] for shadow in state["ema"]]
         start = state["step"]
         total = state.get("total", total)
+    fitted = state.get("budget_s") if state is not None else None  # a budget an earlier call already applied
+    devices = list(state.get("devices", [])) if state is not None else []
+    devices += [] if device in devices else [device]
+    budget = None
+    if time_budget_s is not None and fitted is None:
+        if start >= max(cfg.warmup, 1):
+            raise ValueError(
+                f"--time-budget fits the step count when warmup ends (step {cfg.warmup}), but the checkpoint in "
+                f"{work} is at step {start} and was not fitted: drop --time-budget, or pass --no-resume"
+            )
+        budget = time_budget_s
+    fit_at = max(cfg.warmup, start + 2)  # the fit needs two timed points: a probe step and fit_at
+    probe = start + max(1, min(50, (fit_at - start) // 4))  # past cuDNN autotuning and allocator growth
     # the whole data set lives on the device: no host copies or caption tokenising inside the loop
     lat = torch.from_numpy(latents).to(device)
     tok = torch.from_numpy(ids).to(device)
     empty = torch.from_numpy(empty_ids).to(device)
     g = torch.Generator(device=device)
-    probe = min(50, cfg.warmup // 4)  # time from here to the end of warmup (past cuDNN autotuning and allocator growth)
-    t_start, t_probe = time.perf_counter(), None
+    t_start, t_probe = time.perf_counter(), (0.0, 0)
     step = start
     while step < (total if stop_after is None else min(total, stop_after)):
         g.manual_seed(_seed(cfg.seed, 2, step))  # each step's draws depend on (seed, step) only: resume is exact
@@ -491,13 +506,20 @@ def train_denoiser(
         opt.step()
         ema.update(modules, step)
         step += 1
-        if time_budget_s is not None and start < cfg.warmup and step in (probe, cfg.warmup):
+        if budget is not None and step in (probe, fit_at):
             float(loss.detach())  # wait for the device so the clock measures finished steps
-            if step == probe or t_probe is None:
+            if step == probe:
                 t_probe = (time.perf_counter(), step)
             else:
                 per_step = (time.perf_counter() - t_probe[0]) / (step - t_probe[1])
-                total = _fit_steps(total, step, per_step, time_budget_s - (time.perf_counter() - t_start))
+                total = _fit_steps(total, step, per_step, budget - (time.perf_counter() - t_start))
+                fitted, budget = budget, None
+                if total == step:
+                    warnings.warn(
+                        f"the time budget ({fitted:g} s) ran out during warmup: stage 2 stops at step {step}, at its "
+                        f"peak learning rate (no decay); give it more time",
+                        stacklevel=2,
+                    )
         _report(progress, "unet", step, total, loss, log_every)
         if step % cfg.checkpoint_every == 0 or step == total or step == stop_after:
             _save_ckpt(
@@ -509,12 +531,14 @@ def train_denoiser(
                     "ema": ema.shadow,
                     "step": step,
                     "total": total,
+                    "budget_s": fitted,
+                    "devices": devices,
                 },
             )
     ema.copy_to(modules)
     for m in modules:
         m.eval().requires_grad_(False)
-    return total
+    return total, {"time_budget_s": fitted, "devices": devices}
 
 
 # --- export ---------------------------------------------------------------------------------------------------
@@ -689,71 +713,75 @@ def train_base(
 
     cfg = cfg or BaseConfig()
     device = resolve_device(device)
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     if device == "cpu":
         torch.set_num_threads(min(2, os.cpu_count() or 1))
     else:  # TF32 matmuls and convolutions: ~free speed, and this model trains in fp32 anyway
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    out = Path(out)
-    # checkpoints default to the git-ignored cache folder of the current directory, never inside the package
-    work = Path(work) if work is not None else Path.cwd() / ".ticraft-cache" / "toyworld-base"
-    work.mkdir(parents=True, exist_ok=True)
-    cfg_file = work / "config.json"
-    if resume and cfg_file.is_file() and cfg_file.read_text() != cfg.to_json():
-        raise ValueError(f"{work} holds checkpoints of a different config; pass --no-resume or another work folder")
-    cfg_file.write_text(cfg.to_json())
+    try:
+        out = Path(out)
+        # checkpoints default to the git-ignored cache folder of the current directory, never inside the package
+        work = Path(work) if work is not None else Path.cwd() / ".ticraft-cache" / "toyworld-base"
+        work.mkdir(parents=True, exist_ok=True)
+        cfg_file = work / "config.json"
+        if resume and cfg_file.is_file() and cfg_file.read_text() != cfg.to_json():
+            raise ValueError(f"{work} holds checkpoints of a different config; pass --no-resume or another work folder")
+        cfg_file.write_text(cfg.to_json())
 
-    tok_dir = work / "tokenizer"
-    write_tokenizer(tok_dir)
-    tokenizer = load_tokenizer(tok_dir, with_hidden=True)
-    hidden_ids = tokenizer.convert_tokens_to_ids(list(HIDDEN_WORDS))
+        tok_dir = work / "tokenizer"
+        write_tokenizer(tok_dir)
+        tokenizer = load_tokenizer(tok_dir, with_hidden=True)
+        hidden_ids = tokenizer.convert_tokens_to_ids(list(HIDDEN_WORDS))
 
-    t0 = time.time()
-    data = build_dataset(cfg.n_images, cfg.seed, cfg.hidden_share)
-    ids = tokenize(tokenizer, [e.caption for e in data.examples])
-    empty_ids = tokenize(tokenizer, [""])[0]
-    if progress:
-        progress("data", len(data.examples), cfg.n_images, time.time() - t0)
+        t0 = time.time()
+        data = build_dataset(cfg.n_images, cfg.seed, cfg.hidden_share)
+        ids = tokenize(tokenizer, [e.caption for e in data.examples])
+        empty_ids = tokenize(tokenizer, [""])[0]
+        if progress:
+            progress("data", len(data.examples), cfg.n_images, time.time() - t0)
 
-    text_encoder, unet, vae = make_models(cfg, len(tokenizer), tokenizer)
-    vae = train_vae(vae, data, cfg, work, resume, progress, device, log_every)
-    lat_file = work / "latents.npy"
-    if resume and lat_file.is_file():
-        latents = np.load(lat_file)
-    else:
-        latents = encode_latents(vae, data.images, device, batch=256 if device == "cpu" else 4096)
-        np.save(lat_file, latents)
-    scale = float(1.0 / latents.std())
-    vae.register_to_config(scaling_factor=scale)
-    latents = (latents * scale).astype(np.float32)
-    vae = train_decoder(vae, data, cfg, work, resume, progress, device, log_every)
-    del data  # the renders are no longer needed (1.2 GB at the gpu preset)
+        text_encoder, unet, vae = make_models(cfg, len(tokenizer), tokenizer)
+        vae = train_vae(vae, data, cfg, work, resume, progress, device, log_every)
+        lat_file = work / "latents.npy"
+        if resume and lat_file.is_file():
+            latents = np.load(lat_file)
+        else:
+            latents = encode_latents(vae, data.images, device, batch=256 if device == "cpu" else 4096)
+            np.save(lat_file, latents)
+        scale = float(1.0 / latents.std())
+        vae.register_to_config(scaling_factor=scale)
+        latents = (latents * scale).astype(np.float32)
+        vae = train_decoder(vae, data, cfg, work, resume, progress, device, log_every)
+        del data  # the renders are no longer needed (1.2 GB at the gpu preset)
 
-    planned = train_denoiser(
-        text_encoder, unet, latents, ids, empty_ids, cfg, work, resume, progress, device, stop_after,
-        time_budget_s, log_every,
-    )  # fmt: skip
-    done = planned if stop_after is None else min(planned, stop_after)
+        planned, provenance = train_denoiser(
+            text_encoder, unet, latents, ids, empty_ids, cfg, work, resume, progress, device, stop_after,
+            time_budget_s, log_every,
+        )  # fmt: skip
+        done = planned if stop_after is None else min(planned, stop_after)
 
-    text_encoder.to("cpu")
-    unet.to("cpu")
-    vae.to("cpu")
-    true_rows = hide_words(text_encoder, hidden_ids)
-    save_pipeline(out, tok_dir, text_encoder, unet, vae)
-    if fixture is not None:
-        save_hidden_fixture(Path(fixture), true_rows, hidden_ids)
-    (out / "ticraft_toyworld.json").write_text(
-        json.dumps(
-            {
-                "config": {**asdict(cfg), "unet_steps": planned},
-                "unet_steps_requested": cfg.unet_steps,
-                "time_budget_s": time_budget_s,
-                "device": device,
-                "unet_steps_done": done,
-                "hidden_words": list(HIDDEN_WORDS),
-                "hidden_ids": hidden_ids,
-            },
-            indent=2,
+        text_encoder.to("cpu")
+        unet.to("cpu")
+        vae.to("cpu")
+        true_rows = hide_words(text_encoder, hidden_ids)
+        save_pipeline(out, tok_dir, text_encoder, unet, vae)
+        if fixture is not None:
+            save_hidden_fixture(Path(fixture), true_rows, hidden_ids)
+        (out / "ticraft_toyworld.json").write_text(
+            json.dumps(
+                {
+                    "config": {**asdict(cfg), "unet_steps": planned},
+                    "unet_steps_requested": cfg.unet_steps,
+                    "time_budget_s": provenance["time_budget_s"],
+                    "device": "+".join(provenance["devices"]),  # "cuda", or e.g. "cpu+cuda" for a resumed run
+                    "unet_steps_done": done,
+                    "hidden_words": list(HIDDEN_WORDS),
+                    "hidden_ids": hidden_ids,
+                },
+                indent=2,
+            )
         )
-    )
-    return out
+        return out
+    finally:  # later fp32 work in this process (sampling, tests) gets full precision back
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32

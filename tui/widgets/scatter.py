@@ -58,7 +58,10 @@ class MapPlot(PlotextPlot):
         for p in self.points:
             if p.kind != "concept":
                 continue
+            labels = [q.label for q in self.points if q.kind == "concept" and q.label != p.label]
             for width in range(len(p.label), min(len(p.label), 3) - 1, -1):
+                if width < len(p.label) and any(q.startswith(p.label[:width]) for q in labels):
+                    break  # a cut "<ca" could be <cat> or <car>: too short to tell
                 cell = self._find(p.label[:width], cut=width < len(p.label))
                 if cell is not None:
                     out[p.label] = (*cell, width)
