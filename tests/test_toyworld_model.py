@@ -202,3 +202,22 @@ def test_train_base_presets() -> None:
     assert B.BaseConfig.preset("cpu") == B.BaseConfig()
     with pytest.raises(ValueError, match="unknown preset 'tpu'"):
         B.BaseConfig.preset("tpu")
+
+
+def test_train_base_command_applies_the_presets_time_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ticraft.cli.toyworld_cmd import app
+
+    seen: list[tuple] = []
+
+    def fake_train_base(out, cfg, **kw):
+        seen.append((cfg.unet_batch, kw["time_budget_s"]))
+        return out
+
+    monkeypatch.setattr(B, "train_base", fake_train_base)
+    runner = CliRunner()
+    for args in ([], ["--preset", "gpu"], ["--time-budget", "inf"], ["--time-budget", "60"]):
+        result = runner.invoke(app, ["train-base", "--out", str(tmp_path / "w"), *args])
+        assert result.exit_code == 0, result.output
+    assert seen == [(32, B.PRESET_BUDGETS["cpu"]), (512, None), (32, float("inf")), (32, 60.0)]
