@@ -139,7 +139,7 @@ def test_train_progress_cancel_resume(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
-def test_map_and_neighbours(tmp_path: Path) -> None:
+def test_map_pick_by_list_then_by_click(tmp_path: Path) -> None:
     backend = FakeModelBackend(make_library(tmp_path / "lib", 3, images=False))
 
     async def go() -> None:
@@ -149,35 +149,22 @@ def test_map_and_neighbours(tmp_path: Path) -> None:
             screen = app.screen
             await pilot.press("ctrl+g")
             await until(pilot, lambda: "3 concept(s)" in text(app, "#map-status"))
-            assert screen.query_one("#points").option_count == 3
+            points, plot = screen.query_one("#points"), screen.query_one("MapPlot")
+            assert points.option_count == 3
+            # ↑↓ in the list
             await pilot.press("down")
             await until(pilot, lambda: "Nearest tokens" in text(app, "#map-neighbors"))
-            assert screen.query_one("MapPlot").selected in ("<blue-cube>", "<red-ball>", "<striped-star>")
-
-    asyncio.run(go())
-
-
-def test_clicking_a_concept_on_the_map_selects_it(tmp_path: Path) -> None:
-    backend = FakeModelBackend(make_library(tmp_path / "lib", 3, images=False))
-
-    async def go() -> None:
-        app = TicraftApp(backend, start="map")
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
-            screen = app.screen
-            await pilot.press("ctrl+g")
-            await until(pilot, lambda: "3 concept(s)" in text(app, "#map-status"))
-            await pilot.pause()
-            plot = screen.query_one("MapPlot")
+            picked = plot.selected
+            assert picked in ("<blue-cube>", "<red-ball>", "<striped-star>")
+            # a click on another concept's label on the scatter
             cells = plot.label_cells()
             assert cells, "no concept label found on the drawn canvas"
-            label, (col, row, _width) = sorted(cells.items())[-1]
+            label, (col, row, _width) = next((k, v) for k, v in sorted(cells.items()) if k != picked)
             assert plot.label_at(col + 1, row) == label and plot.label_at(col + 40, row + 40) is None
             # pilot offsets are from the widget's outer edge; label cells from its content's
             await pilot.click("MapPlot", offset=(col + 1 + plot.content_region.x - plot.region.x,
                                                  row + plot.content_region.y - plot.region.y))
             await until(pilot, lambda: plot.selected == label and "Nearest tokens" in text(app, "#map-neighbors"))
-            points = screen.query_one("#points")
             assert points.get_option_at_index(points.highlighted).id == label
 
     asyncio.run(go())
