@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -33,8 +34,6 @@ def train_base_cmd(
     fixture: Path = typer.Option(None, "--fixture", help="Also write the hidden words' true rows (safetensors)."),
 ) -> None:
     """Train the toy base model (VAE, then text encoder + UNet) and save it as a diffusers pipeline folder."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from ticraft.toyworld.base import PRESET_BUDGETS, WEIGHTS_DIR, BaseConfig, train_base
 
     target = out or WEIGHTS_DIR
@@ -52,47 +51,47 @@ def train_base_cmd(
     if time_budget is None:
         time_budget = PRESET_BUDGETS[preset]
     try:
-        if sys.stdout.isatty():
-            with Progress(
-                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
-            ) as bar:  # fmt: skip
-                tasks: dict[str, int] = {}
-
-                def progress(stage: str, step: int, total: int, loss: float) -> None:
-                    if stage not in tasks:
-                        tasks[stage] = bar.add_task(stage, total=total, loss=0.0)
-                    bar.update(tasks[stage], completed=step, total=total, loss=loss)  # total shrinks under a budget
-
-                folder = train_base(
-                    out=target, cfg=cfg, work=work, resume=resume, device=device, progress=progress,
-                    fixture=fixture, time_budget_s=time_budget,
-                )  # fmt: skip
-        else:  # a log file or a pipe: a redrawn bar would print nothing useful, so print a plain line now and then
+        with _progress() as progress:
             folder = train_base(
-                out=target, cfg=cfg, work=work, resume=resume, device=device, progress=_log_lines(),
-                fixture=fixture, time_budget_s=time_budget,
+                out=target, cfg=cfg, work=work, resume=resume, device=device, progress=progress, fixture=fixture,
+                time_budget_s=time_budget,
             )  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"saved the toy pipeline to {folder}")
 
 
-def _log_lines(every_s: float = 10.0) -> Callable[[str, int, int, float], None]:
-    """A progress callback printing ``elapsed stage step/total loss`` at most every ``every_s`` s and at each
-    stage's end."""
-    t0 = time.perf_counter()
-    last = {"t": -every_s}
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int, float], None]]:
+    """A Rich bar per stage in a terminal; in a log file or a pipe (where a redrawn bar prints nothing useful) a
+    plain ``elapsed stage step/total loss`` line at most every 10 s and at each stage's end."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    def progress(stage: str, step: int, total: int, loss: float) -> None:
+    if sys.stdout.isatty():
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
+        ) as bar:  # fmt: skip
+            tasks: dict[str, int] = {}
+
+            def update(stage: str, step: int, total: int, loss: float) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total, loss=0.0)
+                bar.update(tasks[stage], completed=step, total=total, loss=loss)  # total shrinks under a budget
+
+            yield update
+        return
+    t0, last = time.perf_counter(), [-10.0]
+
+    def line(stage: str, step: int, total: int, loss: float) -> None:
         now = time.perf_counter() - t0
-        if now - last["t"] >= every_s or step >= total:
-            last["t"] = now
+        if now - last[0] >= 10.0 or step >= total:
+            last[0] = now
             tail = "" if stage == "data" else f"  loss {loss:.4f}"  # the data stage reports seconds, not a loss
             typer.echo(f"{now:7.1f}s  {stage:8s} {step}/{total}{tail}")
             sys.stdout.flush()  # a log file is block-buffered: show each line as it happens
 
-    return progress
+    yield line
 
 
 @app.command("render")

@@ -276,60 +276,73 @@ def _report(progress: Progress | None, stage: str, step: int, total: int, loss, 
         progress(stage, step, total, float(loss.detach()))
 
 
-def train_vae(
+def _fit_vae_part(
     vae,
-    data: Dataset,
+    params: list,
+    images,
+    *,
+    stage: str,
+    stage_id: int,
+    steps: int,
+    warmup: int,
+    loss_fn: Callable,
     cfg: BaseConfig,
     work: Path,
     resume: bool,
     progress: Progress | None,
-    device: str,
-    log_every: int = 25,
+    log_every: int,
 ):
-    """Stage 1: reconstruction (MSE + L1) with a tiny KL term; returns the trained VAE (in eval mode)."""
+    """The loop both VAE stages share: seeded batches of ``images``, AdamW on ``params``, checkpoints in
+    ``work/<stage>.pt``; ``loss_fn(x, generator)`` is the stage's loss. Returns the VAE frozen, in eval mode."""
     import torch
 
-    vae.to(device).train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-    ckpt = work / "vae.pt"
+    opt = torch.optim.AdamW(params, lr=cfg.vae_lr, weight_decay=0.0)
+    ckpt = work / f"{stage}.pt"
     start = 0
     state = _load_ckpt(ckpt) if resume else None
     if state is not None:
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = state["step"]
-    images = torch.from_numpy(data.images).to(device)
-    for step in range(start, cfg.vae_steps):
-        g = _generator(cfg.seed, 1, step)
+    vae.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    vae.train()
+    for step in range(start, steps):
+        g = _generator(cfg.seed, stage_id, step)
         idx = torch.randint(0, len(images), (cfg.vae_batch,), generator=g)
-        x = images[idx.to(device)]
         for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg.vae_steps, cfg.vae_lr, 50)
-        post = vae.encode(x).latent_dist
-        eps = torch.randn(post.mean.shape, generator=g).to(device)
-        z = post.mean + post.std * eps
-        rec = vae.decode(z).sample
-        kl = post.kl().mean() / z[0].numel()
-        loss = torch.nn.functional.mse_loss(rec, x) + 0.5 * (rec - x).abs().mean() + 1e-4 * kl
+            group["lr"] = _lr(step, steps, cfg.vae_lr, warmup)
+        loss = loss_fn(images[idx.to(images.device)], g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _report(progress, "vae", step + 1, cfg.vae_steps, loss, log_every)
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.vae_steps:
+        _report(progress, stage, step + 1, steps, loss, log_every)
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
             _save_ckpt(ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
     vae.eval().requires_grad_(False)
     return vae
 
 
+def train_vae(vae, images, cfg: BaseConfig, work: Path, resume: bool, progress: Progress | None, log_every: int = 25):
+    """Stage 1: reconstruction (MSE + L1) with a tiny KL term on ``images`` (a tensor on the VAE's device)."""
+    import torch
+
+    def loss_fn(x, g):
+        post = vae.encode(x).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(x.device)
+        rec = vae.decode(z).sample
+        kl = post.kl().mean() / z[0].numel()
+        return torch.nn.functional.mse_loss(rec, x) + 0.5 * (rec - x).abs().mean() + 1e-4 * kl
+
+    return _fit_vae_part(
+        vae, list(vae.parameters()), images, stage="vae", stage_id=1, steps=cfg.vae_steps, warmup=50,
+        loss_fn=loss_fn, cfg=cfg, work=work, resume=resume, progress=progress, log_every=log_every,
+    )  # fmt: skip
+
+
 def train_decoder(
-    vae,
-    data: Dataset,
-    cfg: BaseConfig,
-    work: Path,
-    resume: bool,
-    progress: Progress | None,
-    device: str,
-    log_every: int = 25,
+    vae, images, cfg: BaseConfig, work: Path, resume: bool, progress: Progress | None, log_every: int = 25
 ):
     """Stage 1b: refine the decoder with the encoder frozen (the latent space, and so stage 2, is unaffected).
 
@@ -337,39 +350,18 @@ def train_decoder(
     """
     import torch
 
-    ckpt = work / "decoder.pt"
-    decoder_params = [*vae.post_quant_conv.parameters(), *vae.decoder.parameters()]
-    opt = torch.optim.AdamW(decoder_params, lr=cfg.vae_lr, weight_decay=0.0)
-    start = 0
-    state = _load_ckpt(ckpt) if resume else None
-    if state is not None:
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = state["step"]
-    vae.to(device).requires_grad_(False)
-    for p in decoder_params:
-        p.requires_grad_(True)
-    vae.train()
-    images = torch.from_numpy(data.images).to(device)
-    for step in range(start, cfg.decoder_steps):
-        g = _generator(cfg.seed, 3, step)
-        idx = torch.randint(0, len(images), (cfg.vae_batch,), generator=g)
-        x = images[idx.to(device)]
-        for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg.decoder_steps, cfg.vae_lr, 20)
+    def loss_fn(x, g):
         with torch.no_grad():
-            post = vae.encode(x).latent_dist
-            z = post.mean + 0.1 * post.mean.std() * torch.randn(post.mean.shape, generator=g).to(device)
+            mean = vae.encode(x).latent_dist.mean
+            z = mean + 0.1 * mean.std() * torch.randn(mean.shape, generator=g).to(x.device)
         rec = vae.decode(z).sample
-        loss = torch.nn.functional.mse_loss(rec, x) + 0.5 * (rec - x).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        _report(progress, "decoder", step + 1, cfg.decoder_steps, loss, log_every)
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.decoder_steps:
-            _save_ckpt(ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
-    vae.eval().requires_grad_(False)
-    return vae
+        return torch.nn.functional.mse_loss(rec, x) + 0.5 * (rec - x).abs().mean()
+
+    params = [*vae.post_quant_conv.parameters(), *vae.decoder.parameters()]
+    return _fit_vae_part(
+        vae, params, images, stage="decoder", stage_id=3, steps=cfg.decoder_steps, warmup=20,
+        loss_fn=loss_fn, cfg=cfg, work=work, resume=resume, progress=progress, log_every=log_every,
+    )  # fmt: skip
 
 
 def encode_latents(vae, images: np.ndarray, device: str, batch: int = 256) -> np.ndarray:
@@ -748,7 +740,9 @@ def train_base(
             progress("data", len(data.examples), cfg.n_images, time.time() - t0)
 
         text_encoder, unet, vae = make_models(cfg, len(tokenizer), tokenizer)
-        vae = train_vae(vae, data, cfg, work, resume, progress, device, log_every)
+        vae.to(device)
+        images = torch.from_numpy(data.images).to(device)  # once, for both VAE stages
+        vae = train_vae(vae, images, cfg, work, resume, progress, log_every)
         lat_file = work / "latents.npy"
         if resume and lat_file.is_file():
             latents = np.load(lat_file)
@@ -758,8 +752,8 @@ def train_base(
         scale = float(1.0 / latents.std())
         vae.register_to_config(scaling_factor=scale)
         latents = (latents * scale).astype(np.float32)
-        vae = train_decoder(vae, data, cfg, work, resume, progress, device, log_every)
-        del data  # the renders are no longer needed (1.2 GB at the gpu preset)
+        vae = train_decoder(vae, images, cfg, work, resume, progress, log_every)
+        del data, images  # the renders are no longer needed (1.2 GB at the gpu preset)
 
         planned, provenance = train_denoiser(
             text_encoder, unet, latents, ids, empty_ids, cfg, work, resume, progress, device, stop_after,
