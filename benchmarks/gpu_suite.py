@@ -46,9 +46,9 @@ from train_throughput import (  # noqa: E402
     build_backbone, fmt, make_images, measure_reference, measure_ticraft, native_size, quiet,
 )
 
-from ticraft.train.config import TrainConfig  # noqa: E402
-from ticraft.train.data import load_images  # noqa: E402
-from ticraft.train.loop import Trainer  # noqa: E402
+from ticraft.training.config import TrainConfig  # noqa: E402
+from ticraft.training.data import load_images  # noqa: E402
+from ticraft.training.loop import Trainer  # noqa: E402
 
 
 def check_correctness(bb: Any, images: list[Any], *, batch: int, steps: int = 3, mp: str = "auto") -> dict[str, Any]:

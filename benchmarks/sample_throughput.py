@@ -40,7 +40,7 @@ from train_throughput import build_backbone, quiet  # noqa: E402
 
 from ticraft.concept import Concept  # noqa: E402
 from ticraft.prompts import expand_prompt  # noqa: E402
-from ticraft.sample import (  # noqa: E402
+from ticraft.generate.sample import (  # noqa: E402
     SampleSpec, default_dtype, generate, make_scheduler, model_defaults, prepare_pipeline,
 )
 

@@ -84,11 +84,11 @@ def main() -> None:
 
     from ticraft.analysis.metrics import evaluate_concept
     from ticraft.analysis.neighbors import find_neighbors
-    from ticraft.backbone import load_backbone
+    from ticraft.models.load import load_backbone
     from ticraft.concept import Concept
     from ticraft.toyworld.render import render
     from ticraft.toyworld.vocab import BIASED_WORD, HIDDEN_OBJECTS, concept_attributes
-    from ticraft.train.api import train
+    from ticraft.training.api import train
 
     torch.set_num_threads(args.threads)
     t_start = time.time()
@@ -160,7 +160,7 @@ def main() -> None:
     def style_rows() -> None:
         import tempfile
 
-        from ticraft.sample import SampleSpec, generate
+        from ticraft.generate.sample import SampleSpec, generate
         from ticraft.toyworld.base import eval_prompts
         from ticraft.toyworld.judge import judge
         from ticraft.toyworld.render import full_prompt
@@ -266,7 +266,7 @@ def section_body(results: dict, args: argparse.Namespace) -> str:
         f"only). Total {results.get('total_s', 0):.0f} s.",
         "",
         f"Hidden object \"zorb\" (identity read by the judge from the 4 training images: "
-        f"{', '.join(f'{k}={v}' for k, v in ident.items())}). Each variant: `ticraft.train.api.train(images, token, "
+        f"{', '.join(f'{k}={v}' for k, v in ident.items())}). Each variant: `ticraft.training.api.train(images, token, "
         f"\"shape\", model=<toy backbone>, preset=\"fast\", steps={s['steps']}, seed=0, …)`, judged by "
         f"`evaluate_concept(..., n={s['n']}, seed=0)` (toy judge; reconstruction = share of identity attributes in "
         f"\"a photo of a S*\"; editability = mean over the edits, three of which are shown). Cosine = learned mean "

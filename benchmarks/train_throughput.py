@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # tiny_models: offline tokenizer/model builders
 
-from ticraft.backbone import Backbone, components_from_pipeline  # noqa: E402
-from ticraft.train.config import TrainConfig  # noqa: E402
-from ticraft.train.data import load_images  # noqa: E402
-from ticraft.train.loop import Trainer  # noqa: E402
+from ticraft.models.backbone import Backbone, components_from_pipeline  # noqa: E402
+from ticraft.training.config import TrainConfig  # noqa: E402
+from ticraft.training.data import load_images  # noqa: E402
+from ticraft.training.loop import Trainer  # noqa: E402
 
 CONFIGS = ROOT / "ticraft" / "configs"
 GIB = 1024 ** 3
@@ -59,7 +59,7 @@ def _tokenizer(folder: Path) -> Any:
     from transformers import CLIPTokenizer
 
     try:
-        from ticraft.single_file import clip_tokenizer_files
+        from ticraft.models.single_file import clip_tokenizer_files
 
         bpe = clip_tokenizer_files()
         return CLIPTokenizer(str(bpe / "vocab.json"), str(bpe / "merges.txt"), model_max_length=77)
@@ -137,7 +137,7 @@ def build_backbone(arch: str, device: str | torch.device = "cpu", dtype: torch.d
 
 
 def native_size(bb: Backbone) -> int:
-    from ticraft.train.data import native_resolution
+    from ticraft.training.data import native_resolution
 
     return native_resolution(bb.unet, bb.vae)
 

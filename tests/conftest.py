@@ -61,6 +61,6 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def bb(tiny_sd_dir, one_torch_thread):
     """The tiny SD backbone, loaded once per test module."""
-    from ticraft.backbone import load_backbone
+    from ticraft.models.load import load_backbone
 
     return load_backbone(str(tiny_sd_dir))

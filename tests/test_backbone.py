@@ -1,4 +1,4 @@
-"""ticraft.backbone: loading tiny diffusers folders, family detection, errors, concepts spliced in,
+"""ticraft.models.backbone: loading tiny diffusers folders, family detection, errors, concepts spliced in,
 pipelines built from the loaded components."""
 
 from __future__ import annotations
@@ -8,15 +8,14 @@ import shutil
 import pytest
 import torch
 
-from ticraft.backbone import (
+from ticraft.models.backbone import (
     Backbone,
     BackboneError,
     components_from_pipeline,
     detect_family,
-    load_backbone,
     load_diffusers_folder,
-    resolve_model_spec,
 )
+from ticraft.models.load import load_backbone, resolve_model_spec
 from ticraft.concept import Concept
 from ticraft.user_config import set_config_value
 
@@ -102,9 +101,9 @@ def test_not_a_folder_and_unknown_specs(tmp_path):
 
 
 def test_toy_weights_missing_says_how_to_make_them(monkeypatch, tmp_path):
-    import ticraft.backbone as backbone
+    import ticraft.models.load as load
 
-    monkeypatch.setattr(backbone, "TOY_WEIGHTS", tmp_path / "weights")
+    monkeypatch.setattr(load, "TOY_WEIGHTS", tmp_path / "weights")
     with pytest.raises(BackboneError, match="train-base"):
         load_backbone("toy")
 

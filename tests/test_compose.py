@@ -10,7 +10,7 @@ import torch
 
 from ticraft.concept import Concept
 from ticraft.imaging import GRID_CHUNK, grid_layout, read_png_text
-from ticraft.sample import SampleError, SampleSpec, compose, fill_template, generate, read_parameters, save_png
+from ticraft.generate.sample import SampleError, SampleSpec, compose, fill_template, generate, read_parameters, save_png
 
 
 @pytest.fixture(autouse=True, scope="module")

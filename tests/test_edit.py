@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from ticraft.concept import Concept
-from ticraft.edit import edit, working_size
-from ticraft.sample import SampleError, read_parameters, reproduce, spec_from_parameters
+from ticraft.generate.edit import edit, working_size
+from ticraft.generate.sample import SampleError, read_parameters, reproduce, spec_from_parameters
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -76,7 +76,7 @@ def test_numbers_follow_python():
 
 def test_mix_with_real_words_equals_python(tiny_sd_dir):
     from ticraft.analysis.neighbors import word_concept
-    from ticraft.backbone import load_backbone
+    from ticraft.models.load import load_backbone
 
     bb = load_backbone(str(tiny_sd_dir))
     a = Concept("<cat-toy>", {"clip": torch.randn(1, 32)}, family=bb.family)

@@ -74,7 +74,7 @@ def test_saved_frames_load_back(tmp_path):
 
 def test_rendered_strip_uses_one_seed(bb, tmp_path):
     from ticraft.imaging import read_png_text
-    from ticraft.sample import SampleSpec, generate
+    from ticraft.generate.sample import SampleSpec, generate
 
     a = Concept("<a>", {"clip": bb.token_vector("cat")["clip"]}, family=bb.family)
     b = Concept("<b>", {"clip": bb.token_vector("dog")["clip"]}, family=bb.family)

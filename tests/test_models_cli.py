@@ -1,4 +1,4 @@
-"""`ticraft models` / ticraft.models_list and `ticraft config show|set|unset|path`."""
+"""`ticraft models` / ticraft.models.listing and `ticraft config show|set|unset|path`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from ticraft.cli.main import app
-from ticraft.models_list import ModelInfo, file_family, find_models, human_size, is_default
+from ticraft.models.listing import ModelInfo, file_family, find_models, human_size, is_default
 from ticraft.user_config import config_path, get_config_value
 
 runner = CliRunner()
@@ -150,7 +150,7 @@ def test_models_table_and_json(model_dir):
 
 
 def test_models_with_nothing_found_says_where_it_looked(tmp_path, monkeypatch):
-    import ticraft.models_list as ml
+    import ticraft.models.listing as ml
 
     monkeypatch.setattr(ml, "TOY_WEIGHTS", tmp_path / "no-toy")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
@@ -210,15 +210,15 @@ def test_config_show_unset_path_and_other_keys(tmp_path):
 
 
 def test_every_model_option_falls_back_to_the_configured_default(tiny_sd_dir):
-    from ticraft.backbone import load_backbone
+    from ticraft.models.load import load_backbone
 
     assert _invoke("config", "set", "model", str(tiny_sd_dir))[0].exit_code == 0
     assert load_backbone(None).source == str(tiny_sd_dir.resolve())
 
 
 def test_listing_models_does_not_import_torch():
-    code = ("import sys, ticraft.models_list, ticraft.single_file, ticraft.cli.models_cmd;"
-            "ticraft.models_list.find_models();"
+    code = ("import sys, ticraft.models.listing, ticraft.models.single_file, ticraft.cli.models_cmd;"
+            "ticraft.models.listing.find_models();"
             "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules];"
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))

@@ -117,7 +117,7 @@ def test_disk_cache_is_written_and_reused(bb, monkeypatch):
 
 
 def test_sdxl_reports_both_encoders(tiny_sdxl_dir):
-    from ticraft.backbone import load_backbone
+    from ticraft.models.load import load_backbone
 
     xl = load_backbone(str(tiny_sdxl_dir))
     report = nb.find_neighbors(xl, "dog", k=2)

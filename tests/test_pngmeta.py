@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from ticraft.imaging import GRID_CHUNK, ImagingError, grid_layout, make_grid, make_strip, read_png_text, save_png_text
-from ticraft.pngmeta import MetadataError, format_parameters, parse_parameters, read_parameters, save_png
+from ticraft.generate.pngmeta import MetadataError, format_parameters, parse_parameters, read_parameters, save_png
 
 
 def _params(**over):

@@ -236,7 +236,7 @@ def toy():
     """The shipped toy model and the biased hidden word's true row as a concept, ``<doctor>``."""
     from safetensors.torch import load_file
 
-    from ticraft.backbone import load_backbone
+    from ticraft.models.load import load_backbone
     from ticraft.concept import Concept
     from ticraft.toyworld.vocab import BIASED_WORD
 
@@ -293,7 +293,7 @@ def test_toy_world_learned_fair_concept_reduces_the_skew(toy):
     probe the biased word and the fair concept with the same seeds (~65 s of CPU for the training)."""
     from ticraft.toyworld.render import COLOURS
     from ticraft.toyworld.vocab import BIASED_WORD
-    from ticraft.train.api import train
+    from ticraft.training.api import train
 
     bb, doctor = toy
     rng = np.random.default_rng(0)

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 import ticraft
-from ticraft.backbone import BackboneError, load_backbone
+from ticraft.models.backbone import BackboneError
+from ticraft.models.load import load_backbone
 from ticraft.concept import Concept
 from ticraft.prompts import PromptError
-from ticraft.sample import (
+from ticraft.generate.sample import (
     SCHEDULERS,
     PromptBudgetWarning,
     ReproductionWarning,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from ticraft.cli.main import app
 from ticraft.concept import Concept
-from ticraft.pngmeta import read_parameters
+from ticraft.generate.pngmeta import read_parameters
 
 runner = CliRunner()
 
@@ -126,7 +126,7 @@ def test_compose_and_edit_commands(tiny_sd_dir, lib, tmp_path):
 def test_info_imports_no_torch(tmp_path):
     img = Image.new("RGB", (4, 4))
     img.info["parameters"] = "p\nSteps: 1, Sampler: DDIM, CFG scale: 1, Seed: 0, Size: 8x8"
-    from ticraft.pngmeta import save_png
+    from ticraft.generate.pngmeta import save_png
 
     path = save_png(img, tmp_path / "a.png")
     code = (

@@ -10,16 +10,16 @@ import textwrap
 import numpy as np
 import torch
 
-from ticraft.backbone import load_backbone
+from ticraft.models.load import load_backbone
 from ticraft.concept import Concept
-from ticraft.sample import SampleSpec, generate
+from ticraft.generate.sample import SampleSpec, generate
 
 SCRIPT = textwrap.dedent("""
     import sys, numpy as np, torch
     from accelerate import PartialState
-    from ticraft.backbone import load_backbone
+    from ticraft.models.load import load_backbone
     from ticraft.concept import Concept
-    from ticraft.sample import SampleSpec, generate
+    from ticraft.generate.sample import SampleSpec, generate
     sys.path.insert(0, sys.argv[3])
     from test_sample_distributed import job
     bb = load_backbone(sys.argv[1])

@@ -3,7 +3,7 @@
 The hidden object word ("zorb": an orange striped star) was removed from the shipped tokenizer. A concept
 that holds its true row (saved by the base trainer in ``tests/fixtures/toyworld_hidden.safetensors``) is
 what a perfect inversion would find: sampling with it must bring the object back (fast test). The slow
-test trains the concept from rendered pictures with ``ticraft.train`` and checks the same.
+test trains the concept from rendered pictures with ``ticraft.training`` and checks the same.
 
 Both skip, saying why, while the toy weights / fixture / judge / trainer are not there yet.
 """
@@ -23,7 +23,8 @@ N_SAMPLES = 12
 
 
 def _toy_backbone():
-    from ticraft.backbone import TOY_WEIGHTS, BackboneError, load_backbone
+    from ticraft.models.backbone import BackboneError
+    from ticraft.models.load import TOY_WEIGHTS, load_backbone
 
     if not (TOY_WEIGHTS / "model_index.json").is_file():
         pytest.skip(f"the toy model is not shipped yet ({TOY_WEIGHTS}/model_index.json missing)")
@@ -90,7 +91,7 @@ def test_true_vector_concept_is_judged_correct(toy):
 def test_trained_concept_is_judged_correct(toy, tmp_path):
     judge, obj = _judge()
     try:
-        from ticraft.train.api import train
+        from ticraft.training.api import train
         from ticraft.toyworld.render import render, sample_attributes
     except ImportError as exc:
         pytest.skip(f"the trainer or the renderer is not available yet: {exc}")

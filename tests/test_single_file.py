@@ -1,4 +1,4 @@
-"""Single-file checkpoints (ticraft.single_file): detection, shipped configs, CLIP tokenizer, safe
+"""Single-file checkpoints (ticraft.models.single_file): detection, shipped configs, CLIP tokenizer, safe
 loading, offline loading of tiny SD-1/SD-2/SDXL-layout files, the local HF cache.
 
 The tiny checkpoints are real diffusers pipelines written in the original key layout
@@ -24,8 +24,9 @@ import torch
 from safetensors.torch import save_file
 
 from ldm_layout import clip_to_ldm, open_clip_to_ldm, pipeline_to_ldm, unet_to_ldm, vae_to_ldm
-from ticraft import single_file as sf
-from ticraft.backbone import BackboneError, load_backbone
+from ticraft.models import single_file as sf
+from ticraft.models.backbone import BackboneError
+from ticraft.models.load import load_backbone
 from tiny_models import tiny_sd_pipeline, tiny_sdxl_pipeline
 
 

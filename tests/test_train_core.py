@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import ticraft
-from ticraft.backbone import load_backbone
-from ticraft.train.config import TrainConfig
-from ticraft.train.data import load_images
-from ticraft.train.loop import Trainer
+from ticraft.models.load import load_backbone
+from ticraft.training.config import TrainConfig
+from ticraft.training.data import load_images
+from ticraft.training.loop import Trainer
 
 FAST = dict(steps=6, batch_size=4, lr=1e-2, lr_schedule="constant", warmup_steps=0, log_every=2, previews=0)
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import ticraft
-from ticraft.backbone import load_backbone
+from ticraft.models.load import load_backbone
 from ticraft.errors import TicraftError
-from ticraft.train.config import TrainConfig, preset_config
+from ticraft.training.config import TrainConfig, preset_config
 
 FAST = dict(steps=2, batch_size=2, log_every=1, previews=0)
 
@@ -173,7 +173,7 @@ def test_nothing_half_written_in_the_library(tmp_path, images, tiny_sd_dir):
 
 
 def test_batch_must_split_over_processes():
-    from ticraft.train.distributed import DistInfo
+    from ticraft.training.distributed import DistInfo
 
     assert DistInfo(rank=1, world_size=2).slice(4) == slice(2, 4)
     with pytest.raises(TicraftError, match="divisible"):
@@ -185,7 +185,7 @@ def test_latents_are_encoded_in_chunks_sized_by_resolution(images):
     """Caching latents must not set the run's peak memory: at 512 px one image at a time, same latents."""
     from types import SimpleNamespace
 
-    from ticraft.train.data import encode_latents, load_images, make_variants
+    from ticraft.training.data import encode_latents, load_images, make_variants
 
     sizes: list[int] = []
 

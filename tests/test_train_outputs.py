@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ticraft
-from ticraft.train.early_stop import DVAR
+from ticraft.training.early_stop import DVAR
 
 FAST = dict(steps=4, batch_size=2, log_every=2, previews=2, preview_steps=2)
 
@@ -83,7 +83,7 @@ def test_embedding_file_loads_in_diffusers(tmp_path, images, tiny_sd_dir):
 
 
 def test_checkpoints_and_previews_every_k_steps(tmp_path, images, tiny_sd_dir):
-    from ticraft.train.checkpoint import load_checkpoint
+    from ticraft.training.checkpoint import load_checkpoint
 
     out = tmp_path / "run"
     ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), output_dir=out, save_every=2, preview_every=4,

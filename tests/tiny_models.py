@@ -3,7 +3,7 @@
 Everything here is built from code: a CLIP BPE vocabulary written to disk, a 2-layer CLIP text
 encoder, a 2-block UNet and VAE. Nothing is downloaded. Use :func:`tiny_sd_pipeline` /
 :func:`tiny_sdxl_pipeline` for pipelines, or :func:`tiny_sd_folder` for a saved diffusers folder
-that :func:`ticraft.backbone.load_backbone` can open.
+that :func:`ticraft.models.backbone.load_backbone` can open.
 """
 
 from __future__ import annotations

@@ -94,11 +94,11 @@ def run_demo(
     from ticraft.analysis.interpolate import render_interpolation
     from ticraft.analysis.metrics import evaluate_concept
     from ticraft.analysis.neighbors import find_neighbors, word_concept
-    from ticraft.backbone import load_backbone
+    from ticraft.models.load import load_backbone
     from ticraft.library import Library
-    from ticraft.sample import compose
+    from ticraft.generate.sample import compose
     from ticraft.toyworld.vocab import HIDDEN_OBJECTS
-    from ticraft.train.api import train
+    from ticraft.training.api import train
 
     if word not in HIDDEN_OBJECTS:
         raise TicraftError(f"the demo learns a hidden object word: one of {', '.join(HIDDEN_OBJECTS)}")

@@ -7,7 +7,6 @@ visit so that startup only pays for the library listing.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -16,17 +15,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from .commands import TicraftCommands
+from .modes import SCREEN_TITLES, screen_class
 from .widgets import thumbnail  # noqa: F401 - textual-image must probe the terminal before Textual starts
-
-#: mode → title, in the order of the number keys.
-SCREEN_TITLES = {"library": "Library", "compose": "Compose", "train": "Train", "map": "Map"}
-_SCREEN_CLASSES = {
-    "library": "ticraft_tui.screens.library:LibraryScreen",
-    "compose": "ticraft_tui.screens.compose:ComposeScreen",
-    "train": "ticraft_tui.screens.train:TrainScreen",
-    "map": "ticraft_tui.screens.map:MapScreen",
-}
-
 
 @dataclass(frozen=True)
 class Note:
@@ -35,12 +25,6 @@ class Note:
     message: str
     title: str
     severity: str
-
-
-def screen_class(mode: str) -> type[Screen[Any]]:
-    """The Screen class of ``mode`` (imported on demand)."""
-    module, _, name = _SCREEN_CLASSES[mode].partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def _factory(mode: str) -> Callable[[], Screen[Any]]:

@@ -1,7 +1,7 @@
 """The one place where the TUI meets ticraft: a thin adapter over the Python API.
 
 Screens never import ticraft's model code; they call a :class:`Backend`. :class:`RealBackend`
-forwards to :mod:`ticraft.library`, :mod:`ticraft.sample`, :mod:`ticraft.train.api` and
+forwards to :mod:`ticraft.library`, :mod:`ticraft.generate.sample`, :mod:`ticraft.training.api` and
 :mod:`ticraft.analysis`, importing the heavy ones only on first use so that opening the TUI on a
 big library stays instant. Tests inject a backend with faster model work (see
 :mod:`ticraft_tui.testing`).
@@ -152,9 +152,9 @@ class RealBackend:
         self.model_spec = spec.strip() or _default_model()
 
     def backbone(self) -> Any:
-        """The loaded model for :attr:`model_spec` (loaded once, then cached by ticraft.sample)."""
+        """The loaded model for :attr:`model_spec` (loaded once, then cached by ticraft.generate.sample)."""
         with self._model_lock:
-            from ticraft.sample import cached_backbone
+            from ticraft.generate.sample import cached_backbone
 
             return cached_backbone(self.model_spec)
 
@@ -170,7 +170,7 @@ class RealBackend:
 
     def generate(self, request: GenerateRequest, callback: Progress | None = None) -> list["PILImage"]:
         """``request.count`` images with seeds ``seed, seed+1, …``; ``<tokens>`` come from the library."""
-        from ticraft.sample import SampleSpec, generate
+        from ticraft.generate.sample import SampleSpec, generate
 
         specs = [SampleSpec(request.prompt, negative=request.negative, seed=request.seed + i, steps=request.steps,
                             guidance=request.guidance) for i in range(max(1, request.count))]
@@ -194,7 +194,7 @@ class RealBackend:
         return list(result.images)
 
     def presets(self) -> list[str]:
-        from ticraft.train.config import PRESETS
+        from ticraft.training.config import PRESETS
 
         return list(PRESETS)
 
@@ -213,9 +213,9 @@ class RealBackend:
         """
         import shutil
 
-        from ticraft.train.api import train
-        from ticraft.train.checkpoint import latest_checkpoint
-        from ticraft.train.config import preset_config
+        from ticraft.training.api import train
+        from ticraft.training.checkpoint import latest_checkpoint
+        from ticraft.training.config import preset_config
 
         options = {**self.train_options, **request.options}
         if request.steps:
@@ -265,7 +265,7 @@ class RealBackend:
 
 # ---------------------------------------------------------------------- helpers
 def _default_model() -> str:
-    # The same rule as ticraft.backbone.resolve_model_spec(None), without importing torch at startup.
+    # The same rule as ticraft.models.backbone.resolve_model_spec(None), without importing torch at startup.
     from ticraft.user_config import get_config_value
 
     return str(get_config_value("model") or "toy")

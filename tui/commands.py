@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-if TYPE_CHECKING:  # pragma: no cover
+from .modes import SCREEN_TITLES, screen_class
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; the app imports this module
     from .app import TicraftApp
 
 Command = tuple[str, str, Callable[[], Any]]
@@ -15,8 +17,6 @@ Command = tuple[str, str, Callable[[], Any]]
 
 def all_commands(app: "TicraftApp") -> Iterator[Command]:
     """(title, help, callback) for every action the app offers, on any screen."""
-    from .app import SCREEN_TITLES, screen_class
-
     for mode, title in SCREEN_TITLES.items():
         yield f"Go to {title}", f"switch to the {title} screen", partial(app.run_action, f"mode({mode!r})")
     yield "Help", "show every key (?)", partial(app.run_action, "help")

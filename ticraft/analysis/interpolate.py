@@ -30,8 +30,8 @@ from ticraft.concept import Concept, ConceptError, lerp, match_count, slerp
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ticraft.backbone import Backbone
-    from ticraft.sample import ProgressCallback
+    from ticraft.models.backbone import Backbone
+    from ticraft.generate.sample import ProgressCallback
 
 Mode = Literal["slerp", "lerp"]
 Match = Literal["pad", "merge"]
@@ -141,7 +141,7 @@ def render_interpolation(
 ) -> StripResult:
     """Render one image per frame with the same seed (only the concept changes along the strip).
 
-    ``callback(step, total)`` follows every denoising iteration, as in :func:`ticraft.sample.generate`; raising
+    ``callback(step, total)`` follows every denoising iteration, as in :func:`ticraft.generate.sample.generate`; raising
     from it (e.g. a UI's cancel) stops the strip.
 
     ``prompt`` holds ``{}`` where the interpolated concept goes; other ``<tokens>`` in it come from ``library``.
@@ -151,7 +151,7 @@ def render_interpolation(
     >>> res = render_interpolation(bb, a, b, steps=5, seed=7, out="strip.png")   # doctest: +SKIP
     """
     from ticraft.imaging import make_strip, save_png_text
-    from ticraft.sample import SampleSpec, generate
+    from ticraft.generate.sample import SampleSpec, generate
 
     if "{}" not in prompt:
         raise ConceptError(f"the prompt {prompt!r} needs a {{}} where the interpolated concept goes")

@@ -31,7 +31,7 @@ from ticraft.concept import Concept
 from ticraft.errors import TicraftError
 
 if TYPE_CHECKING:
-    from ticraft.backbone import Backbone
+    from ticraft.models.backbone import Backbone
 
 Method = Literal["umap", "pca"]
 METHODS: tuple[str, ...] = ("umap", "pca")

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from ticraft.analysis.clip import Clip
     from ticraft.analysis.probes import Renderer
-    from ticraft.backbone import Backbone
+    from ticraft.models.backbone import Backbone
 
 #: The paper's reconstruction prompt.
 RECONSTRUCTION_PROMPT = "a photo of {}"

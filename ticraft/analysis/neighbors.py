@@ -25,7 +25,7 @@ from ticraft.concept import Concept, cosine
 from ticraft.errors import TicraftError
 
 if TYPE_CHECKING:
-    from ticraft.backbone import Backbone, TextEncoder
+    from ticraft.models.backbone import Backbone, TextEncoder
 
 Metric = Literal["cosine", "l2"]
 METRICS: tuple[str, ...] = ("cosine", "l2")

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ticraft.analysis.clip import Clip
-    from ticraft.backbone import Backbone
+    from ticraft.models.backbone import Backbone
 
 Renderer = Callable[[Sequence[str], Sequence[int]], list["Image.Image"]]
 OTHER = "other"
@@ -60,11 +60,11 @@ def sample_renderer(
     guidance: float | None = None,
     batch_size: int = 8,
 ) -> Renderer:
-    """A renderer that runs the model through :func:`ticraft.sample.generate` (one seeded image per prompt)."""
+    """A renderer that runs the model through :func:`ticraft.generate.sample.generate` (one seeded image per prompt)."""
     concept_list = list(concepts)
 
     def render(prompts: Sequence[str], seeds: Sequence[int]) -> list["Image.Image"]:
-        from ticraft.sample import SampleSpec, generate
+        from ticraft.generate.sample import SampleSpec, generate
 
         specs = [SampleSpec(prompt=p, negative=negative, seed=int(s), steps=steps, guidance=guidance)
                  for p, s in zip(prompts, seeds, strict=True)]

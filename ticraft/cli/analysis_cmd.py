@@ -27,7 +27,7 @@ from rich.table import Table
 from ticraft.cli.common import LibraryOption, ModelOption, console
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ticraft.backbone import Backbone
+    from ticraft.models.backbone import Backbone
     from ticraft.concept import Concept
 
 # ----------------------------------------------------------------------------------------------------- options
@@ -65,7 +65,7 @@ def _load_model(model: str | None, device: str | None = None) -> "Backbone":
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    from ticraft.sample import cached_backbone
+    from ticraft.generate.sample import cached_backbone
 
     with console.status(f"loading model {escape(model or '(configured default)')}…", spinner="dots"):
         return cached_backbone(model, device=device)

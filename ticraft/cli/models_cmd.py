@@ -30,8 +30,8 @@ def models(
     """List the models ticraft can find: the toy model, the Hugging Face cache, your model folders."""
     from rich.table import Table
 
-    from ticraft.models_list import find_models, human_size, is_default
-    from ticraft.single_file import hf_hub_cache_dir
+    from ticraft.models.listing import find_models, human_size, is_default
+    from ticraft.models.single_file import hf_hub_cache_dir
     from ticraft.user_config import get_config_value
 
     found = find_models(dirs or ())
@@ -68,7 +68,7 @@ def validate_model_spec(value: str) -> str:
     Raises a TicraftError (shown without traceback) that says what is wrong and what to do.
     """
     from ticraft.errors import TicraftError
-    from ticraft.single_file import CHECKPOINT_SUFFIXES, find_in_hf_cache
+    from ticraft.models.single_file import CHECKPOINT_SUFFIXES, find_in_hf_cache
 
     if value == "toy":
         return value

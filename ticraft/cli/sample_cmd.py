@@ -101,7 +101,7 @@ def _quiet_model_libraries() -> None:
 
 def _load_model(model: str | None, device: str | None, dtype: str | None) -> Any:
     _quiet_model_libraries()
-    from ticraft.sample import cached_backbone
+    from ticraft.generate.sample import cached_backbone
 
     with console.status(f"loading model {escape(model or '(configured default)')}…", spinner="dots"):
         return cached_backbone(model, device=device, dtype=dtype)
@@ -112,7 +112,7 @@ def _progress(label: str) -> Iterator[Any]:
     """A Rich progress bar fed by ``callback(step, total)``; ticraft warnings are printed in yellow after."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ticraft.sample import PromptBudgetWarning, ReproductionWarning
+    from ticraft.generate.sample import PromptBudgetWarning, ReproductionWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PromptBudgetWarning)
@@ -131,7 +131,7 @@ def _progress(label: str) -> Iterator[Any]:
 
 
 def _save_all(images: list["Image.Image"], out: Path, suffix: str = "") -> list[Path]:
-    from ticraft.pngmeta import read_parameters, save_png
+    from ticraft.generate.pngmeta import read_parameters, save_png
 
     start = next_index(out)
     paths = []
@@ -208,7 +208,7 @@ def sample_command(
         images, prompt = _sample_from(from_image, model, lib, n=n, seed=seed, steps=steps, guidance=guidance,
                                       scheduler=scheduler, negative=negative, size=wh, device=device, dtype=dtype)
     else:
-        from ticraft.sample import SampleSpec, generate, random_seed
+        from ticraft.generate.sample import SampleSpec, generate, random_seed
 
         backbone = _load_model(model, device, dtype)
         start = random_seed() if seed == -1 else (seed or 0)
@@ -240,14 +240,14 @@ def _sample_from(path: Path, model: str | None, lib: Any, *, n: int, seed: int |
     """``--from``: exact re-creation, or — when options override fields — new images from those settings."""
     from dataclasses import replace
 
-    from ticraft.pngmeta import read_parameters
-    from ticraft.sample import SampleSpec, generate, reproduce, spec_from_parameters
+    from ticraft.generate.pngmeta import read_parameters
+    from ticraft.generate.sample import SampleSpec, generate, reproduce, spec_from_parameters
 
     params = read_parameters(path)
     base = spec_from_parameters(params)
     backbone = _load_model(_model_for(params, model), device, dtype)
     if seed == -1:
-        from ticraft.sample import random_seed
+        from ticraft.generate.sample import random_seed
 
         seed = random_seed()
     overrides: dict[str, Any] = {k: v for k, v in dict(seed=seed, steps=steps, guidance=guidance, scheduler=scheduler,
@@ -267,7 +267,7 @@ def _write_sample_grid(images: list["Image.Image"], out: Path) -> None:
     import math
 
     from ticraft.imaging import make_grid
-    from ticraft.pngmeta import read_parameters, save_png
+    from ticraft.generate.pngmeta import read_parameters, save_png
 
     cols = math.ceil(math.sqrt(len(images)))
     rows = math.ceil(len(images) / cols)
@@ -304,8 +304,8 @@ def compose_command(
 ) -> None:
     """A grid: subjects (rows) × templates and seeds (columns), seeds fixed per column so rows compare."""
     from ticraft.cli.common import open_library
-    from ticraft.pngmeta import save_png
-    from ticraft.sample import compose
+    from ticraft.generate.pngmeta import save_png
+    from ticraft.generate.sample import compose
 
     templates = template or ["a photo of {}", "a painting of {}"]
     wh = parse_size(size)
@@ -335,7 +335,7 @@ def info_command(
     """Show the generation parameters stored in images (prompt, seed, steps, sampler, model, concept hashes)."""
     from ticraft.errors import TicraftError
     from ticraft.imaging import GRID_CHUNK, read_png_text
-    from ticraft.pngmeta import PARAMETERS_KEY, parse_parameters
+    from ticraft.generate.pngmeta import PARAMETERS_KEY, parse_parameters
 
     failures = 0
     records = []
@@ -412,8 +412,8 @@ def edit_command(
 ) -> None:
     """Edit an image with concepts: img2img, or inpainting inside --mask (the paper's downstream use)."""
     from ticraft.cli.common import open_library
-    from ticraft.edit import edit
-    from ticraft.sample import random_seed
+    from ticraft.generate.edit import edit
+    from ticraft.generate.sample import random_seed
 
     lib = open_library(library)
     backbone = _load_model(model, device, dtype)

@@ -90,7 +90,7 @@ def train_command(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder: checkpoints, previews, embedding file, loss curve.")] = None,
 ) -> None:
     """Learn a new word for a frozen text-to-image model from a few images (textual inversion)."""
-    import ticraft.train.api as api
+    import ticraft.training.api as api
 
     options: dict[str, Any] = {
         "num_vectors": vectors, "steps": steps, "batch_size": batch, "grad_accum": grad_accum, "lr": lr,

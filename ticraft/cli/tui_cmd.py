@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Open the terminal UI: browse the library, compose images, train, map concepts."""
         try:
-            from ticraft_tui.app import SCREEN_TITLES, TicraftApp
+            from ticraft_tui.app import TicraftApp
+            from ticraft_tui.modes import SCREEN_TITLES
             from ticraft_tui.backend import RealBackend
             from ticraft_tui.widgets.thumbnail import set_image_mode
         except ImportError as exc:  # textual is an optional extra

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ticraft.single_file import _bytes_to_unicode  # one copy of CLIP's byte alphabet
+from ticraft.models.single_file import _bytes_to_unicode  # one copy of CLIP's byte alphabet
 from ticraft.toyworld.render import COLOURS, SHAPES, SIZES, STYLES, TEXTURES, Attributes, sample_attributes
 
 BOS = "<|startoftext|>"

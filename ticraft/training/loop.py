@@ -8,7 +8,7 @@ One :class:`Trainer` owns one run. Its design follows from what textual inversio
   parameter per row lets progressive extension switch rows on one at a time: a row that is not yet in
   any prompt is not spliced, so it has no gradient, and Adam leaves it (and its state) untouched until
   it joins — its bias correction then starts from its own first step.
-* **No VAE in the loop.** Images are encoded once (:mod:`ticraft.train.data`); a step gathers cached
+* **No VAE in the loop.** Images are encoded once (:mod:`ticraft.training.data`); a step gathers cached
   posterior means/stds on the device and draws the posterior sample there.
 * **Many samples per step.** A step is ``batch_size`` (image, prompt, t, ε) samples; the text encoder
   runs once per *distinct* prompt in the batch (the learned vectors change every step, so text encoding
@@ -39,13 +39,13 @@ from torch import nn
 
 from ticraft.errors import TicraftError
 from ticraft.prompts import expand_prompt
-from ticraft.train import schedule
-from ticraft.train.config import TrainConfig
-from ticraft.train.data import (
+from ticraft.training import schedule
+from ticraft.training.config import TrainConfig
+from ticraft.training.data import (
     LatentCache, PromptSet, TrainImage, build_prompts, encode_latents, make_variants, native_resolution,
 )
-from ticraft.train.distributed import DistInfo, all_reduce_sum, average_gradients
-from ticraft.train.early_stop import DVAR
+from ticraft.training.distributed import DistInfo, all_reduce_sum, average_gradients
+from ticraft.training.early_stop import DVAR
 
 #: ``callback(step, total, loss, vectors)``; ``loss`` is ``None`` on steps where it was not read.
 #: Returning ``True`` asks the trainer to stop after this step.
@@ -57,11 +57,11 @@ class TrainError(TicraftError):
 
 
 class Trainer:
-    """One inversion run on a loaded :class:`~ticraft.backbone.Backbone`.
+    """One inversion run on a loaded :class:`~ticraft.models.backbone.Backbone`.
 
     Args:
         backbone: the frozen model (its device is the training device).
-        images: loaded training images (:func:`ticraft.train.data.load_images`).
+        images: loaded training images (:func:`ticraft.training.data.load_images`).
         token: the placeholder, e.g. ``"<cat-toy>"``; must not be a word of the tokenizer(s).
         init: initializer text (one or more words).
         config: the options.

@@ -2,13 +2,13 @@
 
 A :class:`Backbone` holds the diffusers/transformers components of one model (tokenizer(s), text
 encoder(s), UNet, VAE, scheduler), its family (``sd1``, ``sd2``, ``sdxl``, ``toy``, ``custom``),
-and the splice points where concept vectors enter the text encoders (:mod:`ticraft.splice`).
+and the splice points where concept vectors enter the text encoders (:mod:`ticraft.models.splice`).
 
-Model specs accepted by :func:`load_backbone`:
+Model specs accepted by :func:`ticraft.models.load.load_backbone`:
 
 * ``"toy"`` — ticraft's shipped toy model (``ticraft/toyworld/weights``);
 * a diffusers pipeline folder (``model_index.json`` inside);
-* a single ``.safetensors``/``.ckpt`` checkpoint (see :mod:`ticraft.single_file`);
+* a single ``.safetensors``/``.ckpt`` checkpoint (see :mod:`ticraft.models.single_file`);
 * a hub id such as ``runwayml/stable-diffusion-v1-5`` **already in the local Hugging Face cache**
   (nothing is ever downloaded).
 
@@ -30,9 +30,8 @@ from torch import nn
 
 from ticraft.concept import Concept
 from ticraft.errors import TicraftError
-from ticraft.splice import SplicedEmbedding, splice
+from ticraft.models.splice import SplicedEmbedding, splice
 
-TOY_WEIGHTS = Path(__file__).parent / "toyworld" / "weights"
 
 
 class BackboneError(TicraftError):
@@ -215,61 +214,6 @@ class Backbone:
 
 
 # ----------------------------------------------------------------- loading
-def resolve_model_spec(spec: str | os.PathLike | None) -> str:
-    """Turn ``--model`` (or the configured default, or ``toy``) into a concrete spec string."""
-    if spec is None or str(spec) == "":
-        from ticraft.user_config import get_config_value
-
-        spec = get_config_value("model") or "toy"
-    return str(spec)
-
-
-def load_backbone(spec: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
-                  dtype: torch.dtype | None = None, family: str | None = None) -> Backbone:
-    """Load a model by spec (see module docstring); all weights frozen, eval mode.
-
-    Args:
-        spec: ``"toy"``, a folder, a checkpoint file, or a cached hub id; ``None`` → configured default.
-        device: where to put it (default CPU).
-        dtype: weight dtype (default float32; use bf16/fp16 on GPUs).
-        family: override the detected family.
-    """
-    spec = resolve_model_spec(spec)
-    if spec == "toy":
-        if not (TOY_WEIGHTS / "model_index.json").is_file():
-            raise BackboneError(
-                f"the toy model's weights are missing from {TOY_WEIGHTS}; train them with `ticraft toyworld train-base`"
-            )
-        bb = load_diffusers_folder(TOY_WEIGHTS, family=family or "toy", name="toy")
-    else:
-        path = Path(spec).expanduser()
-        if path.is_dir():
-            bb = load_diffusers_folder(path, family=family)
-        elif path.is_file():
-            from ticraft.single_file import load_single_file
-
-            bb = load_single_file(path, family=family, dtype=dtype)
-        elif path.suffix in (".safetensors", ".ckpt", ".pt", ".bin") or os.sep in str(spec) and not _looks_like_hub_id(str(spec)):
-            raise BackboneError(f"model file or folder not found: {path}")
-        elif _looks_like_hub_id(str(spec)):
-            from ticraft.single_file import find_in_hf_cache
-
-            folder = find_in_hf_cache(str(spec))
-            bb = load_diffusers_folder(folder, family=family, name=str(spec))
-        else:
-            raise BackboneError(
-                f"unknown model {spec!r}: give 'toy', a diffusers folder, a .safetensors/.ckpt file or a cached hub id"
-            )
-    if device is not None or dtype is not None:
-        bb.to(device=device, dtype=dtype)
-    return bb
-
-
-def _looks_like_hub_id(spec: str) -> bool:
-    parts = spec.split("/")
-    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
-
-
 def detect_family(index: dict[str, Any], text_hidden: list[int]) -> str:
     """Family from a pipeline's model_index.json class name and its text encoder widths."""
     cls = index.get("_class_name", "")

@@ -2,7 +2,7 @@
 
 Previews use the backbone's own diffusers pipeline with a fixed CPU generator per image, so the same
 vectors always give the same previews (on the same device). Full sampling features (grids, PNG
-metadata, schedulers) live in :mod:`ticraft.sample`; this is the minimum the trainer needs.
+metadata, schedulers) live in :mod:`ticraft.generate.sample`; this is the minimum the trainer needs.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Most people hold a model as one ``.safetensors``/``.ckpt`` file in the original (LDM / A1111) key
 layout. Such a file carries weights only: no configs and no tokenizer. diffusers'
 ``from_single_file`` would fetch both from the hub; ticraft never touches the network, so it ships
-the small diffusers configs of the families it knows (``ticraft/configs/``: SD-1.5, SD-2.x 768-v,
+the small diffusers configs of the families it knows (``ticraft/models/configs/``: SD-1.5, SD-2.x 768-v,
 SD-2.x 512-base, SDXL base) and builds CLIP's BPE tokenizer from the vocabulary file that the
 ``open-clip-torch`` package carries. Both are assembled once into a cache folder
 (:func:`cached_config_dir`), which then serves as the ``config=`` folder of every
@@ -11,7 +11,7 @@ SD-2.x 512-base, SDXL base) and builds CLIP's BPE tokenizer from the vocabulary 
 
 Public API:
 
-* :func:`load_single_file` — checkpoint file → :class:`~ticraft.backbone.Backbone`;
+* :func:`load_single_file` — checkpoint file → :class:`~ticraft.models.backbone.Backbone`;
 * :func:`detect_checkpoint` — family / config / prediction type from key names and shapes alone;
 * :func:`checkpoint_shapes` — key → shape without loading weights (safetensors header, pickle scan);
 * :func:`find_in_hf_cache` / :func:`cached_pipelines` / :func:`hf_hub_cache_dir` — the local hub cache;
@@ -40,13 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ticraft.models.paths import CONFIG_ROOT
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-    from ticraft.backbone import Backbone
-
-CONFIG_ROOT = Path(__file__).parent / "configs"
-"""Shipped diffusers configs, one folder per known architecture (no weights, no vocabulary)."""
+    from ticraft.models.backbone import Backbone
 
 SHIPPED_CONFIGS = ("sd1", "sd2-v", "sd2-base", "sdxl")
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -77,8 +76,8 @@ SD2_V_PROBE_THRESHOLD = 0.09
 
 
 def _error(message: str) -> Exception:
-    """A :class:`ticraft.backbone.BackboneError` (imported late: backbone.py imports torch)."""
-    from ticraft.backbone import BackboneError
+    """A :class:`ticraft.models.backbone.BackboneError` (imported late: backbone.py imports torch)."""
+    from ticraft.models.backbone import BackboneError
 
     return BackboneError(message)
 
@@ -546,7 +545,7 @@ def load_single_file(
     Raises:
         BackboneError: missing/unsafe/unsupported file, with what is wrong and what to do.
     """
-    from ticraft.backbone import BackboneError
+    from ticraft.models.backbone import BackboneError
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -590,7 +589,7 @@ def _build_backbone(state: dict[str, Any], info: CheckpointInfo, cfg: Path, inde
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    from ticraft.backbone import components_from_pipeline
+    from ticraft.models.backbone import components_from_pipeline
 
     common = dict(config=str(cfg), local_files_only=True, torch_dtype=dtype)
     unet = _component("unet", name, lambda: diffusers.UNet2DConditionModel.from_single_file(

@@ -2,7 +2,7 @@
 
 Both go through diffusers' img2img / inpaint pipelines built from the backbone's already-loaded
 components (:meth:`Backbone.pipeline` — no second copy of the weights), with the same concept
-loading, prompt expansion, per-image seeding and PNG metadata as :mod:`ticraft.sample`.
+loading, prompt expansion, per-image seeding and PNG metadata as :mod:`ticraft.generate.sample`.
 
 With a mask (white = change, black = keep), pixels outside the mask are copied from the source
 image, so the rest of the picture is kept exactly (a plain SD UNet inpaints by blending latents, which
@@ -23,7 +23,7 @@ from PIL import Image
 
 from ticraft.concept import Concept
 from ticraft.prompts import expand_prompt
-from ticraft.sample import (
+from ticraft.generate.sample import (
     ProgressCallback,
     SampleError,
     SampleSpec,
@@ -40,7 +40,7 @@ from ticraft.sample import (
 )
 
 if TYPE_CHECKING:
-    from ticraft.backbone import Backbone
+    from ticraft.models.backbone import Backbone
 
 #: Default denoising strength: img2img keeps the composition; inpainting repaints the masked region fully.
 DEFAULT_STRENGTH = {"img2img": 0.75, "inpaint": 1.0}

@@ -10,7 +10,7 @@ overridden by name::
     >>> TrainConfig.from_options(stepz=3)
     Traceback (most recent call last):
     ...
-    ticraft.train.config.ConfigError: unknown training option 'stepz' (did you mean 'steps'?)
+    ticraft.training.config.ConfigError: unknown training option 'stepz' (did you mean 'steps'?)
 
 Batch semantics: ``batch_size`` is the number of (image, t, ε) samples per forward pass over *all*
 processes together (a global batch), and ``grad_accum`` forward passes make one optimiser step. A run

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ticraft import single_file as sf
+from ticraft.models import single_file as sf
 
-TOY_WEIGHTS = Path(__file__).parent / "toyworld" / "weights"  # == ticraft.backbone.TOY_WEIGHTS (no torch import)
+from ticraft.models.paths import TOY_WEIGHTS
 MAX_SCAN_DEPTH = 2  # how deep below a model dir to look (A1111 keeps checkpoints in subfolders)
 
 

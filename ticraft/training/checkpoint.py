@@ -33,7 +33,7 @@ class CheckpointError(TicraftError):
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` (see :meth:`ticraft.train.loop.Trainer.state_dict`) atomically to ``path``."""
+    """Write ``state`` (see :meth:`ticraft.training.loop.Trainer.state_dict`) atomically to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}

@@ -24,12 +24,12 @@ import torch
 from ticraft.concept import Concept
 from ticraft.errors import TicraftError
 from ticraft.prompts import CONCEPT_TOKEN
-from ticraft.train.checkpoint import check_compatible, checkpoint_name, load_checkpoint, save_checkpoint
-from ticraft.train.config import TrainConfig, preset_config
-from ticraft.train.data import TrainImage, load_images
-from ticraft.train.distributed import DistInfo, init_distributed, pick_device, shutdown_distributed
-from ticraft.train.loop import Callback, Trainer
-from ticraft.train.report import plot_loss_curve, preview_prompts, render_previews
+from ticraft.training.checkpoint import check_compatible, checkpoint_name, load_checkpoint, save_checkpoint
+from ticraft.training.config import TrainConfig, preset_config
+from ticraft.training.data import TrainImage, load_images
+from ticraft.training.distributed import DistInfo, init_distributed, pick_device, shutdown_distributed
+from ticraft.training.loop import Callback, Trainer
+from ticraft.training.report import plot_loss_curve, preview_prompts, render_previews
 
 
 def train(
@@ -56,7 +56,7 @@ def train(
         token: the new placeholder, ``"<name>"``; it must not already be a word of the model.
         init: initializer text (one or more words); its token embeddings start the vectors.
         model: ``"toy"``, a diffusers folder, a checkpoint file, a cached hub id, or a loaded
-            :class:`~ticraft.backbone.Backbone` (used as is; its tokenizer keeps the new token names).
+            :class:`~ticraft.models.backbone.Backbone` (used as is; its tokenizer keeps the new token names).
         config: a full :class:`TrainConfig`; alternatively ``preset`` (``fast``/``paper``/``diffusers``)
             plus keyword ``options`` naming any of its fields (``steps=200, num_vectors=4, …``).
         callback: ``callback(step, total, loss, vectors)`` after each step; ``loss`` is ``None`` on
@@ -140,7 +140,8 @@ def open_library(library: Any) -> Any:
 
 
 def _backbone(model: Any, cfg: TrainConfig, dist: DistInfo) -> Any:
-    from ticraft.backbone import Backbone, load_backbone
+    from ticraft.models.backbone import Backbone
+    from ticraft.models.load import load_backbone
 
     if isinstance(model, Backbone):
         if cfg.device != "auto":

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import torch
 
 from ticraft.errors import TicraftError
-from ticraft.train.config import TrainConfig
+from ticraft.training.config import TrainConfig
 
 
 def active_vectors(step: int, num_vectors: int, progressive: int | None) -> int:

@@ -16,16 +16,13 @@ bit-exact on the same device.
 Several processes (``accelerate launch`` / ``torchrun``) split a job by whole batches and gather the
 images back, so a two-process run returns exactly the images of a one-process run.
 
-Module trick: ``ticraft.sample`` is both this module and the function :func:`sample` — the module is
-callable (see the bottom of the file), so ``ticraft.sample("…")`` works however it was imported.
+``ticraft.sample(...)`` is the function :func:`sample` of this module (re-exported lazily by ``ticraft``).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import sys
-import types
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -37,11 +34,11 @@ from PIL import Image
 from ticraft.concept import Concept
 from ticraft.errors import TicraftError
 from ticraft.imaging import make_grid
-from ticraft.pngmeta import SAMPLER_LABELS, format_parameters, read_parameters, save_png  # noqa: F401 (re-exported)
+from ticraft.generate.pngmeta import SAMPLER_LABELS, format_parameters, read_parameters, save_png  # noqa: F401 (re-exported)
 from ticraft.prompts import PromptError, budget_warning, expand_prompt, find_concept_tokens
 
 if TYPE_CHECKING:
-    from ticraft.backbone import Backbone
+    from ticraft.models.backbone import Backbone
 
 __all__ = [
     "SampleSpec", "SampleError", "PromptBudgetWarning", "ReproductionWarning", "SCHEDULERS", "generate", "sample",
@@ -463,7 +460,7 @@ def generate(backbone: "Backbone", specs: SampleSpec | Sequence[SampleSpec], *, 
     """Generate one image per spec, in order; each image's ``info["parameters"]`` holds its parameters.
 
     Args:
-        backbone: a loaded model (:func:`ticraft.backbone.load_backbone`).
+        backbone: a loaded model (:func:`ticraft.models.backbone.load_backbone`).
         specs: one :class:`SampleSpec` or a list.
         library: a ``Library`` or a library folder to take concept tokens from (see :func:`prepare_concepts`).
         concepts: Concept objects (or tokens) that win over the library.
@@ -644,7 +641,7 @@ _BACKBONE_CACHE: dict[tuple[str, str, str], "Backbone"] = {}
 def cached_backbone(model: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
                     dtype: torch.dtype | str | None = None) -> "Backbone":
     """Load a model once per (spec, device, dtype) and keep the most recent one (no reload per call)."""
-    from ticraft.backbone import load_backbone, resolve_model_spec
+    from ticraft.models.load import load_backbone, resolve_model_spec
 
     dev = resolve_device(device)
     dt = dtype if isinstance(dtype, torch.dtype) else default_dtype(dev, dtype)
@@ -674,7 +671,7 @@ def sample(prompt: str, *, concepts: Iterable[Concept | str] = (), model: Any = 
     >>> ticraft.sample("a photo of <cat-toy>", model="toy", n=2, steps=20)  # doctest: +SKIP
     [<PIL.Image.Image image mode=RGB size=32x32 ...>, <PIL.Image.Image image mode=RGB size=32x32 ...>]
     """
-    from ticraft.backbone import Backbone
+    from ticraft.models.backbone import Backbone
 
     if n < 1:
         raise SampleError(f"n must be at least 1, got {n}")
@@ -687,12 +684,3 @@ def sample(prompt: str, *, concepts: Iterable[Concept | str] = (), model: Any = 
     specs = [SampleSpec(prompt=prompt, seed=start + i, **spec_fields) for i in range(n)]
     return generate(backbone, specs, library=library, concepts=concepts, batch_size=batch_size, callback=callback)
 
-
-class _CallableModule(types.ModuleType):
-    """Lets ``ticraft.sample(...)`` call :func:`sample` even though ``ticraft.sample`` is this module."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[Image.Image]:
-        return sample(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
