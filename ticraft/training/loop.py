@@ -256,6 +256,16 @@ class Trainer:
     def _loss(self, ids: dict[str, torch.Tensor], inverse: torch.Tensor | None, rows: torch.Tensor,
               t: torch.Tensor, noise: torch.Tensor, post_noise: torch.Tensor | None) -> torch.Tensor:
         """Per-sample denoising loss ``[B]`` (fp32)."""
+        noisy, target = self._noised(rows, t, noise, post_noise)
+        time_ids = self.cache.time_ids.index_select(0, rows) if self.sdxl else None
+        pred = self._predict(ids, inverse, noisy, t, time_ids)
+        return self._per_sample_loss(pred, target, rows)
+
+    # The three parts of the loss are separate so that ticraft.training.many can run the frozen model once
+    # over the samples of many concepts (each with its own latent cache) and split the result again.
+    def _noised(self, rows: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                post_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The noisy latents of cache ``rows`` at ``t`` and the model's target for them."""
         z = self.cache.mean.index_select(0, rows)
         if post_noise is not None and self.cache.std is not None:
             z = z + self.cache.std.index_select(0, rows) * post_noise
@@ -268,6 +278,11 @@ class Trainer:
             target = sa * noise - s1 * z
         else:
             target = z
+        return noisy, target
+
+    def _predict(self, ids: dict[str, torch.Tensor], inverse: torch.Tensor | None, noisy: torch.Tensor,
+                 t: torch.Tensor, time_ids: torch.Tensor | None) -> torch.Tensor:
+        """Text encoding (once per distinct prompt) and the UNet's prediction for ``noisy``."""
         amp = (torch.autocast(self.device.type, dtype=self._amp_dtype) if self._amp_dtype is not None
                else nullcontext())
         with amp:
@@ -277,12 +292,14 @@ class Trainer:
                 pooled = pooled.index_select(0, inverse) if pooled is not None else None
             added = None
             if self.sdxl:
-                added = {"text_embeds": pooled, "time_ids": self.cache.time_ids.index_select(0, rows)}
+                added = {"text_embeds": pooled, "time_ids": time_ids}
             x = noisy.to(self._unet_dtype)
             if self.cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            pred = self.bb.unet(x, t, encoder_hidden_states=hidden.to(self._unet_dtype),
+            return self.bb.unet(x, t, encoder_hidden_states=hidden.to(self._unet_dtype),
                                 added_cond_kwargs=added, return_dict=False)[0]
+
+    def _per_sample_loss(self, pred: torch.Tensor, target: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         se = (pred.float() - target).pow(2)
         if self.cache.mask is not None:
             m = self.cache.mask.index_select(0, rows)
@@ -330,22 +347,39 @@ class Trainer:
         """One optimiser step (``grad_accum`` forward/backward passes of ``batch_size`` samples)."""
         cfg = self.cfg
         start = time.perf_counter()
+        count = self.begin_step()
+        for _ in range(cfg.grad_accum):
+            inputs = self._batch_inputs(self._draw(cfg.batch_size), count)
+            self.pass_loss(self._loss_fn(*inputs)).backward()
+        self.apply_gradients()
+        self.train_seconds += time.perf_counter() - start
+
+    # train_step's parts, public so that ticraft.training.many can interleave several trainers' passes.
+    def begin_step(self) -> int:
+        """Activate this step's vectors and set its learning rate; returns the active vector count."""
+        cfg = self.cfg
         count = schedule.active_vectors(self.step, cfg.num_vectors, cfg.progressive)
         if count > self._active:
             self._activate(count)
         factor = schedule.lr_factor(self.step, cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = self.base_lr * factor
-        for _ in range(cfg.grad_accum):
-            inputs = self._batch_inputs(self._draw(cfg.batch_size), count)
-            per_sample = self._loss_fn(*inputs)
-            data_loss = per_sample.mean()
-            loss = data_loss
-            if cfg.reg_weight:
-                loss = loss + cfg.reg_weight * schedule.regularization(self.current_rows(), self._reg_target)
-            loss = loss / cfg.grad_accum
-            (self._scaler.scale(loss) if self._scaler else loss).backward()
-            self._loss_acc += data_loss.detach() / cfg.grad_accum
+        return count
+
+    def pass_loss(self, per_sample: torch.Tensor) -> torch.Tensor:
+        """What one forward pass backpropagates (mean + regulariser, / grad_accum, fp16-scaled); logs the loss."""
+        cfg = self.cfg
+        data_loss = per_sample.mean()
+        loss = data_loss
+        if cfg.reg_weight:
+            loss = loss + cfg.reg_weight * schedule.regularization(self.current_rows(), self._reg_target)
+        loss = loss / cfg.grad_accum
+        self._loss_acc += data_loss.detach() / cfg.grad_accum
+        return self._scaler.scale(loss) if self._scaler else loss
+
+    def apply_gradients(self) -> None:
+        """Average (data parallel), clip, step the optimiser and count the step."""
+        cfg = self.cfg
         params = self.parameters()
         average_gradients(params, self.dist)
         if self._scaler:
@@ -360,7 +394,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self._loss_count += 1
-        self.train_seconds += time.perf_counter() - start
 
     def current_rows(self) -> dict[str, torch.Tensor]:
         """The active rows per encoder with their autograd history (for the regulariser)."""
