@@ -87,11 +87,31 @@ def test_round_trip_is_exact(tmp_path, layout, suffix, family, carries_meta, det
         assert back.family == (c.family if c.family in ("sd1", "sd2", "sdxl") else None)
 
 
-def test_round_trip_keeps_nan_and_inf(tmp_path):
-    c = make("sd1", n=1)
-    c.vectors["clip"][0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+def test_non_finite_vectors_are_refused_on_write_and_read(tmp_path):
+    """Issue 13: NaN/inf vectors were saved, imported and sampled (a black picture); now every layout refuses
+    them with one sentence naming the file, both when writing and when reading a file made elsewhere."""
+    from ticraft.concept import ConceptError
+    from ticraft.formats import png
+
+    good = make("sd1", n=1)
+    with pytest.raises(ConceptError, match="non-finite"):
+        Concept("<bad>", {"clip": torch.full((1, 8), float("nan"))})
+    bad = make("sd1", n=1)
+    bad.vectors["clip"][0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])  # edited in place
     for layout, name in [("diffusers", "a.safetensors"), ("a1111", "a.pt"), ("a1111-png", "a.png"), ("kohya", "k.pt")]:
-        assert_same_vectors(c, read_concept(write_concept(c, tmp_path / name, layout=layout)[0], token=c.token))
+        with pytest.raises(FormatError, match=f"{name}.*non-finite"):
+            write_concept(bad, tmp_path / name, layout=layout)
+        assert not (tmp_path / name).exists()
+    # files written by other tools: 0xFF bytes (a NaN) in a safetensors body, a .pt dict, a PNG card
+    path = write_concept(good, tmp_path / "ff.safetensors")[0]
+    data = bytearray(path.read_bytes())
+    data[-8:] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+    torch.save({"string_to_param": {"*": bad.vectors["clip"]}, "name": "bad"}, tmp_path / "raw.pt")
+    (tmp_path / "raw.png").write_bytes(png.png_bytes(bad))
+    for name in ("ff.safetensors", "raw.pt", "raw.png"):
+        with pytest.raises(FormatError, match=f"{name}: .*non-finite"):
+            read_concept(tmp_path / name)
 
 
 def test_sdxl_diffusers_export_is_two_files_and_reads_from_either(tmp_path):

@@ -38,13 +38,44 @@ FAMILY_ENCODERS: dict[str, dict[str, int | None]] = {
     "sdxl": {"clip_l": 768, "clip_g": 1280},
     "toy": {"clip": None},
     "custom": {"clip": None},  # any other single-encoder model (e.g. tiny test models)
+    # SD3/SD3.5 and Flux learn in T5-XXL (4096-d) as well as CLIP (keys as ComfyUI names them; issue 17)
+    "sd3": {"clip_l": 768, "clip_g": 1280, "t5": 4096},
+    "flux": {"clip_l": 768, "t5": 4096},
 }
 
 SINGLE_KEY = "clip"
 
+#: The most vectors one concept may have: CLIP reads 75 tokens of a prompt (77 minus start and end),
+#: so a concept with more could never appear whole in any prompt.
+MAX_VECTORS = 75
+
 
 class ConceptError(TicraftError):
     """Raised when concepts cannot be combined or are malformed."""
+
+
+def check_finite(t: torch.Tensor, what: str) -> None:
+    """Raise :class:`ConceptError` when ``t`` holds NaN or ±inf (``what`` names it in the message).
+
+    Non-finite vectors turn every image they touch black or into noise; they are refused wherever vectors
+    are made or read (mix, import, convert, train, PNG) rather than saved.
+
+    >>> check_finite(torch.tensor([1.0, float("nan")]), "x")
+    Traceback (most recent call last):
+    ...
+    ticraft.concept.ConceptError: x holds non-finite values (1 NaN, 0 infinite of 2); refusing them
+    """
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        nan = int(torch.isnan(t).sum())
+        inf = int(torch.isinf(t).sum())
+        raise ConceptError(f"{what} holds non-finite values ({nan} NaN, {inf} infinite of {t.numel()}); refusing them")
+
+
+def check_vector_count(n: int, what: str = "a concept") -> int:
+    """``n`` if ``1 ≤ n ≤`` :data:`MAX_VECTORS`, else a :class:`ConceptError` (checked before allocating)."""
+    if not 1 <= n <= MAX_VECTORS:
+        raise ConceptError(f"{what} would have {n} vectors; a concept has 1 to {MAX_VECTORS} (the prompt budget)")
+    return n
 
 
 def guess_family(dims: Mapping[str, int]) -> str | None:
@@ -97,6 +128,12 @@ class Concept:
                 )
             if not t.is_floating_point():
                 raise ConceptError(f"concept {self.token!r}: vectors[{key!r}] must be floating point")
+            if t.shape[0] > MAX_VECTORS:
+                raise ConceptError(
+                    f"concept {self.token!r} has {t.shape[0]} vectors; the limit is {MAX_VECTORS} "
+                    f"(a prompt holds at most {MAX_VECTORS} tokens)"
+                )
+            check_finite(t, f"concept {self.token!r}: vectors[{key!r}]")
             counts.add(t.shape[0])
             clean[key] = t
         if len(counts) != 1:
@@ -294,6 +331,7 @@ def concat(*concepts: Concept | Iterable[Concept]) -> Concept:
     first = flat[0]
     for other in flat[1:]:
         first.check_compatible(other, same_count=False)
+    check_vector_count(sum(c.num_vectors for c in flat), f"concat of {len(flat)} concepts")
     return first._derived({k: torch.cat([c.vectors[k] for c in flat], dim=0) for k in first.vectors}, "concat")
 
 
@@ -304,8 +342,7 @@ def match_count(a: Concept, n: int, mode: str = "pad") -> Concept:
     resamples the vectors by linear interpolation along the vector axis, so a 3-vector concept
     merged to 1 equals its mean-ish centre and a 1-vector concept expands to ``n`` copies.
     """
-    if n < 1:
-        raise ConceptError("a concept needs at least one vector")
+    check_vector_count(n, f"{mode}({a.token}, {n})")
     if a.num_vectors == n:
         return a
     if mode == "pad":
@@ -339,7 +376,10 @@ __all__ = [
     "Concept",
     "ConceptError",
     "FAMILY_ENCODERS",
+    "MAX_VECTORS",
     "SINGLE_KEY",
+    "check_finite",
+    "check_vector_count",
     "concat",
     "cosine",
     "guess_family",

@@ -44,6 +44,7 @@ from ticraft.concept import Concept, concat, lerp, match_count, slerp
 from ticraft.errors import TicraftError
 
 MAX_LENGTH = 10_000  # characters; longer input is refused before lexing
+MAX_NUMBER = 1e30  # larger literals only ever overflow float32 vectors (max ~3.4e38) to inf
 MAX_DEPTH = 64  # nesting of parentheses, unary signs and calls (keeps the parser's recursion bounded)
 
 Value = Union[int, float, Concept]
@@ -137,9 +138,13 @@ def tokenize(source: str) -> list[Token]:
 def _number(text: str, source: str, col: int) -> int | float:
     # Integers stay ints, as Python literals do, so number-only sub-expressions match Python exactly.
     try:
-        return int(text) if text.isdigit() else float(text)
+        value = int(text) if text.isdigit() else float(text)
     except ValueError:  # ints beyond Python's digit limit
         raise ExprError("number too long", source, col) from None
+    # 1e999999 reads as inf in Python; a concept scaled by it is all inf/NaN, so refuse it here, by name.
+    if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        raise ExprError(f"number {text} is too large (the limit is {MAX_NUMBER:g})", source, col)
+    return value
 
 
 # ---------------------------------------------------------------------------------------------------- the tree

@@ -50,7 +50,9 @@ probe_app = typer.Typer(help="Probe what concepts and words do: bias of an attri
 def register(app: typer.Typer) -> None:
     """Add the analysis commands to the main app."""
     app.command("neighbors")(neighbors_command)
-    app.command("mix")(mix_command)
+    from ticraft.cli.expression_arg import ExpressionCommand
+
+    app.command("mix", cls=ExpressionCommand)(mix_command)  # "-<zorb>" is an expression, not an option
     app.command("interp")(interp_command)
     app.command("map")(map_command)
     app.command("eval")(eval_command)
@@ -199,8 +201,10 @@ def mix_command(
     from ticraft.analysis import expr as ex
     from ticraft.analysis.neighbors import word_concept
     from ticraft.cli.common import open_library
+    from ticraft.cli.expression_arg import strip_marker
     from ticraft.errors import TicraftError
 
+    expression = strip_marker(expression)
     if words not in ("mean", "vectors"):
         raise typer.BadParameter("use mean or vectors", param_hint="--words")
     tree = ex.parse(expression)  # syntax errors first: they are the most likely mistake

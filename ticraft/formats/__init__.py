@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ticraft.concept import Concept
+from ticraft.concept import Concept, ConceptError, check_finite
 from ticraft.formats import a1111, diffusers, kohya, png
 from ticraft.formats._common import FLOAT_DTYPES, LAYOUTS, FormatError, atomic_write, encoder_keys_ok, where
 from ticraft.formats._load import Loaded, classify, load
@@ -172,6 +172,10 @@ def write_concept(concept: Concept, path: str | Path, layout: str = "diffusers")
     for key, t in concept.vectors.items():
         if t.dtype not in FLOAT_DTYPES:
             raise FormatError(f"{where(path)}: concept {concept.token!r} vectors[{key!r}] have unsupported dtype {t.dtype}")
+        try:  # vectors may have been edited in place since the Concept checked them
+            check_finite(t, f"concept {concept.token!r} vectors[{key!r}]")
+        except ConceptError as exc:
+            raise FormatError(f"{where(path)}: {exc}") from None
     if layout.endswith("-sdxl") and not concept.is_sdxl:
         raise FormatError(f"{where(path)}: layout {layout!r} needs an SDXL concept (clip_l + clip_g vectors)")
     p = Path(path)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ticraft.concept import Concept
+from ticraft.errors import image_error_text
 from ticraft.formats import a1111
 from ticraft.formats._common import META_KEY, FormatError, atomic_write, encode_meta, where
 from ticraft.formats._load import PNG_MAGIC, read_bytes
@@ -51,8 +52,8 @@ def parse(path: Path, data: bytes, *, family: str | None) -> list[Concept]:
     payload = embedded_json(path, data)
     try:
         decoded = json.loads(payload, object_hook=_tensor_hook)
-    except FormatError:
-        raise
+    except _BadTensor as exc:
+        raise FormatError(f"{where(path)}: {exc}") from exc
     except Exception as exc:
         raise FormatError(f"{where(path)}: the PNG's embedding is not valid JSON ({exc})") from exc
     if not isinstance(decoded, dict) or "string_to_param" not in decoded:
@@ -80,7 +81,7 @@ def embedded_json(path: Path, data: bytes) -> bytes:
     except FormatError:
         raise
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, zlib.error... on damage
-        raise FormatError(f"{where(path)}: damaged PNG ({type(exc).__name__}: {exc})") from exc
+        raise FormatError(f"{where(path)}: damaged PNG ({image_error_text(exc)})") from exc
     if hidden is None:
         raise FormatError(
             f"{where(path)}: this PNG holds no embedding: no '{CHUNK}' text chunk and no data strips in its pixels "
@@ -89,12 +90,16 @@ def embedded_json(path: Path, data: bytes) -> bytes:
     return hidden
 
 
+class _BadTensor(Exception):
+    """A TORCHTENSOR entry that is no numeric array (:func:`parse` adds the file name)."""
+
+
 def _tensor_hook(obj: dict[str, Any]) -> Any:
     if "TORCHTENSOR" in obj:
         try:
             return torch.tensor(obj["TORCHTENSOR"], dtype=torch.float64)
         except Exception as exc:
-            raise FormatError(f"a TORCHTENSOR entry is not a numeric array ({exc})") from exc
+            raise _BadTensor(f"a TORCHTENSOR entry is not a numeric array ({exc})") from exc
     return obj
 
 
@@ -175,14 +180,20 @@ def png_bytes(concept: Concept, image: Any = None, *, path: Path | None = None) 
     info.add_text(CHUNK, base64.b64encode(json.dumps(data, allow_nan=True).encode()).decode("ascii"))
     if image is None:
         picture = _preview(vectors)
-    elif isinstance(image, (str, Path)):
+    elif isinstance(image, Image.Image):
+        picture = image
+    else:
+        # a path or an open binary file; either way the message names the picture, never a BytesIO repr
+        name = str(image) if isinstance(image, (str, Path)) else getattr(image, "name", None)
+        shown = f"the picture {name}" if isinstance(name, str) else f"the picture given as a {type(image).__name__}"
+        target = f"{where(path)}: " if path is not None else ""
+        if not isinstance(image, (str, Path)) and not hasattr(image, "read"):
+            raise FormatError(f"{target}{shown} is neither a PIL image, a path nor a file")
         try:
             with Image.open(image) as opened:
                 picture = opened.convert("RGB")
         except Exception as exc:
-            raise FormatError(f"{image}: cannot open the picture for the PNG embedding ({exc})") from exc
-    else:
-        picture = image
+            raise FormatError(f"{target}cannot open {shown} for the PNG embedding ({image_error_text(exc)})") from exc
     buf = io.BytesIO()
     picture.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()

@@ -201,7 +201,11 @@ def read_parameters(source: str | os.PathLike | Image.Image) -> dict[str, Any]:
     if text is None:
         where = source if not isinstance(source, Image.Image) else "the image"
         raise MetadataError(f"{where} carries no generation parameters (no '{PARAMETERS_KEY}' text chunk)")
-    return parse_parameters(text)
+    try:
+        return parse_parameters(text)
+    except MetadataError as exc:  # name the file: "field 'Seed' is not a number" alone does not say where
+        where = source if not isinstance(source, Image.Image) else "the image"
+        raise MetadataError(f"{where}: {exc}") from None
 
 
 def save_png(image: Image.Image, path: str | os.PathLike, parameters: str | None = None) -> Path:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ticraft.errors import TicraftError
+from ticraft.errors import TicraftError, image_error_text
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -137,8 +137,8 @@ def _normalise_mode(img: Any) -> Any:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:80]
+    # PIL names in-memory data "<_io.BytesIO object at 0x…>": say what is wrong instead (the name is in front).
+    return image_error_text(exc)[:80]
 
 
 # ------------------------------------------------------------------------ variants
