@@ -47,6 +47,22 @@ def tiny_sdxl_dir(tmp_path_factory) -> Path:
     return tiny_sdxl_folder(tmp_path_factory.mktemp("tiny_sdxl"))
 
 
+@pytest.fixture(scope="session")
+def tiny_sd3_dir(tmp_path_factory) -> Path:
+    """A saved tiny SD3 diffusers folder (CLIP-L 32, CLIP-G 48, T5 96; 16 px, 2 steps by default)."""
+    from tiny_sd3_flux import tiny_sd3_folder
+
+    return tiny_sd3_folder(tmp_path_factory.mktemp("tiny_sd3"))
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_dir(tmp_path_factory) -> Path:
+    """A saved tiny Flux diffusers folder (CLIP-L 32 pooled, T5 96; 16 px, 2 steps by default)."""
+    from tiny_sd3_flux import tiny_flux_folder
+
+    return tiny_flux_folder(tmp_path_factory.mktemp("tiny_flux"))
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module's tiny models, even when the caller set OMP_NUM_THREADS (restored after)."""

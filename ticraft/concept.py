@@ -41,6 +41,9 @@ FAMILY_ENCODERS: dict[str, dict[str, int | None]] = {
     # SD3/SD3.5 and Flux learn in T5-XXL (4096-d) as well as CLIP (keys as ComfyUI names them; issue 17)
     "sd3": {"clip_l": 768, "clip_g": 1280, "t5": 4096},
     "flux": {"clip_l": 768, "t5": 4096},
+    # SD3/SD3.5 and Flux learn in T5-XXL (4096-d) as well as CLIP (keys as ComfyUI names them; issue 17)
+    "sd3": {"clip_l": 768, "clip_g": 1280, "t5": 4096},
+    "flux": {"clip_l": 768, "t5": 4096},
 }
 
 SINGLE_KEY = "clip"

@@ -42,10 +42,11 @@ class BackboneError(TicraftError):
 class TextEncoder:
     """One tokenizer + text encoder pair and its splice point."""
 
-    key: str  # concept vector key: "clip" | "clip_l" | "clip_g"
-    tokenizer: Any  # transformers.CLIPTokenizer
-    model: nn.Module  # CLIPTextModel | CLIPTextModelWithProjection
+    key: str  # concept vector key: "clip" | "clip_l" | "clip_g" | "t5"
+    tokenizer: Any  # transformers.CLIPTokenizer | T5TokenizerFast
+    model: nn.Module  # CLIPTextModel | CLIPTextModelWithProjection | T5EncoderModel
     embedding: SplicedEmbedding
+    kind: str = "clip"  # "clip" | "t5" (SD3/Flux: models/mmdit.py)
 
     @property
     def dim(self) -> int:
@@ -58,8 +59,10 @@ class TextEncoder:
 
     def token_strings(self) -> list[str]:
         """Readable vocabulary, row order (``</w>`` stripped; ids beyond the tokenizer are ``<id>``)."""
+        from ticraft.models.t5 import readable_piece
+
         inv = {i: t for t, i in self.tokenizer.get_vocab().items()}
-        return [inv.get(i, f"<{i}>").replace("</w>", "") for i in range(self.table.shape[0])]
+        return [readable_piece(inv[i]) if i in inv else f"<{i}>" for i in range(self.table.shape[0])]
 
 
 @dataclass
@@ -192,6 +195,10 @@ class Backbone:
         """A diffusers pipeline built from the loaded components (no second copy of the weights)."""
         import diffusers
 
+        from ticraft.models.mmdit import build_pipeline, is_flow
+
+        if is_flow(self):  # SD3 / Flux: a transformer and T5 (models/mmdit.py)
+            return build_pipeline(self, kind)
         base = self.pipeline_class.replace("Pipeline", "")
         suffix = {"text2img": "Pipeline", "img2img": "Img2ImgPipeline", "inpaint": "InpaintPipeline"}[kind]
         cls = getattr(diffusers, base + suffix)
@@ -217,6 +224,10 @@ class Backbone:
 def detect_family(index: dict[str, Any], text_hidden: list[int]) -> str:
     """Family from a pipeline's model_index.json class name and its text encoder widths."""
     cls = index.get("_class_name", "")
+    from ticraft.models.mmdit import family_of_index
+
+    if flow := family_of_index(index):
+        return flow
     if "XL" in cls:
         return "sdxl"
     if text_hidden == [768]:
@@ -236,6 +247,10 @@ def load_diffusers_folder(folder: Path, *, family: str | None = None, name: str 
     if not index_path.is_file():
         raise BackboneError(f"{folder} is not a diffusers pipeline folder: model_index.json is missing")
     index = json.loads(index_path.read_text())
+    from ticraft.models.mmdit import family_of_index, load_flow_folder
+
+    if family_of_index(index):  # SD3 / Flux: transformer + T5
+        return load_flow_folder(folder, index, family=family, name=name)
     xl = "XL" in index.get("_class_name", "")
     needed = ["tokenizer", "text_encoder", "unet", "vae", "scheduler"] + (["tokenizer_2", "text_encoder_2"] if xl else [])
     missing = [c for c in needed if not (folder / c).is_dir()]
@@ -287,6 +302,10 @@ def _prepare_encoder(key: str, tokenizer: Any, model: nn.Module) -> TextEncoder:
 
 def components_from_pipeline(pipe: Any, *, family: str | None = None, name: str = "pipeline") -> Backbone:
     """Wrap an already-built diffusers pipeline (e.g. a test's tiny one) as a Backbone."""
+    if getattr(pipe, "transformer", None) is not None:  # SD3 / Flux
+        from ticraft.models.mmdit import from_pipeline
+
+        return from_pipeline(pipe, name=name, family=family)
     xl = hasattr(pipe, "text_encoder_2") and pipe.text_encoder_2 is not None
     encoders = [_prepare_encoder("clip_l" if xl else "clip", pipe.tokenizer, pipe.text_encoder)]
     if xl:
