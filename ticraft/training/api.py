@@ -21,9 +21,10 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from ticraft.concept import Concept
+from ticraft.concept import MAX_VECTORS, Concept
 from ticraft.errors import TicraftError
 from ticraft.prompts import CONCEPT_TOKEN
+from ticraft.training import inputs
 from ticraft.training.checkpoint import check_compatible, checkpoint_name, load_checkpoint, save_checkpoint
 from ticraft.training.config import TrainConfig, preset_config
 from ticraft.training.data import TrainImage, load_images
@@ -78,8 +79,16 @@ def train(
     token = check_token(token)
     if not isinstance(init, str) or not init.strip():
         raise TicraftError("the initializer text is empty; give a word close to the concept, e.g. 'toy' or 'dog'")
+    if cfg.num_vectors > MAX_VECTORS:
+        raise TicraftError(f"num_vectors is {cfg.num_vectors}, more than {MAX_VECTORS}: a prompt holds at most "
+                           f"{MAX_VECTORS} tokens, so the concept could never be used whole")
     loaded = load_images(images, captions=cfg.captions)
+    run_warnings: list[str] = []
+    if len(loaded) == 1:
+        inputs.warn(f"training on one picture ({loaded[0].name}): the word tends to copy that picture's pose and "
+                    "background; 3-5 pictures of the concept generalise better", run_warnings)
     lib = open_library(library)
+    references = inputs.find_references(init, loaded, token, captions=cfg.captions, library=lib)
     if lib is not None and lib.has(token) and not overwrite:
         raise TicraftError(f"{token} is already in the library {lib.root}; pick another token or overwrite it")
     out = Path(output_dir) if output_dir is not None else None
@@ -95,7 +104,7 @@ def train(
         if state is not None:
             check_compatible(state, fingerprint=fingerprint, token=token, image_hashes=hashes,
                              config=cfg.to_dict(), path=resume or "checkpoint")
-        trainer = Trainer(bb, loaded, token, init, cfg, dist=dist)
+        trainer = Trainer(bb, loaded, token, init, cfg, dist=dist, references=references)
         try:
             if state is not None:
                 trainer.load_state_dict(state)
@@ -106,8 +115,11 @@ def train(
             trainer.run(callback, on_step=hook)
             if hook is not None:
                 hook.final()
+            # a vector that did not move learned nothing: an error, not a success (and nothing is written)
+            inputs.check_moved(token, trainer.init_vectors, trainer.result_vectors(), trainer.step)
             concept = Concept(token, trainer.result_vectors(), family=bb.family,
                               meta=_meta(trainer, bb, fingerprint, init, cfg, loaded, started))
+            concept.meta["warnings"] = run_warnings + trainer.warnings
             if dist.is_main:
                 _finish(trainer, concept, loaded, out=out, lib=lib, tags=tags, overwrite=overwrite)
         finally:

@@ -32,17 +32,24 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from ticraft.concept import Concept
 from ticraft.errors import TicraftError
-from ticraft.prompts import expand_prompt
-from ticraft.training import schedule
+from ticraft.prompts import expand_prompt, find_concept_tokens
+from ticraft.training import inputs, schedule
 from ticraft.training.config import TrainConfig
 from ticraft.training.data import (
-    LatentCache, PromptSet, TrainImage, build_prompts, encode_latents, make_variants, native_resolution,
+    LatentCache,
+    PromptSet,
+    TrainImage,
+    build_prompts,
+    encode_latents,
+    make_variants,
+    native_resolution,
 )
 from ticraft.training.distributed import DistInfo, all_reduce_sum, average_gradients
 from ticraft.training.early_stop import DVAR
@@ -66,10 +73,12 @@ class Trainer:
         init: initializer text (one or more words).
         config: the options.
         dist: process-group info for data parallel runs.
+        references: library concepts that ``init`` and the captions name (:func:`inputs.find_references`);
+            any other ``<concept>`` token there is an error.
     """
 
     def __init__(self, backbone: Any, images: Sequence[TrainImage], token: str, init: str, config: TrainConfig,
-                 *, dist: DistInfo | None = None) -> None:
+                 *, dist: DistInfo | None = None, references: Mapping[str, Concept] | None = None) -> None:
         self.bb = backbone
         self.cfg = config
         self.dist = dist or DistInfo()
@@ -91,10 +100,14 @@ class Trainer:
         self.names = backbone.placeholder_tokens(token, cfg.num_vectors)
         self.image_tokens = schedule.image_token_names(token, len(self.images)) if cfg.per_image else []
         self._check_tokens_free(self.names + self.image_tokens)
-        ids = {e.key: schedule.initializer_ids(e.tokenizer, init) for e in backbone.encoders}
-        tables = {e.key: e.table for e in backbone.encoders}
-        self.init_vectors = schedule.initial_vectors(tables, ids, init, cfg.num_vectors)  # CPU fp32
-        self.init_ids = ids
+        #: one-line TrainWarnings of this run (also emitted as Python warnings), kept in the concept's meta
+        self.warnings: list[str] = []
+        self.references = dict(references or {})
+        inputs.check_references(backbone, self.references, init)
+        for concept in self.references.values():  # captions may use them like a prompt does
+            backbone.load_concept(concept)
+        self.init_vectors = inputs.initial_vectors(backbone, init, cfg.num_vectors, self.references,
+                                                   self.warnings)  # CPU fp32
         self._reg_target = {k: v.to(self.device) for k, v in self.init_vectors.items()}
 
         # One [1, D] fp32 parameter per vector (see the module docstring for why).
@@ -109,6 +122,18 @@ class Trainer:
             for e in backbone.encoders
         }
 
+        # ---- prompts: every placeholder must survive the text encoder's window (checked before the VAE runs)
+        self.prompts: PromptSet = build_prompts(self.images, token, style=cfg.style, captions=cfg.captions,
+                                                image_tokens=self.image_tokens)
+        inputs.add_names(backbone, self.names + self.image_tokens)
+        unknown = sorted({t for p in self.prompts.prompts for t in find_concept_tokens(p)}
+                         - {token, *self.image_tokens, *self.references})
+        if unknown:
+            raise TrainError(f"the prompts name unknown concept(s) {', '.join(unknown)}: import or train them first")
+        labels = inputs.prompt_labels(self.images, self.prompts.prompts, captions=cfg.captions)
+        inputs.check_prompt_budget(backbone, self.prompts.prompts, labels, self._counts(cfg.num_vectors),
+                                   self.names + self.image_tokens, self.warnings)
+
         # ---- data, encoded once
         self.resolution = cfg.resolution or native_resolution(backbone.unet, backbone.vae)
         variants = make_variants(self.images, self.resolution, flip=cfg.flip, crops=cfg.crops, seed=cfg.seed)
@@ -117,8 +142,6 @@ class Trainer:
             backbone.vae, variants, device=self.device, keep_std=cfg.latent_sample, use_mask=cfg.mask, sdxl=self.sdxl,
         )
         del variants
-        self.prompts: PromptSet = build_prompts(self.images, token, style=cfg.style, captions=cfg.captions,
-                                                image_tokens=self.image_tokens)
 
         # ---- the noise schedule of training (a DDPM view of the model's scheduler config)
         from diffusers import DDPMScheduler
@@ -211,8 +234,13 @@ class Trainer:
         if count not in self._tables:
             self._tables[count] = self._tokenize(self.prompts.prompts, count)
 
+    def _counts(self, count: int) -> dict[str, int]:
+        """Vectors per concept token in the prompts: the trained one (``count``), per-image ones, references."""
+        return {**{t: c.num_vectors for t, c in self.references.items()}, self.token: count,
+                **{t: 1 for t in self.image_tokens}}
+
     def _tokenize(self, prompts: Sequence[str], count: int) -> dict[str, torch.Tensor]:
-        counts = {self.token: count, **{t: 1 for t in self.image_tokens}}
+        counts = self._counts(count)
         expanded = [self._expand(p, counts) for p in prompts]
         out = {}
         for e in self.bb.encoders:
