@@ -1,33 +1,35 @@
-"""Shared pieces of the CLI: the console, the error boundary, common options."""
+"""Shared pieces of the CLI: the consoles, the error boundary, opening the library, loading the model.
+
+The options themselves live in :mod:`ticraft.cli.options`; ``LibraryOption`` and ``ModelOption`` are
+re-exported here for the command modules that import them from this module.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from ticraft.cli.options import Dtype, LibraryOption, ModelOption, value
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ticraft.library import Library
+    from ticraft.models.backbone import Backbone
+
+__all__ = ["LibraryOption", "ModelOption", "TicraftGroup", "console", "err_console", "load_model", "open_library"]
 
 # soft_wrap: long paths print on one line (copyable), tables still fit the terminal.
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
-LibraryOption = Annotated[
-    Optional[Path],
-    typer.Option("--library", "-L", help="Library folder (default: $TICRAFT_LIBRARY, ./embeddings, user data dir)."),
-]
-ModelOption = Annotated[
-    Optional[str],
-    typer.Option("--model", "-m", help="Model: 'toy', a diffusers folder, a .safetensors/.ckpt file, or a cached hub id."),
-]
-
 
 class TicraftGroup(typer.core.TyperGroup):
     """Top-level group that turns ticraft's user errors into one clean message (no traceback)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         from ticraft.errors import TicraftError
 
         try:
@@ -39,8 +41,24 @@ class TicraftGroup(typer.core.TyperGroup):
             raise typer.Exit(1) from exc
 
 
-def open_library(path: Path | None):
+def open_library(path: Path | None) -> "Library":
     """Resolve and open the library the user meant (see ticraft.library.resolve_library)."""
     from ticraft.library import Library
 
     return Library.resolve(path)
+
+
+def load_model(model: str | None, device: str | None = None, dtype: Dtype | str | None = None) -> "Backbone":
+    """The model a command's ``--model/--device/--dtype`` name, loaded once with a spinner.
+
+    ``device`` falls back to ``ticraft config set device``, then auto (CUDA when present); ``dtype`` auto
+    means bf16 (or fp16) on CUDA and fp32 elsewhere. The loading itself is
+    :func:`ticraft.models.load.load_backbone`, the one place a ``--model`` spec becomes a model.
+    """
+    from ticraft.devices import resolve_device, resolve_dtype
+    from ticraft.models.load import load_backbone
+
+    dev = resolve_device(device)  # None: the configured device, else auto
+    dt = resolve_dtype(value(dtype) if isinstance(dtype, Dtype) else dtype, dev)
+    with console.status(f"loading model {escape(model or '(configured default)')}…", spinner="dots"):
+        return load_backbone(model, device=dev, dtype=dt)

@@ -12,7 +12,9 @@ from ticraft.cli.common import console
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo writes.")] = Path("ticraft-demo"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo writes.")] = Path(
+        "ticraft-demo"
+    ),
     word: Annotated[str, typer.Option(help="Hidden toy-world object to learn (zorb, blicket).")] = "zorb",
     steps: Annotated[int, typer.Option(help="Training steps (the fast preset; ~1 min per 100 on 2 CPU cores).")] = 300,
     images: Annotated[int, typer.Option("--images", "-n", help="Training pictures to render.")] = 4,
@@ -21,13 +23,13 @@ def demo(
     """Teach the toy model a word it has never seen, then compose, interpolate, inspect and score it."""
     from rich.table import Table
 
-    from ticraft.cli.train_cmd import _Progress
+    from ticraft.cli.progress import TrainProgress
     from ticraft.demo import run_demo
 
     def say(text: str) -> None:
         console.print(f"[bold cyan]•[/] {escape(text)}")
 
-    with _Progress() as progress:
+    with TrainProgress() as progress:
         result = run_demo(out, word=word, n_images=images, steps=steps, seed=seed, callback=progress.callback, say=say)
 
     table = Table(title=f"nearest vocabulary tokens of {escape(result.token)}", show_lines=False)
@@ -40,16 +42,25 @@ def demo(
         f"the learned vector's norm is at the {result.norm_percentile:.0f}th percentile of the vocabulary's norms"
     )
     console.print(f"hidden word: {escape(result.hidden_word)}")
-    console.print(f"[bold]toy judge[/]: reconstruction {result.reconstruction:.0%}, editability {result.editability:.0%}")
+    console.print(
+        f"[bold]toy judge[/]: reconstruction {result.reconstruction:.0%}, editability {result.editability:.0%}"
+    )
     for prompt, score in result.edits.items():
         console.print(f"   {escape(prompt)}: {score:.0%}")
     console.print("\n[bold]written[/]")
-    for label, path in [("training pictures", result.images[0].parent), ("library", result.library),
-                        ("composition grid", result.grid), ("interpolation strip", result.strip),
-                        ("judge samples", result.out / "eval.png"), ("summary", result.out / "demo.json")]:
+    for label, path in [
+        ("training pictures", result.images[0].parent),
+        ("library", result.library),
+        ("composition grid", result.grid),
+        ("interpolation strip", result.strip),
+        ("judge samples", result.out / "eval.png"),
+        ("summary", result.out / "demo.json"),
+    ]:
         console.print(f"  {label:20s} {escape(str(path))}")
-    console.print(f"\nnext: [bold]ticraft library list --library {escape(str(result.library))}[/], "
-                  f"[bold]ticraft tui --library {escape(str(result.library))}[/]  ({result.seconds:.0f} s)")
+    console.print(
+        f"\nnext: [bold]ticraft library list --library {escape(str(result.library))}[/], "
+        f"[bold]ticraft tui --library {escape(str(result.library))}[/]  ({result.seconds:.0f} s)"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,11 @@ COMMAND_MODULES: list[str] = [
     "tui_cmd",
     "models_cmd",
     "sample_cmd",
+    "info_cmd",
+    "edit_cmd",
     "analysis_cmd",
+    "views_cmd",
+    "probe_cmd",
     "demo_cmd",
     "toyworld_cmd",
 ]

@@ -27,7 +27,9 @@ def train_base_cmd(
     batch: int = typer.Option(None, "--batch", min=1, help="Stage 2 batch size (preset)"),
     n_images: int = typer.Option(None, "--images", min=100, help="Training renders (preset)"),
     time_budget: float = typer.Option(
-        None, "--time-budget", min=1,
+        None,
+        "--time-budget",
+        min=1,
         help="Fit stage 2 to this many seconds (steps lowered after warmup); default 2900 for cpu (about 1 h in "
         "all on 2 cores), none for gpu; inf runs every planned step.",
     ),
@@ -65,14 +67,14 @@ def train_base_cmd(
 def _progress() -> Iterator[Callable[[str, int, int, float], None]]:
     """A Rich bar per stage in a terminal; in a log file or a pipe (where a redrawn bar prints nothing useful) a
     plain ``elapsed stage step/total loss`` line at most every 10 s and at each stage's end."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
     if sys.stdout.isatty():
         with Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
             TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
         ) as bar:  # fmt: skip
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def update(stage: str, step: int, total: int, loss: float) -> None:
                 if stage not in tasks:
@@ -123,7 +125,7 @@ def render_cmd(
     for i, attrs in enumerate(attrs_list):
         img = render(attrs)
         if scale > 1:
-            img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+            img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
         name = f"{i:03d}.png"
         img.save(out / name)
         lines.append(f"{name}\t{caption(attrs, cap_rng)}")

@@ -21,15 +21,18 @@ def register(app: typer.Typer) -> None:
         ] = None,
         images: Annotated[
             Optional[str],
-            typer.Option("--images", help="Thumbnails: auto (Sixel/Kitty graphics when the terminal has them), "
-                                          "halfcell (coloured half blocks, any colour terminal) or unicode."),
+            typer.Option(
+                "--images",
+                help="Thumbnails: auto (Sixel/Kitty graphics when the terminal has them), "
+                "halfcell (coloured half blocks, any colour terminal) or unicode.",
+            ),
         ] = None,
     ) -> None:
         """Open the terminal UI: browse the library, compose images, train, map concepts."""
         try:
             from ticraft_tui.app import TicraftApp
-            from ticraft_tui.modes import SCREEN_TITLES
             from ticraft_tui.backend import RealBackend
+            from ticraft_tui.modes import SCREEN_TITLES
             from ticraft_tui.widgets.thumbnail import set_image_mode
         except ImportError as exc:  # textual is an optional extra
             raise typer.BadParameter(

@@ -221,8 +221,14 @@ class Backbone:
 
 
 # ----------------------------------------------------------------- loading
-def detect_family(index: dict[str, Any], text_hidden: list[int]) -> str:
-    """Family from a pipeline's model_index.json class name and its text encoder widths."""
+def detect_family(index: dict[str, Any], text_hidden: list[int], folder: Path | None = None) -> str:
+    """Family from a pipeline's model_index.json class name and its text encoder widths.
+
+    A folder holding the toy world's provenance record (written by ``ticraft toyworld train-base``) is the toy
+    model wherever it lies: a copy of the shipped weights is ``toy``, not ``custom``.
+    """
+    if folder is not None and (Path(folder) / "ticraft_toyworld.json").is_file():
+        return "toy"
     cls = index.get("_class_name", "")
     from ticraft.models.mmdit import family_of_index
 
@@ -278,7 +284,7 @@ def load_diffusers_folder(folder: Path, *, family: str | None = None, name: str 
     for m in [e.model for e in encoders] + [unet, vae]:
         m.requires_grad_(False)
         m.eval()
-    fam = family or detect_family(index, [e.dim for e in encoders])
+    fam = family or detect_family(index, [e.dim for e in encoders], folder=folder)
     extra = {}
     if xl and "force_zeros_for_empty_prompt" in index:
         extra["force_zeros_for_empty_prompt"] = index["force_zeros_for_empty_prompt"]

@@ -54,8 +54,8 @@ def folder_family(folder: Path) -> str:
         index = json.loads((folder / "model_index.json").read_text())
     except (OSError, json.JSONDecodeError):
         return "unknown"
-    if folder.resolve() == TOY_WEIGHTS.resolve():
-        return "toy"
+    if folder.resolve() == TOY_WEIGHTS.resolve() or (folder / "ticraft_toyworld.json").is_file():
+        return "toy"  # a copy of the toy weights too: its provenance record is part of the model
     if "XL" in str(index.get("_class_name", "")):
         return "sdxl"
     try:

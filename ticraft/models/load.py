@@ -27,6 +27,24 @@ def resolve_model_spec(spec: str | os.PathLike | None) -> str:
     return str(spec)
 
 
+def quiet_model_libraries() -> None:
+    """Keep transformers' and diffusers' own output out of ticraft's: errors only, no progress bars.
+
+    They print a "Loading weights" bar for every text encoder, a notice that torchvision is missing when a
+    pipeline is built, and float32-module notices on ``.to(dtype)``; none of it is actionable for a ticraft
+    user, and it breaks up ticraft's own progress display. Called by :func:`load_backbone`, the one place
+    ticraft loads models, so the CLI, the TUI and Python callers get the same quiet output. A verbosity the
+    user chose (``TRANSFORMERS_VERBOSITY`` / ``DIFFUSERS_VERBOSITY``) is left alone.
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for env, lib in (("TRANSFORMERS_VERBOSITY", transformers_logging), ("DIFFUSERS_VERBOSITY", diffusers_logging)):
+        if not os.environ.get(env):
+            lib.set_verbosity_error()
+            lib.disable_progress_bar()
+
+
 def load_backbone(spec: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
                   dtype: torch.dtype | None = None, family: str | None = None) -> Backbone:
     """Load a model by spec (see module docstring); all weights frozen, eval mode.
@@ -38,6 +56,7 @@ def load_backbone(spec: str | os.PathLike | None = None, *, device: str | torch.
         family: override the detected family.
     """
     spec = resolve_model_spec(spec)
+    quiet_model_libraries()
     if spec == "toy":
         if not (TOY_WEIGHTS / "model_index.json").is_file():
             raise BackboneError(

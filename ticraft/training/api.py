@@ -189,7 +189,7 @@ class _Hooks:
             return
         if cfg.save_every and trainer.step % cfg.save_every == 0:
             self.save()
-        if cfg.preview_every and trainer.step % cfg.preview_every == 0:
+        if cfg.preview_every and cfg.previews and trainer.step % cfg.preview_every == 0:  # previews=0: none
             prompts = [trainer.preview_prompt(p) for p in preview_prompts(trainer.token, style=cfg.style, count=cfg.previews)]
             images = render_previews(trainer.bb, prompts, seed=cfg.seed, steps=cfg.preview_steps, size=trainer.resolution)
             folder = self.out / "previews"
