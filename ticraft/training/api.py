@@ -29,6 +29,7 @@ from ticraft.training.checkpoint import check_compatible, checkpoint_name, load_
 from ticraft.training.config import TrainConfig, preset_config
 from ticraft.training.data import TrainImage, load_images
 from ticraft.training.distributed import DistInfo, init_distributed, pick_device, shutdown_distributed
+from ticraft.training.flow import make_trainer
 from ticraft.training.loop import Callback, Trainer
 from ticraft.training.report import plot_loss_curve, preview_prompts, render_previews
 
@@ -104,7 +105,7 @@ def train(
         if state is not None:
             check_compatible(state, fingerprint=fingerprint, token=token, image_hashes=hashes,
                              config=cfg.to_dict(), path=resume or "checkpoint")
-        trainer = Trainer(bb, loaded, token, init, cfg, dist=dist, references=references)
+        trainer = make_trainer(bb, loaded, token, init, cfg, dist=dist, references=references)  # SD3/Flux: flow
         try:
             if state is not None:
                 trainer.load_state_dict(state)
@@ -116,7 +117,9 @@ def train(
             if hook is not None:
                 hook.final()
             # a vector that did not move learned nothing: an error, not a success (and nothing is written)
-            inputs.check_moved(token, trainer.init_vectors, trainer.result_vectors(), trainer.step)
+            # (SD3/Flux with --encoders t5|clip: only the trained encoders' vectors must move)
+            learned = getattr(trainer, "learned_vectors", trainer.result_vectors)()
+            inputs.check_moved(token, trainer.init_vectors, learned, trainer.step)
             concept = Concept(token, trainer.result_vectors(), family=bb.family,
                               meta=_meta(trainer, bb, fingerprint, init, cfg, loaded, started))
             concept.meta["warnings"] = run_warnings + trainer.warnings

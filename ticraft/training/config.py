@@ -35,6 +35,8 @@ WEIGHT_DTYPES = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 LR_SCHEDULES = ("constant", "cosine", "linear")
 OPTIMIZERS = ("adam", "adamw")
+ENCODER_CHOICES = ("all", "t5", "clip")
+WEIGHTING_SCHEMES = ("auto", "none", "logit_normal", "mode", "sigma_sqrt", "cosmap")
 
 
 @dataclass
@@ -56,6 +58,11 @@ class TrainConfig:
     """Start with one vector and add one every K steps (the paper used 2000 and 4000)."""
     reg_weight: float = 0.0
     """L2 pull of the vectors towards the initializer embedding."""
+    encoders: str = "all"
+    """SD3/Flux: learn vectors in ``all`` text encoders, only ``t5`` or only ``clip`` (the rest keep the init)."""
+    weighting_scheme: str = "auto"
+    """SD3/Flux timestep density: auto (SD3 logit_normal, Flux none, as diffusers' scripts) | none |
+    logit_normal | mode | sigma_sqrt | cosmap (see ticraft/training/flow.py)."""
 
     # ---- optimisation
     steps: int = 500
@@ -186,7 +193,8 @@ class TrainConfig:
         if self.style and self.captions:
             raise ConfigError("choose style templates or caption files, not both")
         for name, allowed in (("mixed_precision", MIXED_PRECISION), ("weight_dtype", WEIGHT_DTYPES),
-                              ("compile", COMPILE_MODES), ("lr_schedule", LR_SCHEDULES), ("optimizer", OPTIMIZERS)):
+                              ("compile", COMPILE_MODES), ("lr_schedule", LR_SCHEDULES), ("optimizer", OPTIMIZERS),
+                              ("encoders", ENCODER_CHOICES), ("weighting_scheme", WEIGHTING_SCHEMES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
 
