@@ -6,7 +6,8 @@ import importlib
 from typing import Any
 
 # Public names imported on first use, so that `import ticraft` stays light (no torch/diffusers).
-_LAZY = {"train": "ticraft.training.api", "sample": "ticraft.generate.sample"}
+_LAZY = {"train": "ticraft.training.api", "train_many": "ticraft.training.many_api",
+         "sample": "ticraft.generate.sample"}
 
 
 def __getattr__(name: str) -> Any:

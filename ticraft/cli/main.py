@@ -14,6 +14,7 @@ from ticraft.cli.common import TicraftGroup
 
 COMMAND_MODULES: list[str] = [
     "train_cmd",
+    "train_many_cmd",
     "library_cmd",
     "tui_cmd",
     "models_cmd",
@@ -25,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "probe_cmd",
     "demo_cmd",
     "toyworld_cmd",
+    "bench_cmd",
 ]
 
 app = typer.Typer(

@@ -16,6 +16,7 @@ from typing import Any
 
 _LAZY = {
     "train": "ticraft.training.api",
+    "train_many": "ticraft.training.many_api",
     "TrainConfig": "ticraft.training.config",
     "PRESETS": "ticraft.training.config",
     "preset_config": "ticraft.training.config",
