@@ -26,7 +26,6 @@ COMMAND_MODULES: list[str] = [
     "probe_cmd",
     "demo_cmd",
     "toyworld_cmd",
-    "bench_cmd",
 ]
 
 app = typer.Typer(
