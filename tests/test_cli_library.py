@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -78,7 +77,7 @@ def test_list_filters_and_problems(runner: CliRunner, lib: Library) -> None:
                  "3 concept(s)"):
         assert text in out
     out = run(runner, "library", "list", "-L", str(lib.root), "--tag", "style").output
-    assert "<wavy>" in out and "<cat-toy>" not in out and "1 shown" in out
+    assert "<wavy>" in out and "<cat-toy>" not in out and "1 match" in out
     out = run(runner, "library", "list", "-L", str(lib.root), "--family", "sdxl").output
     assert "<xl>" in out and "<wavy>" not in out
     out = run(runner, "library", "list", "-L", str(lib.root), "--search", "CAT").output
@@ -86,10 +85,20 @@ def test_list_filters_and_problems(runner: CliRunner, lib: Library) -> None:
     out = run(runner, "library", "list", "-L", str(lib.root), "--tag", "nothing").output
     assert "No concept matches" in out
     (lib.root / "wavy" / META).write_text("{")
-    (lib.root / MANIFEST).write_text("garbage")
+    (lib.root / MANIFEST).write_text("garbage")  # a manifest of an old ticraft is no longer read
     result = run(runner, "library", "list", "-L", str(lib.root))
-    assert "<cat-toy>" in result.output and "<wavy>" not in result.output.split("problem")[0]
-    assert "2 problem(s)" in result.output and "wavy" in result.output and "manifest.json" in result.output
+    assert "<cat-toy>" in result.output
+    assert "1 problem(s)" in result.output and "wavy: meta.json is unreadable" in flat(result.output)
+
+
+def test_list_pages_in_natural_order(runner: CliRunner, lib: Library) -> None:
+    lib.add_many([concept(f"<c{i}>", seed=i) for i in (100, 9, 99, 10, 1)], tags=["n"])
+    out = run(runner, "library", "list", "-L", str(lib.root)).output
+    order = [t for t in re.findall(r"<c\d+>", out)]
+    assert order == ["<c1>", "<c9>", "<c10>", "<c99>", "<c100>"]
+    out = run(runner, "library", "list", "-L", str(lib.root), "--limit", "2", "--offset", "1").output
+    assert re.findall(r"<c\d+>", out) == ["<c9>", "<c10>"] and "showing 2–3" in out and "--offset 3" in out
+    assert re.findall(r"<c\d+>", run(runner, "library", "list", "-L", str(lib.root), "-n", "1", "--all").output) == order
 
 
 def test_show(runner: CliRunner, lib: Library) -> None:
@@ -199,9 +208,14 @@ def test_tag_rename_rm(runner: CliRunner, lib: Library) -> None:
 
 
 def test_repair(runner: CliRunner, lib: Library) -> None:
+    import shutil
+
+    from ticraft.library.index import INDEX_DIR
+
     lib.add(concept())
-    (lib.root / MANIFEST).write_text("{")
-    out = run(runner, "library", "repair", "-L", str(lib.root)).output
-    assert "1 concept(s)" in out
-    assert json.loads((lib.root / MANIFEST).read_text())["entries"][0]["token"] == "<cat-toy>"
-    assert lib.problems() == []
+    shutil.rmtree(lib.root / INDEX_DIR)
+    out = flat(run(runner, "library", "repair", "-L", str(lib.root)).output)
+    assert "Found: • no index yet" in out and "built the index from 1 concept folder(s)" in out and "1 concept(s)" in out
+    assert Library(lib.root).problems() == [] and not (lib.root / MANIFEST).exists()
+    out = flat(run(runner, "library", "repair", "-L", str(lib.root)).output)
+    assert "1 concept folder(s), all matching the index" in out and "nothing needed changing" in out

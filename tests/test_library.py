@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -20,13 +21,25 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ticraft.library.store as store
+import ticraft.library.sync as sync
 from ticraft.concept import Concept
 from ticraft.errors import TicraftError
 from ticraft.library import (
-    EMBEDDING, MANIFEST, META, Library, LibraryError, apply_family, encode_canonical, is_canonical, read_canonical,
-    read_file, slugify, validate_token, write_file,
+    EMBEDDING,
+    MANIFEST,
+    META,
+    Library,
+    LibraryError,
+    apply_family,
+    encode_canonical,
+    is_canonical,
+    read_canonical,
+    read_file,
+    slugify,
+    validate_token,
+    write_file,
 )
+from ticraft.library import index as ix
 
 
 def concept(token: str = "<cat-toy>", n: int = 2, d: int = 8, seed: int = 0, family: str | None = "toy",
@@ -111,15 +124,20 @@ def test_canonical_file_layout(lib: Library) -> None:
     assert same(read_canonical(entry.embedding), lib.get("<cat-toy>"))
     doc = json.loads((entry.folder / META).read_text())
     assert doc["token"] == "<cat-toy>" and doc["num_vectors"] == 2 and doc["sha256"] == entry.sha256
-    manifest = json.loads((lib.root / MANIFEST).read_text())
-    assert manifest["schema"] == 1 and [r["folder"] for r in manifest["entries"]] == ["cat-toy"]
+    assert not (lib.root / MANIFEST).exists()  # the index replaced it
+    conn = sqlite3.connect(ix.index_path(lib.root))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == ix.INDEX_SCHEMA
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT folder, token, sha256, dims FROM concepts").fetchall() == [
+        ("cat-toy", "<cat-toy>", entry.sha256, '{"clip": 8}')]
+    conn.close()
 
 
 def test_new_library_is_created_on_first_write(tmp_path: Path) -> None:
     lib = Library(tmp_path / "a" / "b")
     assert lib.entries() == [] and lib.problems() == [] and not lib.root.exists()
     lib.add(concept())
-    assert (lib.root / MANIFEST).is_file()
+    assert ix.index_path(lib.root).is_file()
 
 
 def test_library_root_that_is_a_file(tmp_path: Path) -> None:
@@ -293,18 +311,56 @@ def test_samples(lib: Library, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ robustness
-def test_manifest_lost_or_corrupt(lib: Library) -> None:
+def test_index_lost_or_corrupt_is_rebuilt_from_the_folders(lib: Library) -> None:
     lib.add(concept("<a>"), tags=["x"])
-    lib.add(concept("<b>"))
-    (lib.root / MANIFEST).unlink()
-    assert [e.token for e in lib.entries()] == ["<a>", "<b>"] and lib.problems() == []
-    assert lib.entry("<a>").tags == ("x",)
-    (lib.root / MANIFEST).write_text("{not json")
+    lib.add(concept("<b>"), tags=["y"])
+    shutil.rmtree(lib.root / ix.INDEX_DIR)
+    fresh = Library(lib.root)
+    assert [e.token for e in fresh.entries()] == ["<a>", "<b>"] and fresh.problems() == []
+    assert fresh.entry("<a>").tags == ("x",) and [e.token for e in fresh.search(tag="y")] == ["<b>"]
+    ix.index_path(lib.root).write_bytes(b"this is not a database" * 100)
+    for path in lib.root.joinpath(ix.INDEX_DIR).glob("*-wal"):
+        path.unlink()
+    fresh = Library(lib.root)
+    entries, problems = fresh.listing()
+    assert [e.token for e in entries] == ["<a>", "<b>"] and problems == []
+    kept = [p for p in (lib.root / ix.INDEX_DIR).glob("library.sqlite.unreadable-*") if p.name[-4:] not in ("-wal", "-shm")]
+    assert len(kept) == 1 and kept[0].read_bytes().startswith(b"this is not")  # set aside, not deleted
+    fresh.add(concept("<c>"))
+    assert Library(lib.root).count() == 3
+
+
+def test_manifest_library_is_migrated_on_first_open_without_loss(tmp_path: Path) -> None:
+    """A library written before the index (manifest.json, like the shipped embeddings/) opens with every
+    entry, tag and hash; a concept whose meta.json was lost keeps the tags its manifest record had."""
+    root = tmp_path / "old"
+    shutil.copytree(Path(__file__).parent.parent / "embeddings", root,
+                    ignore=shutil.ignore_patterns(".index", ".lock", ".tmp", ".trash"))
+    records = {r["folder"]: r for r in json.loads((root / MANIFEST).read_text())["entries"]}
+    assert records and not (root / ix.INDEX_DIR).exists()
+    (root / "zorb" / META).unlink()
+    manifest_before = (root / MANIFEST).read_bytes()
+    lib = Library(root)
     entries, problems = lib.listing()
-    assert [e.token for e in entries] == ["<a>", "<b>"]
-    assert len(problems) == 1 and "manifest.json is unreadable" in problems[0]
-    lib.add(concept("<c>"))  # any change rewrites it
-    assert lib.problems() == [] and len(json.loads((lib.root / MANIFEST).read_text())["entries"]) == 3
+    assert problems == []
+    assert {e.folder.name: (e.token, list(e.tags), e.sha256, e.num_vectors, e.dims) for e in entries} == {
+        f: (r["token"], r["tags"], r["sha256"], r["num_vectors"], r["dims"]) for f, r in records.items()}
+    assert ix.index_path(root).is_file() and (root / MANIFEST).read_bytes() == manifest_before  # left as it was
+    for e in entries:
+        assert lib.get(e.token).sha256() == e.sha256
+
+
+def test_index_schema_migrations_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = Library(tmp_path / "lib")
+    lib.add(concept("<a>"), tags=["x"])
+    monkeypatch.setattr(ix, "INDEX_SCHEMA", 2)
+    monkeypatch.setitem(ix.MIGRATIONS, 2, "ALTER TABLE concepts ADD COLUMN rating INTEGER;")
+    again = Library(lib.root)
+    assert [e.tags for e in again.entries()] == [("x",)]
+    conn = sqlite3.connect(ix.index_path(lib.root))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert "rating" in [r[1] for r in conn.execute("PRAGMA table_info(concepts)")]
+    conn.close()
 
 
 def test_broken_entries_are_reported_and_skipped(lib: Library) -> None:
@@ -315,10 +371,10 @@ def test_broken_entries_are_reported_and_skipped(lib: Library) -> None:
     (lib.root / "c" / EMBEDDING).write_bytes(b"\x00\x01 garbage")
     (lib.root / "stray").mkdir()  # an unrelated folder is ignored silently
     entries, problems = lib.listing()
-    # <a> is still listed from the manifest (its meta.json changed, so it is re-read and found broken)
-    assert [e.token for e in entries] == ["<c>", "<d>"]
-    assert len(problems) == 2 and problems[0].startswith("a:") and problems[1].startswith("b:")
-    with pytest.raises(LibraryError, match="broken|corrupt|truncated"):
+    assert [e.token for e in entries] == ["<d>"]
+    assert [p.split(":")[0] for p in problems] == ["a", "b", "c"]
+    assert "meta.json is unreadable" in problems[0] and "missing" in problems[1] and "not a safetensors" in problems[2]
+    with pytest.raises(LibraryError, match="broken|corrupt|truncated|not a safetensors"):
         lib.get("<c>")
     assert same(lib.get("<d>"), concept("<d>"))
     assert lib.repair() == problems  # broken folders are left for a person, never deleted
@@ -364,19 +420,16 @@ def test_garbage_manifest_or_meta_is_never_fatal(healthy_template: Path, tmp_pat
                                                 meta: bytes) -> None:
     root = tmp_path / f"g{next(_example_ids)}"
     shutil.copytree(healthy_template, root)
-    (root / MANIFEST).write_bytes(manifest)
+    (root / MANIFEST).write_bytes(manifest)  # a stale manifest of an old ticraft…
+    ix.index_path(root).write_bytes(manifest)  # …or garbage in place of the index
     (root / "a" / META).write_bytes(meta)
     lib = Library(root)
     entries, problems = lib.listing()  # never raises
     tokens = {e.token for e in entries}
     assert "<b>" in tokens and same(lib.get("<b>"), concept("<b>", seed=2))
     assert "<a>" in tokens or any(p.startswith("a:") for p in problems)
-    try:
-        lib.tag("<b>", add=["y"])  # and the library stays writable…
-    except LibraryError as exc:  # …unless the garbage claims a newer schema, which is refused
-        assert "newer" in str(exc)
-    else:
-        assert lib.entry("<b>").tags == ("y",)
+    lib.tag("<b>", add=["y"])  # and the library stays writable
+    assert lib.entry("<b>").tags == ("y",)
     shutil.rmtree(root)
 
 
@@ -384,7 +437,9 @@ def test_meta_json_lost_is_rebuilt_from_the_header(lib: Library) -> None:
     c = concept(steps=42)
     lib.add(c, tags=["x"])
     (lib.root / "cat-toy" / META).unlink()
-    (lib.root / MANIFEST).unlink()
+    assert lib.entry("<cat-toy>").tags == ("x",)  # the index still knows the tags
+    shutil.rmtree(lib.root / ix.INDEX_DIR)  # and with the index lost too, the header is all there is
+    lib = Library(lib.root)
     entry = lib.entry("<cat-toy>")
     assert (entry.num_vectors, entry.dims, entry.steps, entry.sha256) == (2, {"clip": 8}, 42, c.sha256())
     assert lib.problems() == []
@@ -411,10 +466,13 @@ def test_duplicate_folders_for_one_token(lib: Library) -> None:
 
 def test_newer_schema_is_read_but_not_written(lib: Library) -> None:
     lib.add(concept())
-    (lib.root / MANIFEST).write_text(json.dumps({"schema": 99, "entries": []}))
+    conn = sqlite3.connect(ix.index_path(lib.root))
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    lib = Library(lib.root)
     assert [e.token for e in lib.entries()] == ["<cat-toy>"]
     assert "newer" in lib.problems()[0]
-    with pytest.raises(LibraryError, match="newer ticraft"):
+    with pytest.raises(LibraryError, match="newer than this ticraft"):
         lib.tag("<cat-toy>", add=["x"])
 
 
@@ -422,7 +480,7 @@ def test_busy_lock_gives_a_clear_error(lib: Library, monkeypatch: pytest.MonkeyP
     from filelock import FileLock
 
     lib.add(concept())
-    monkeypatch.setattr(store, "LOCK_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(sync, "LOCK_TIMEOUT_S", 0.05)
     other = Library(lib.root)
     with FileLock(str(lib.root / ".lock")):
         with pytest.raises(LibraryError, match="busy"):
@@ -449,8 +507,10 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         t.join()
     assert not errors
     lib = Library(root)
-    assert len(lib.entries()) == 10 and lib.problems() == []
-    assert len(json.loads((root / MANIFEST).read_text())["entries"]) == 10
+    assert len(lib.entries()) == 10 and lib.problems() == [] and lib.count() == 10
+    conn = sqlite3.connect(ix.index_path(root))
+    assert conn.execute("SELECT count(*) FROM concepts").fetchone()[0] == 10
+    conn.close()
 
 
 # ------------------------------------------------------------------------------------ crash safety
@@ -484,7 +544,7 @@ OPERATIONS = {
 @pytest.mark.parametrize("op", list(OPERATIONS))
 def test_a_crash_at_any_step_leaves_the_library_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          op: str) -> None:
-    """Kill the operation at its k-th filesystem change, for every k: before/after states only."""
+    """Kill the operation at its k-th filesystem change or index commit, for every k: before/after states only."""
     write_png(tmp_path / "img.png")
     template = tmp_path / "template"
     seed_lib = Library(template)
@@ -496,7 +556,10 @@ def test_a_crash_at_any_step_leaves_the_library_readable(tmp_path: Path, monkeyp
     OPERATIONS[op](done)
     after = snapshot(done)
 
-    real = {"replace": os.replace, "rename": os.rename, "rmtree": shutil.rmtree}
+    # Crash points: every file-system change, and every index commit (the journal entry and the operation's
+    # row changes), so the database's commit points are killed at too.
+    real = {"replace": os.replace, "rename": os.rename, "rmtree": shutil.rmtree, "announce": ix.announce,
+            "commit": sync.IndexKeeper._commit}
     for k in range(1, 40):
         root = tmp_path / f"crash-{k}"
         shutil.copytree(template, root)
@@ -514,6 +577,8 @@ def test_a_crash_at_any_step_leaves_the_library_readable(tmp_path: Path, monkeyp
             m.setattr(os, "replace", maybe_crash("replace"))
             m.setattr(os, "rename", maybe_crash("rename"))
             m.setattr(shutil, "rmtree", maybe_crash("rmtree"))
+            m.setattr(ix, "announce", maybe_crash("announce"))
+            m.setattr(sync.IndexKeeper, "_commit", maybe_crash("commit"))
             try:
                 OPERATIONS[op](Library(root))
                 finished = True

@@ -1,4 +1,4 @@
-"""`ticraft library …`: list, show, import, export, convert, tag, rename, rm, repair.
+"""`ticraft library …`: list, show, import, export, convert, tag, rename, rm, repair, verify.
 
 Only typer/rich at the top: the library code is imported inside each command, and torch only by
 the commands that read vectors (`show`, `export`, `import`, `convert`), so `ticraft library list`
@@ -7,7 +7,9 @@ starts instantly.
 Examples::
 
     ticraft library import cat.safetensors --token "<cat-toy>" --tag object --images photos/
+    ticraft library import ~/stable-diffusion-webui/embeddings --recursive
     ticraft library list --tag object
+    ticraft library verify
     ticraft library export "<cat-toy>" out/ --format a1111
     ticraft library convert learned_embeds.bin cat.pt --format a1111
 """
@@ -29,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 app = typer.Typer(
     name="library",
-    help="Your learned concepts: list, inspect, import, export, convert, tag, rename, remove.",
+    help="Your learned concepts: list, inspect, import, export, convert, tag, rename, remove, repair, verify.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -41,6 +43,8 @@ class ExportFormat(str, Enum):
     diffusers = "diffusers"
     a1111 = "a1111"
     kohya = "kohya"
+    comfyui = "comfyui"  # SD3/Flux: clip_l, clip_g, t5xxl
+    diffusers_t5 = "diffusers-t5"  # SD3/Flux: clip_l, clip_g, t5
 
 
 FamilyOption = Annotated[
@@ -48,6 +52,7 @@ FamilyOption = Annotated[
 ]
 TagsOption = Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="Tag to attach (repeatable).")]
 MAX_LISTED_FILES = 12
+DEFAULT_LIST_LIMIT = 50
 
 
 def register(main_app: typer.Typer) -> None:
@@ -61,12 +66,14 @@ def _print_problems(problems: list[str]) -> None:
         console.print(f"[yellow]{len(problems)} problem(s):[/]")
         for problem in problems:
             console.print(f"[yellow]  • {escape(problem)}[/]")
-        console.print("[yellow]Broken entries are skipped and left in place for you to inspect; "
-                      "`ticraft library repair` rebuilds the manifest.[/]")
+        console.print("[yellow]Broken entries are left in place for you to inspect; `ticraft library repair` "
+                      "rebuilds the index from the folders, `ticraft library verify` reads every vector.[/]")
 
 
-def _entries_table(entries: list["Entry"], title: str) -> Table:
+def _entries_table(entries: list["Entry"], title: str, flagged: dict[str, str] | None = None) -> Table:
+    flagged = flagged or {}
     table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("", no_wrap=True)
     table.add_column("token", style="cyan", no_wrap=True)
     table.add_column("family")
     table.add_column("vectors", justify="right")
@@ -74,14 +81,15 @@ def _entries_table(entries: list["Entry"], title: str) -> Table:
     table.add_column("tags")
     table.add_column("steps", justify="right")
     for e in entries:
-        table.add_row(escape(e.token), e.family or "?", str(e.num_vectors), e.dims_label,
-                      escape(", ".join(e.tags)), "" if e.steps is None else str(e.steps))
+        table.add_row("[red]![/]" if e.token in flagged else "", escape(e.token), escape(e.family or "?"),
+                      str(e.num_vectors), escape(e.dims_label), escape(", ".join(e.tags)),
+                      "" if e.steps is None else str(e.steps))
     return table
 
 
 def _default_format(out: Path) -> str:
-    """Pick a layout from the output name: ``.pt`` → a1111, anything else → diffusers."""
-    return "a1111" if out.suffix.lower() in (".pt", ".ckpt") else "diffusers"
+    """Pick a layout from the output name: ``.pt`` → a1111, anything else → auto (comfyui for SD3/Flux, else diffusers)."""
+    return "a1111" if out.suffix.lower() in (".pt", ".ckpt") else "auto"
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -104,23 +112,36 @@ def _file_list(title: str, paths: list[Path]) -> None:
 def list_cmd(
     tag: Annotated[Optional[str], typer.Option("--tag", "-t", help="Only concepts with this tag.")] = None,
     family: Annotated[Optional[str], typer.Option("--family", help="Only this model family.")] = None,
-    search: Annotated[Optional[str], typer.Option("--search", "-s", help="Text in token, tags, initializer or source.")] = None,
+    search: Annotated[Optional[str], typer.Option("--search", "-s", help="Text in token, tags, notes, initializer or source.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows to show.")] = DEFAULT_LIST_LIMIT,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Rows to skip (the next page starts at offset + limit).")] = 0,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every matching row (and check every one).")] = False,
     library: LibraryOption = None,
 ) -> None:
-    """List the concepts in the library (broken entries are reported under the table)."""
-    from ticraft.library import filter_entries
+    """List concepts in natural order (<c9> before <c10>), a page at a time; every row shown is health-checked.
 
+    Rows marked [red]![/] have an embedding file that is missing, truncated, not safetensors, or whose header
+    disagrees with the index (a cheap check: header and size); the reason is printed under the table.
+    """
     lib = open_library(library)
-    entries, problems = lib.listing()
-    shown = filter_entries(entries, text=search, tag=tag, family=family)
-    if not entries:
+    total = lib.count()
+    matching = lib.count(text=search, tag=tag, family=family) if (search or tag or family) else total
+    shown = lib.page(offset, None if show_all else limit, text=search, tag=tag, family=family)
+    flagged = lib.check(shown)
+    if not total:
         console.print(f"No concepts in the library at {escape(str(lib.root))} yet. "
                       "Add one with `ticraft library import FILE`.", soft_wrap=True)
+    elif not matching:
+        console.print(f"No concept matches (the library at {escape(str(lib.root))} holds {total}).", soft_wrap=True)
     elif not shown:
-        console.print(f"No concept matches (the library at {escape(str(lib.root))} holds {len(entries)}).", soft_wrap=True)
+        console.print(f"No rows past --offset {offset} ({matching} match).", soft_wrap=True)
     else:
-        filtered = f", {len(shown)} shown" if len(shown) != len(entries) else ""
-        console.print(_entries_table(shown, f"{len(entries)} concept(s) in {escape(str(lib.root))}{filtered}"))
+        filtered = f", {matching} match" if matching != total else ""
+        window = f", showing {offset + 1}–{offset + len(shown)}" if len(shown) != matching else ""
+        console.print(_entries_table(shown, f"{total} concept(s) in {escape(str(lib.root))}{filtered}{window}", flagged))
+        if offset + len(shown) < matching:
+            console.print(f"[dim]{matching - offset - len(shown)} more: --offset {offset + len(shown)}, or --all[/]")
+    problems = lib.index_problems() + [f"{e.folder.name}: {flagged[e.token]}" for e in shown if e.token in flagged]
     _print_problems(problems)
 
 
@@ -129,6 +150,11 @@ def show_cmd(token: Annotated[str, typer.Argument(help="Token, with or without <
     """Show one concept: metadata, the norm of every vector, its images and samples."""
     lib = open_library(library)
     entry = lib.entry(token)
+    problem = lib.check([entry]).get(entry.token)
+    if problem:
+        from ticraft.library import LibraryError
+
+        raise LibraryError(f"entry {entry.token} ({entry.folder}) is broken: {problem}")
     meta = lib.meta(entry.token)
     concept = lib.get(entry.token)
     info = Table.grid(padding=(0, 2))
@@ -160,17 +186,33 @@ def show_cmd(token: Annotated[str, typer.Argument(help="Token, with or without <
 
 @app.command("import")
 def import_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Embedding files (any layout ticraft reads).")],
+    files: Annotated[list[Path], typer.Argument(help="Embedding files (any layout ticraft reads), or one embeddings folder.")],
     token: Annotated[Optional[str], typer.Option("--token", help="Rename the concept (one single-concept file).")] = None,
     family: FamilyOption = None,
     tag: TagsOption = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Folder (or file) of training images to keep with it.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace concepts with the same token.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="With a folder: its sub-folders too (their names become tags).")] = False,
     library: LibraryOption = None,
 ) -> None:
-    """Import embedding files into the library (every file is checked before anything is written)."""
+    """Import embedding files into the library (every file is checked before anything is written).
+
+    Given a webui/ComfyUI embeddings folder, every embedding file in it is imported under its file name
+    (bad_prompt.pt → <bad_prompt>); with --recursive, sub-folders too, their names becoming tags. Files whose
+    vectors are already in the library are skipped (content hash); each file that cannot be imported gets one
+    line with the reason and the exit code is 1; everything else is added in one batch.
+    """
     from ticraft.library import LibraryError, read_file
 
+    if len(files) == 1 and files[0].is_dir():
+        if token is not None or images is not None:
+            raise LibraryError("--token and --images belong to one file; a folder is imported under its file names")
+        _import_folder(open_library(library), files[0], recursive=recursive, family=family, tags=tag or (),
+                       overwrite=overwrite)
+        return
+    folders = [f for f in files if f.is_dir()]
+    if folders:
+        raise LibraryError(f"{folders[0]} is a folder; import one folder at a time, without files beside it")
     if token is not None and len(files) > 1:
         raise LibraryError("--token renames the concept of one file; import the files one at a time")
     if images is not None and len(files) > 1:
@@ -183,6 +225,27 @@ def import_cmd(
         extra = f", {n_images} image(s)" if n_images else ""
         console.print(f"Imported [cyan]{escape(e.token)}[/] ({e.family or '?'}, {e.num_vectors} vector(s), "
                       f"dims {e.dims_label}{extra}) → {escape(str(e.folder))}", soft_wrap=True)
+
+
+def _import_folder(lib: Any, folder: Path, **options: Any) -> None:
+    """`library import DIR`: one summary line, one line per skipped duplicate and per refused file."""
+    from rich.progress import Progress
+
+    from ticraft.library.bulk import import_folder
+
+    with Progress(transient=True, console=console) as bar:
+        task = bar.add_task("reading", total=None)
+        report = import_folder(lib, folder, progress=lambda done, total: bar.update(task, completed=done, total=total),
+                               **options)
+    for path, dup in report.duplicates:
+        console.print(f"skipped {escape(str(path))}: same vectors as {escape(dup)}", soft_wrap=True)
+    for path, reason in report.refused:
+        console.print(f"[red]refused[/] {escape(str(path))}: {escape(reason)}", soft_wrap=True)
+    extra = f", {report.ignored} other file(s) ignored" if report.ignored else ""
+    console.print(f"Imported {len(report.added)} concept(s) from {escape(str(folder))} into {escape(str(lib.root))} "
+                  f"({len(report.duplicates)} duplicate(s) skipped, {len(report.refused)} refused{extra})", soft_wrap=True)
+    if report.refused:
+        raise typer.Exit(1)
 
 
 @app.command("export")
@@ -267,14 +330,43 @@ def rm_cmd(
 
 @app.command("repair")
 def repair_cmd(library: LibraryOption = None) -> None:
-    """Finish or undo interrupted writes and rebuild the manifest from the concept folders."""
+    """Finish or undo interrupted writes and rebuild the index from the concept folders; says what it found
+    and what it did. Broken entries are reported and left in place, never deleted."""
     lib = open_library(library)
-    problems = lib.repair()
-    console.print(f"Manifest rebuilt: {len(lib.entries())} concept(s) in {escape(str(lib.root))}", soft_wrap=True)
-    if problems:
-        console.print(f"[yellow]{len(problems)} problem(s) remain (left in place):[/]")
-        for problem in problems:
+    report = lib.repair_report()
+    console.print("[bold]Found:[/]")
+    for line in report.found:
+        console.print(f"  • {escape(line)}", soft_wrap=True)
+    console.print("[bold]Did:[/]")
+    for line in report.actions or ["nothing needed changing"]:
+        console.print(f"  • {escape(line)}", soft_wrap=True)
+    console.print(f"Index rebuilt: {report.concepts} concept(s) in {escape(str(lib.root))}", soft_wrap=True)
+    if report.problems:
+        console.print(f"[yellow]{len(report.problems)} problem(s) remain (left in place):[/]")
+        for problem in report.problems:
             console.print(f"[yellow]  • {escape(problem)}[/]")
+
+
+@app.command("verify")
+def verify_cmd(library: LibraryOption = None) -> None:
+    """Read every vector of every concept: check its sha256 against the index and that every value is finite.
+
+    Exit code 1 when anything is wrong (one line per broken entry). Slower than `list`, which checks headers only.
+    """
+    from rich.progress import Progress
+
+    lib = open_library(library)
+    total = lib.count()
+    with Progress(transient=True, console=console) as bar:
+        task = bar.add_task("verifying", total=total)
+        problems = lib.verify(progress=lambda done, _n: bar.update(task, completed=done))
+    if problems:
+        console.print(f"[red]{len(problems)} problem(s)[/] in {total} concept(s) at {escape(str(lib.root))}:", soft_wrap=True)
+        for problem in problems:
+            console.print(f"  • {escape(problem)}", soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"All {total} concept(s) in {escape(str(lib.root))} verified: every vector read, sha256 matches, "
+                  "all values finite.", soft_wrap=True)
 
 
 @app.command("path")

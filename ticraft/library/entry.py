@@ -21,7 +21,9 @@ class Entry:
     """What a listing knows about one concept, without loading its vectors.
 
     ``folder`` is the concept's folder; ``tags`` keep their spelling; ``steps`` is ``None`` for
-    concepts that did not come from a ticraft training run.
+    concepts that did not come from a ticraft training run; ``method`` says how the vectors were
+    made (``ticraft`` training, ``mix``, or the layout they were imported from); ``notes`` is the
+    free text set with ``Library.set_meta(token, notes=...)``.
     """
 
     token: str
@@ -36,6 +38,8 @@ class Entry:
     initializer: str | None = None
     source: str | None = None
     updated: str | None = None
+    method: str | None = None
+    notes: str | None = None
 
     def __hash__(self) -> int:  # dims is a dict, so hash the identity fields
         return hash((self.token, self.folder, self.sha256))
@@ -53,9 +57,9 @@ class Entry:
         return " + ".join(f"{k} {d}" for k, d in self.dims.items())
 
     def matches(self, text: str) -> bool:
-        """Case-insensitive substring match on token, tags, family, initializer and source."""
+        """Case-insensitive substring match on token, tags, family, initializer, source and notes."""
         needle = text.casefold()
-        hay = [self.token, *self.tags, self.family or "", self.initializer or "", self.source or ""]
+        hay = [self.token, *self.tags, self.family or "", self.initializer or "", self.source or "", self.notes or ""]
         return any(needle in h.casefold() for h in hay)
 
     def to_record(self) -> dict[str, Any]:
@@ -64,6 +68,7 @@ class Entry:
             "token": self.token, "family": self.family, "num_vectors": self.num_vectors, "dims": self.dims,
             "tags": list(self.tags), "steps": self.steps, "created": self.created, "updated": self.updated,
             "folder": self.folder.name, "sha256": self.sha256, "initializer": self.initializer, "source": self.source,
+            "method": self.method, "notes": self.notes,
         }
 
     @classmethod
@@ -87,7 +92,7 @@ class Entry:
         return cls(token=token, family=family, num_vectors=num, dims=dims, tags=tags, steps=steps,
                    created=_opt_str(rec, "created") or "", folder=folder, sha256=_opt_str(rec, "sha256") or "",
                    initializer=_opt_str(rec, "initializer"), source=_opt_str(rec, "source"),
-                   updated=_opt_str(rec, "updated"))
+                   updated=_opt_str(rec, "updated"), method=_opt_str(rec, "method"), notes=_opt_str(rec, "notes"))
 
 
 def filter_entries(entries: Iterable[Entry], text: str | None = None, tag: str | None = None,
@@ -109,13 +114,18 @@ def filter_entries(entries: Iterable[Entry], text: str | None = None, tag: str |
 
 
 def _summary_fields(concept_meta: Mapping[str, Any]) -> dict[str, Any]:
-    """steps / initializer / source pulled out of a concept's meta for listing."""
+    """steps / initializer / source / method / notes pulled out of a concept's meta for listing."""
     steps = concept_meta.get("steps", concept_meta.get("step"))
     if isinstance(steps, float) and steps.is_integer():
         steps = int(steps)
     init = concept_meta.get("initializer")
     src = concept_meta.get("source")
+    method = concept_meta.get("method") or concept_meta.get("trainer") or (
+        "mix" if "expression" in concept_meta else concept_meta.get("source_layout"))
+    notes = concept_meta.get("notes")
     return {
+        "method": method if isinstance(method, str) else None,
+        "notes": notes if isinstance(notes, str) else None,
         "steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
         "initializer": init if isinstance(init, str) else (None if init is None else str(init)),
         "source": src if isinstance(src, str) else (None if src is None else str(src)),

@@ -8,6 +8,7 @@ from typing import Iterable
 
 from ticraft.library._common import _BAD_TAG_CHARS, _BAD_TOKEN_CHARS, _WINDOWS_RESERVED, MAX_TOKEN_LEN, LibraryError
 
+
 def bare_token(token: str) -> str:
     """The token without its angle brackets.
 
@@ -64,6 +65,29 @@ def slugify(token: str) -> str:
     if slug.split(".")[0] in _WINDOWS_RESERVED:
         slug += "_"
     return slug
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(token: str) -> str:
+    """A text key whose plain (byte-wise) order is the natural order of tokens.
+
+    Brackets and letter case are ignored, and runs of digits compare as numbers: ``<c9>`` sorts
+    before ``<c10>`` and ``<c99>``. Being a plain string, the key can be stored in the index and
+    sorted by SQLite without a custom collation.
+
+    >>> sorted(["<c99>", "<c10>", "<C9>", "<b>"], key=natural_key)
+    ['<b>', '<C9>', '<c10>', '<c99>']
+    """
+    parts = []
+    for i, chunk in enumerate(_DIGITS.split(bare_token(token).casefold())):
+        if i % 2:  # a run of digits: its length (zero-padded) first, so 9 < 10 < 99 < 100
+            digits = chunk.lstrip("0") or "0"
+            parts.append(f"\x01{len(digits):04d}{digits}")
+        else:
+            parts.append(chunk)
+    return "".join(parts)
 
 
 def normalize_tags(tags: Iterable[str] | str | None) -> list[str]:

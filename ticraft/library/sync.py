@@ -1,0 +1,391 @@
+"""Keeping the SQLite index in step with the concept folders: locking, recovery, reconciling, repair.
+
+When the index is current — its journal is empty and the library folder's mtime is the one
+recorded after the last indexed change — a read costs one SQLite query. Otherwise (a writer died,
+a folder was added or removed by hand, the index is missing, old or unreadable) the first process
+that can take the library's lock without waiting settles it: half-built folders are cleared,
+parked ones restored or deleted, and exactly the folders that may have changed are re-read. A
+reader that cannot take the lock (a live writer holds it) reads the last committed index, which is
+consistent. A library whose index cannot be written (read-only, or made by a newer ticraft) is read
+into an in-memory index from its folders instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ticraft.library import index as ix
+from ticraft.library._common import LOCK, LOCK_TIMEOUT_S, MANIFEST, META, TMP_DIR, TRASH_DIR, LibraryError
+from ticraft.library.entry import Entry
+from ticraft.library.folders import concept_dirs, load_folder, settle_trash, sweep_temp_files
+from ticraft.library.health import check_embedding
+from ticraft.library.naming import slugify, token_key
+
+__all__ = ["IndexKeeper", "RepairReport", "check_concepts", "suggest", "LOCK_TIMEOUT_S"]
+
+
+@dataclass
+class RepairReport:
+    """What ``Library.repair_report()`` found and did, in sentences a person can read."""
+
+    concepts: int = 0
+    found: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def suggest(token: str, known: list[str]) -> str:
+    """The tail of an unknown-token error: close matches, or what the library holds."""
+    close = difflib.get_close_matches(token, known, n=3, cutoff=0.5) if len(known) <= 20000 else []
+    if close:
+        return f"; did you mean {', '.join(close)}?"
+    if not known:
+        return "; it is empty"
+    if len(known) <= 8:
+        return f"; it holds {', '.join(known)}"
+    return f"; it holds {len(known)} concepts (see `ticraft library list`)"
+
+
+def check_concepts(entries: Iterable[Entry]) -> dict[str, str]:
+    """token → problem for entries failing the cheap embedding check (header + size)."""
+    return {e.token: p for e in entries if (p := check_embedding(e))}
+
+
+def _stat_key(st: os.stat_result | None) -> tuple[int | None, int | None, int | None]:
+    return (st.st_mtime_ns, st.st_size, st.st_ino) if st is not None else (None, None, None)
+
+
+class IndexKeeper:
+    """The index-keeping half of :class:`~ticraft.library.Library` (no public API of its own)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock_obj: Any = None
+        self._conn: sqlite3.Connection | None = None
+        self._conn_ino: int | None = None
+        self._mutex = threading.RLock()
+        self._tls = threading.local()
+
+    # ------------------------------------------------------------ connections
+    def _open(self, *, create: bool) -> sqlite3.Connection:
+        path = ix.index_path(self.root)
+        try:
+            ino: int | None = path.stat().st_ino
+        except FileNotFoundError:
+            ino = None
+        if self._conn is not None and ino is not None and ino == self._conn_ino:
+            return self._conn
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        conn = ix.connect(path, create=create)
+        self._conn, self._conn_ino = conn, path.stat().st_ino
+        return conn
+
+    def _is_fresh(self, conn: sqlite3.Connection) -> bool:
+        row = conn.execute("SELECT (SELECT count(*) FROM journal), "
+                           "(SELECT value FROM state WHERE key = 'root_mtime_ns')").fetchone()
+        return row[0] == 0 and row[1] == os.stat(self.root).st_mtime_ns
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection to an index that reflects the folders (see the module docstring)."""
+        with self._mutex:
+            writing = getattr(self._tls, "writing", None)
+            yield writing if writing is not None else self._read_conn()
+
+    def _read_conn(self) -> sqlite3.Connection:
+        if not self.root.is_dir():
+            return ix.connect(":memory:", create=True)
+        conn: sqlite3.Connection | None
+        try:
+            conn = self._open(create=False)
+            if self._is_fresh(conn):
+                return conn
+        except (FileNotFoundError, sqlite3.DatabaseError):
+            conn = None
+        except ix.NewerIndex as exc:
+            return self._memory_index(str(exc))
+        try:
+            with self._locked(timeout=0):
+                return self._settle()
+        except LibraryError:
+            pass  # busy (a live writer: its last commit is consistent) or not writable
+        return conn if conn is not None else self._memory_index(None)
+
+    def _memory_index(self, problem: str | None) -> sqlite3.Connection:
+        """An index of the folders built in memory (read-only libraries, newer or busy indexes)."""
+        conn = ix.connect(":memory:", create=True)
+        conn.execute("BEGIN")
+        for name in sorted(concept_dirs(self.root)):
+            self._reindex(conn, name, None)
+        if problem:
+            conn.execute("INSERT OR REPLACE INTO problems VALUES (?, ?)",
+                         (ix.INDEX_DIR, f"{problem}; reading the concept folders instead, changes are refused"))
+        conn.execute("COMMIT")
+        return conn
+
+    # ------------------------------------------------------------ locking and writing
+    @contextlib.contextmanager
+    def _locked(self, *, create: bool = False, timeout: float | None = None) -> Iterator[None]:
+        """Hold the library's file lock; OS errors become one clear LibraryError.
+
+        Only adding creates a missing library: a mistyped ``--library`` given to rm/tag/rename
+        must not leave an empty folder behind.
+        """
+        from filelock import FileLock, Timeout
+
+        if not self.root.is_dir():
+            if not create:
+                raise LibraryError(f"there is no library at {self.root}")
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LibraryError(f"cannot create the library folder {self.root}: {exc}") from exc
+        if self._lock_obj is None:
+            self._lock_obj = FileLock(str(self.root / LOCK))
+        wait = _lock_timeout() if timeout is None else timeout
+        try:
+            self._lock_obj.acquire(timeout=wait)
+        except Timeout as exc:
+            raise LibraryError(
+                f"the library at {self.root} is busy: another ticraft process holds {LOCK}; try again"
+            ) from exc
+        except OSError as exc:
+            raise LibraryError(f"cannot lock the library at {self.root}: {exc}") from exc
+        try:
+            yield
+        except OSError as exc:
+            raise LibraryError(f"could not write to the library at {self.root}: {exc}") from exc
+        finally:
+            self._lock_obj.release()
+
+    @contextlib.contextmanager
+    def _writing(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+        """Lock, settle what earlier writers left, yield the index; on success clear the journal and
+        record the folder's mtime (after every file-system change of the operation)."""
+        with self._mutex, self._locked(create=create):
+            try:
+                conn = self._settle()
+            except ix.NewerIndex as exc:
+                raise LibraryError(f"{exc}") from exc
+            self._tls.writing = conn
+            try:
+                yield conn
+                with contextlib.suppress(OSError):
+                    (self.root / TMP_DIR).rmdir()
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DELETE FROM journal")
+                ix.set_state(conn, "root_mtime_ns", os.stat(self.root).st_mtime_ns)
+                conn.execute("COMMIT")
+            finally:
+                self._tls.writing = None
+
+    def _announce(self, conn: sqlite3.Connection, names: Iterable[str]) -> None:
+        """Journal the folders about to change (committed before any of them is touched)."""
+        ix.announce(conn, names)
+
+    def _commit(self, conn: sqlite3.Connection, upserts: Iterable[tuple[Entry, os.stat_result | None]] = (),
+                deletes: Iterable[str] = ()) -> None:
+        """Make an operation's index changes in one transaction (the operation's commit point)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name in deletes:
+                ix.delete(conn, name)
+            for entry, st in upserts:
+                ix.upsert(conn, entry, st)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------ settling
+    def _settle(self) -> sqlite3.Connection:
+        """Under the lock: an index that exists, has the current schema and reflects the folders."""
+        try:
+            conn = self._open(create=True)
+        except sqlite3.DatabaseError:
+            self._set_aside_index()
+            conn = self._open(create=True)
+        self._recover(conn)
+        return conn
+
+    def _set_aside_index(self) -> Path:
+        """Move an unreadable index out of the way (kept for inspection) so a new one can be built."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        path = ix.index_path(self.root)
+        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+        return aside
+
+    def _recover(self, conn: sqlite3.Connection, *, full: bool = False) -> dict[str, Any]:
+        """Clear half-built folders, settle parked ones, re-read the folders that may have changed."""
+        done: dict[str, Any] = {"half_built": 0, "swept": 0}
+        tmp = self.root / TMP_DIR
+        if tmp.exists():
+            done["half_built"] = sum(1 for _ in tmp.iterdir())
+            shutil.rmtree(tmp, ignore_errors=True)
+        done["deleted"], done["restored"] = settle_trash(self.root, ix.folders(conn)) \
+            if (self.root / TRASH_DIR).exists() else ([], [])
+        stored = ix.get_state(conn, "root_mtime_ns")
+        names = set(ix.journal(conn)) | set(done["restored"])
+        manifest: dict[str, dict[str, Any]] = {}
+        if full or stored is None:
+            names |= concept_dirs(self.root) | ix.folders(conn)
+            manifest = _manifest_records(self.root) if stored is None else {}
+            done["migrated"] = bool(manifest)
+        elif stored != os.stat(self.root).st_mtime_ns:
+            names |= concept_dirs(self.root) ^ {r[0] for r in conn.execute("SELECT folder FROM concepts")}
+            names |= {r[0] for r in conn.execute("SELECT folder FROM problems")}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name in sorted(names):
+                done["swept"] += sweep_temp_files(self.root / name)
+                self._reindex(conn, name, manifest.get(name))
+            conn.execute("DELETE FROM journal")
+            ix.set_state(conn, "root_mtime_ns", os.stat(self.root).st_mtime_ns)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return done
+
+    def _reindex(self, conn: sqlite3.Connection, name: str, manifest_rec: dict[str, Any] | None) -> None:
+        """Re-read folder ``name`` into the index (row, problem, or nothing)."""
+        folder = self.root / name
+        if name.startswith(".") or not folder.is_dir():
+            ix.delete(conn, name)
+            return
+        try:
+            loaded = load_folder(folder)
+        except LibraryError as exc:
+            ix.set_problem(conn, name, str(exc))
+            return
+        if loaded is None:
+            ix.delete(conn, name)
+            return
+        entry, st = loaded
+        if st is None:  # meta.json lost: keep the tags and dates the index (or the old manifest) knew
+            old = ix.by_folder(conn, self.root, name)
+            if old is None and manifest_rec is not None:
+                with contextlib.suppress(LibraryError):
+                    old = Entry.from_record(manifest_rec, folder)
+            if old is not None and old.token == entry.token:
+                entry = dataclasses.replace(entry, tags=old.tags, created=old.created, updated=old.updated)
+        twin_row = conn.execute("SELECT folder, token FROM concepts WHERE tkey = ? AND folder != ?",
+                                (token_key(entry.token), name)).fetchone()
+        if twin_row is not None:
+            twin_folder, twin_token = twin_row
+            this_wins = name == slugify(entry.token) and twin_folder != slugify(twin_token)
+            if not this_wins:
+                ix.set_problem(conn, name, f"token {entry.token} is also in folder {twin_folder}; skipped this copy")
+                return
+            ix.set_problem(conn, twin_folder, f"token {twin_token} is also in folder {name}; skipped this copy")
+        ix.upsert(conn, entry, st)
+
+    # ------------------------------------------------------------ freshness of one entry
+    def _refresh(self, e: Entry) -> tuple[Entry, str | None]:
+        """``e`` as its folder has it now: a hand-edited meta.json wins over the index row."""
+        try:
+            st: os.stat_result | None = (e.folder / META).stat()
+        except OSError:
+            st = None
+        with self._reading() as conn:
+            recorded = ix.meta_stats(conn, e.folder.name)
+        if st is None or recorded is None or _stat_key(st) == recorded:
+            return e, None  # unchanged, or meta.json lost (the index keeps what it knew)
+        try:
+            loaded = load_folder(e.folder)
+        except LibraryError as exc:
+            return e, str(exc)
+        return (loaded[0], None) if loaded is not None else (e, None)
+
+    def _fresh(self, e: Entry) -> Entry:
+        return self._refresh(e)[0]
+
+    def _stale_problem(self, e: Entry) -> str | None:
+        return self._refresh(e)[1]
+
+    # ------------------------------------------------------------ repair
+    def _repair(self) -> RepairReport:
+        """Rebuild the index from every folder and say what changed (lock held throughout)."""
+        report = RepairReport()
+        with self._mutex, self._locked():
+            try:
+                conn = self._open(create=True)
+            except sqlite3.DatabaseError:
+                aside = self._set_aside_index()
+                report.found.append(f"the index was unreadable (moved aside to {aside.name})")
+                conn = self._open(create=True)
+            except ix.NewerIndex as exc:
+                raise LibraryError(str(exc)) from exc
+            before = {r[0]: r[1:] for r in conn.execute("SELECT folder, token, tags, sha256, dims, num_vectors FROM concepts")}
+            was_new = ix.get_state(conn, "root_mtime_ns") is None
+            done = self._recover(conn, full=True)
+            for item in self.root.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    item.unlink()
+                    done["swept"] += 1
+            after = {r[0]: r[1:] for r in conn.execute("SELECT folder, token, tags, sha256, dims, num_vectors FROM concepts")}
+            report.concepts = len(after)
+            report.problems = ix.problems(conn)
+        _describe(report, done, before, after, was_new)
+        return report
+
+
+def _describe(report: RepairReport, done: dict[str, Any], before: dict[str, Any], after: dict[str, Any],
+              was_new: bool) -> None:
+    """Turn the counts of a repair into the report's sentences."""
+    if was_new:
+        report.found.append("no index yet" + (" (a manifest.json library)" if done.get("migrated") else ""))
+        report.actions.append(f"built the index from {len(after)} concept folder(s)"
+                              + (", keeping manifest.json's tags where a meta.json was lost" if done.get("migrated") else ""))
+    pairs = [
+        (done["half_built"], "half-built folder(s) under .tmp/ (an add or rename cut short)", "deleted them"),
+        (len(done["restored"]), "parked folder(s) under .trash/ still listed (a replace or remove cut short)",
+         "moved them back"),
+        (len(done["deleted"]), "parked folder(s) under .trash/ no longer listed", "deleted them"),
+        (done["swept"], "temp file(s) of interrupted writes", "deleted them"),
+    ]
+    if not was_new:
+        added = sorted(set(after) - set(before))
+        dropped = sorted(set(before) - set(after))
+        changed = sorted(k for k in set(after) & set(before) if after[k] != before[k])
+        pairs += [(len(added), f"concept folder(s) missing from the index ({', '.join(added[:5])})", "indexed them"),
+                  (len(dropped), f"index row(s) without a healthy folder ({', '.join(dropped[:5])})", "removed the rows"),
+                  (len(changed), f"index row(s) out of date ({', '.join(changed[:5])})", "re-read their meta.json")]
+    for n, what, did in pairs:
+        if n:
+            report.found.append(f"{n} {what}")
+            report.actions.append(f"{did} ({n})")
+    if not report.found:
+        report.found.append(f"{len(after)} concept folder(s), all matching the index")
+
+
+def _manifest_records(root: Path) -> dict[str, dict[str, Any]]:
+    """The records of an old ``manifest.json`` by folder (used only to keep tags a lost meta.json had)."""
+    try:
+        data = json.loads((root / MANIFEST).read_bytes())
+        return {r["folder"]: r for r in data.get("entries", []) if isinstance(r, dict) and isinstance(r.get("folder"), str)}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _lock_timeout() -> float:
+    """The lock wait, read at call time so tests can shorten it (``sync.LOCK_TIMEOUT_S``)."""
+    return float(globals()["LOCK_TIMEOUT_S"])
