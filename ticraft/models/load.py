@@ -34,7 +34,8 @@ def quiet_model_libraries() -> None:
     pipeline is built, and float32-module notices on ``.to(dtype)``; none of it is actionable for a ticraft
     user, and it breaks up ticraft's own progress display. Called by :func:`load_backbone`, the one place
     ticraft loads models, so the CLI, the TUI and Python callers get the same quiet output. A verbosity the
-    user chose (``TRANSFORMERS_VERBOSITY`` / ``DIFFUSERS_VERBOSITY``) is left alone.
+    user chose (``TRANSFORMERS_VERBOSITY`` / ``DIFFUSERS_VERBOSITY``) is left alone; their bars are always off
+    (ticraft draws its own).
     """
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
@@ -42,7 +43,7 @@ def quiet_model_libraries() -> None:
     for env, lib in (("TRANSFORMERS_VERBOSITY", transformers_logging), ("DIFFUSERS_VERBOSITY", diffusers_logging)):
         if not os.environ.get(env):
             lib.set_verbosity_error()
-            lib.disable_progress_bar()
+        lib.disable_progress_bar()
 
 
 def load_backbone(spec: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
