@@ -43,13 +43,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ticraft.concept import Concept, ConceptError, check_finite
-from ticraft.formats import a1111, diffusers, kohya, png
+from ticraft.formats import a1111, diffusers, kohya, png, sd3_flux
 from ticraft.formats._common import FLOAT_DTYPES, LAYOUTS, FormatError, atomic_write, encoder_keys_ok, where
 from ticraft.formats._load import Loaded, classify, load
 from ticraft.formats.png import read_png_embedding, write_png_embedding
 
 #: Layouts :func:`write_concept` can produce (the paper code's pickled ParameterDict is read-only).
-WRITABLE = ("diffusers", "diffusers-sdxl", "a1111", "a1111-png", "kohya", "kohya-sdxl")
+WRITABLE = ("diffusers", "diffusers-sdxl", "a1111", "a1111-png", "kohya", "kohya-sdxl") + sd3_flux.WRITABLE
 
 
 def detect_layout(path: str | Path) -> str:
@@ -127,6 +127,8 @@ def _parse(loaded: Loaded, layout: str, *, family: str | None, companion: str | 
         return kohya.parse(loaded, family=family)
     if layout == "a1111-png":
         return png.parse(loaded.path, loaded.data, family=family)
+    if layout in sd3_flux.LAYOUTS:
+        return sd3_flux.parse(loaded, layout, family=family)
     raise FormatError(f"{where(loaded.path)}: no reader for layout {layout!r}")  # unreachable
 
 
@@ -164,7 +166,8 @@ def write_concept(concept: Concept, path: str | Path, layout: str = "diffusers")
     if layout not in WRITABLE:
         hint = "; the paper layout is read-only: write 'a1111', which holds the same dict" if layout == "paper" else ""
         raise FormatError(f"{where(path)}: cannot write layout {layout!r}{hint}; writable: {', '.join(WRITABLE)}")
-    if not encoder_keys_ok(concept.vectors):
+    flow = sd3_flux.handles(concept) or layout in sd3_flux.WRITABLE  # SD3/Flux: T5 vectors, their own layouts
+    if not flow and not encoder_keys_ok(concept.vectors):
         raise FormatError(
             f"{where(path)}: concept {concept.token!r} has encoders {sorted(concept.vectors)}; "
             "files hold 'clip' (one encoder) or 'clip_l' + 'clip_g' (SDXL)"
@@ -179,6 +182,8 @@ def write_concept(concept: Concept, path: str | Path, layout: str = "diffusers")
     if layout.endswith("-sdxl") and not concept.is_sdxl:
         raise FormatError(f"{where(path)}: layout {layout!r} needs an SDXL concept (clip_l + clip_g vectors)")
     p = Path(path)
+    if flow:
+        return atomic_write(sd3_flux.build(concept, p, layout))
     if layout == "a1111-png":
         return [write_png_embedding(concept, p)]
     builder = {"diffusers": diffusers.build, "diffusers-sdxl": diffusers.build, "a1111": a1111.build,

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ticraft.formats import _safetensors, _torch
+from ticraft.formats import _safetensors, _torch, sd3_flux
 from ticraft.formats._common import FormatError, where
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -84,6 +84,8 @@ def classify(loaded: Loaded) -> str:
         keys = set(data)
         if not keys:
             raise FormatError(f"{where(path)}: the safetensors file holds no tensors")
+        if flow := sd3_flux.classify_keys(keys):  # SD3/Flux: a T5 key (comfyui / diffusers-t5 / onetrainer)
+            return flow
         if keys == {"clip_l", "clip_g"}:
             return "kohya-sdxl"
         if keys == {"emb_params"}:
@@ -103,6 +105,8 @@ def classify(loaded: Loaded) -> str:
         return "kohya-sdxl"
     if keys == {"emb_params"}:
         return "kohya"
+    if is_token_dict(data) and (flow := sd3_flux.classify_keys(keys)):
+        return flow
     if is_token_dict(data):
         return "diffusers"
     shown = ", ".join(repr(k) for k in list(data)[:8]) + (", ..." if len(data) > 8 else "")

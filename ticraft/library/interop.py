@@ -82,6 +82,8 @@ def _pick_or_rename(concepts: list["Concept"], token: str, path: Path) -> "Conce
 def write_file(concept: "Concept", path: str | os.PathLike[str], layout: str = "diffusers", *,
                overwrite: bool = False) -> list[Path]:
     """Write ``concept`` in ``layout`` (``diffusers``, ``a1111`` or ``kohya``) to a file or folder."""
+    if layout == "auto":  # no format asked for: ComfyUI's layout for SD3/Flux (T5) concepts, else diffusers
+        layout = "comfyui" if "t5" in concept.vectors else "diffusers"
     if layout not in EXPORT_LAYOUTS:
         raise LibraryError(f"unknown export format {layout!r}; choose one of {', '.join(EXPORT_LAYOUTS)}")
     path = Path(path).expanduser()

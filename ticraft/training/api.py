@@ -293,7 +293,8 @@ def write_embedding(concept: Concept, folder: Path) -> list[Path]:
     except ImportError:  # formats not importable: the plain layout diffusers reads
         write_concept = None
     if write_concept is not None:
-        return list(write_concept(concept, path, "diffusers"))
+        # SD3/Flux (T5 vectors): ComfyUI's clip_l/clip_g/t5xxl file, the layout most tools read
+        return list(write_concept(concept, path, "comfyui" if "t5" in concept.vectors else "diffusers"))
     from safetensors.torch import save_file
 
     paths = []
