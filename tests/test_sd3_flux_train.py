@@ -122,3 +122,23 @@ def test_same_seed_same_vectors(tiny_flux_dir, images, one_torch_thread):
     c = ticraft.train(images, "<thing>", "toy", model=bb, **{**FAST, "seed": 1})
     assert all(torch.equal(a.vectors[k], b.vectors[k]) for k in a.vectors)
     assert not torch.equal(a.vectors["t5"], c.vectors["t5"])
+
+
+def test_cli_train_encoders_t5_writes_a_comfyui_file(tiny_flux_dir, images, tmp_path, one_torch_thread):
+    from typer.testing import CliRunner
+
+    from ticraft.cli.main import app
+    from ticraft.formats import detect_layout, read_concept
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "train", str(images), "--token", "<thing>", "--init", "toy", "--model", str(tiny_flux_dir), "--steps", "2",
+        "--batch", "2", "--resolution", "16", "--previews", "0", "--encoders", "t5", "--no-library", "--out", str(out),
+        "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    [file] = sorted(out.glob("*.safetensors"))
+    assert detect_layout(file) == "comfyui"
+    concept = read_concept(file)
+    bb = load_backbone(str(tiny_flux_dir))
+    assert torch.equal(concept.vectors["clip_l"][0], bb.token_vector("toy")["clip_l"][0])  # not trained
+    assert not torch.equal(concept.vectors["t5"][0], bb.token_vector("toy")["t5"][0])

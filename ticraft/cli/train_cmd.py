@@ -59,6 +59,7 @@ TYPED_FIELDS = (
     "seed",
     "progressive",
     "reg_weight",
+    "encoders",
     "per_image",
     "style",
     "captions",
@@ -158,6 +159,11 @@ def train_command(
     reg: Annotated[
         Optional[float], typer.Option(metavar="W", help="L2 pull towards the initializer embedding." + P("reg_weight"))
     ] = None,
+    encoders: Annotated[
+        Optional[str],
+        typer.Option(metavar="all|t5|clip", help="SD3/Flux: learn in every text encoder (all), only T5 or only "
+                     "CLIP; the others keep the initializer (--set weighting_scheme=... picks the timestep density)."),
+    ] = None,
     per_image: Annotated[
         bool, typer.Option("--per-image", help='Extra token per image ("a photo of S* with S_i"), dropped at the end.')
     ] = False,
@@ -223,6 +229,7 @@ def train_command(
         seed=seed,
         progressive=progressive,
         reg=reg,
+        encoders=encoders,
         per_image=per_image,
         style=style,
         captions=captions,
@@ -307,6 +314,7 @@ def train_options(*, sets: list[str], **flags: Any) -> dict[str, Any]:
         "seed": f("seed"),
         "progressive": f("progressive"),
         "reg_weight": f("reg"),
+        "encoders": f("encoders"),
         "save_every": f("save_every"),
         "preview_every": f("preview_every"),
         "previews": f("previews"),
