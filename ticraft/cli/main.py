@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "probe_cmd",
     "demo_cmd",
     "toyworld_cmd",
+    "bench_cmd",
 ]
 
 app = typer.Typer(

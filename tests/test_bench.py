@@ -1,0 +1,180 @@
+"""ticraft bench: the suite's coverage, exact scoring, the summary's arithmetic, bad input, and a tiny real run."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from ticraft.bench.methods import METHODS, check_ladder, get_methods
+from ticraft.bench.scoring import Probe, combine, edit_probes, judge_probe, probes_for
+from ticraft.bench.suite import COMPOSITES, BenchError, all_concepts, build_suite, composite
+from ticraft.bench.summary import dvar_verdict, summarize
+from ticraft.toyworld.render import COLOURS, SHAPES, STYLES, TEXTURES, Attributes, render
+
+
+# ------------------------------------------------------------------------------------------------ the suite
+def test_composites_cover_every_value_and_none_dominates():
+    assert len(COMPOSITES) >= 16
+    for i, values in enumerate((SHAPES, COLOURS, TEXTURES, STYLES)):
+        counts = Counter(c[i] for c in COMPOSITES)
+        assert set(counts) == set(values), f"missing {set(values) - set(counts)}"
+        # no value takes more than its fair share plus a little (styles: "none" carries the textures)
+        assert max(counts.values()) <= len(COMPOSITES) / len(values) * (2.5 if i == 3 else 1.5)
+    for c in all_concepts():
+        assert 3 <= len(c.identity) or c.kind == "style"
+
+
+def test_concept_images_are_fixed_and_few_shot_sets_nest():
+    c = composite("c05")
+    a, b = c.train_images(), c.train_images()
+    assert [x.sha256 for x in a] == [x.sha256 for x in b]
+    one = c.with_shots(1).train_images()
+    assert one[0].sha256 == a[0].sha256 and len(one) == 1 and len(a) == 4
+    for attrs in c.attributes():  # every picture shows the whole identity
+        assert all(getattr(attrs, k) == v for k, v in c.identity.items())
+    style = build_suite(names=["glimmic"])[0]
+    assert all("{}" in im.caption for im in style.train_images())
+
+
+def test_quick_and_named_suites():
+    assert [c.key for c in build_suite(quick=True, shots=[1, 4])] == ["zorb@1", "glimmic@1", "c01@1", "zorb",
+                                                                      "glimmic", "c01"]
+    assert len(build_suite()) == 2 + len(COMPOSITES)
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+def _img(**kw):
+    return render(Attributes(**kw))
+
+
+def test_faithful_edit_needs_the_identity_kept_paper_edit_does_not():
+    ident = {"shape": "star", "colour": "orange", "texture": "striped", "style": "none"}
+    probe = next(p for p in edit_probes(ident) if p.asked == {"background": "green"})
+    good = _img(shape="star", colour="orange", texture="striped", background="green")
+    wrong_shape = _img(shape="circle", colour="orange", texture="striped", background="green")
+    r = judge_probe([good, wrong_shape], probe)
+    assert r["obeyed"] == 1.0 and r["faithful"] == 0.5
+    colour = next(p for p in edit_probes(ident) if "colour" in p.asked)
+    assert "colour" not in colour.kept and colour.kept["shape"] == "star"
+    style = next(p for p in edit_probes(ident) if "style" in p.asked)
+    assert "texture" not in style.kept  # outline draws no texture: not held against the edit
+    outline = _img(shape="star", colour="orange", style="outline", background="white")
+    assert judge_probe([outline], style)["faithful"] == 1.0
+
+
+def test_combine_counts_reconstruction_and_both_editabilities():
+    rec = Probe("a photo of a {}", "rec", {}, {"shape": "star"})
+    e = Probe("a photo of a small {}", "edit", {"size": "small"}, {"shape": "star"})
+    s = combine([(rec, {"identity": 0.5, "obeyed": 1.0, "faithful": 0.5}),
+                 (e, {"identity": 1.0, "obeyed": 1.0, "faithful": 0.25})])
+    assert (s.reconstruction, s.paper, s.faithful) == (0.5, 1.0, 0.25)
+
+
+def test_style_probes_ask_content_and_keep_the_style():
+    jobs = probes_for(build_suite(names=["glimmic"])[0], 3)
+    assert len(jobs) == 3 and all(p.kept == {"style": "glimmic"} and "shape" in p.asked for p, _ in jobs)
+
+
+# ------------------------------------------------------------------------------------------------ summary
+def _run(method, concept, good, dvar_stop=None, dvar=True):
+    points = [{"samples": s, "seconds": s / 100, "reconstruction": 1.0, "faithful_editability": 1.0,
+               "paper_editability": 1.0} for s in (256, 512, 1024)]
+    return {"method": method, "concept": concept, "points": points, "good_samples": good,
+            "good_seconds": None if good is None else good / 100, "dvar": dvar, "dvar_stop_samples": dvar_stop,
+            "startup_seconds": 1.0}
+
+
+def test_summary_medians_dvar_verdicts_and_speedup_bound():
+    runs = [_run("plain", "a", 256, dvar_stop=200), _run("plain", "b", 512, dvar_stop=600),
+            _run("plain", "c", None, dvar_stop=None),
+            _run("diffusers-recipe", "a", None, dvar=False), _run("diffusers-recipe", "b", None, dvar=False),
+            _run("diffusers-recipe", "c", 1024, dvar=False)]
+    runs[1]["points"][2]["samples"] = 1024
+    assert [dvar_verdict(r) for r in runs[:3]] == ["before", "at", "no good point"]
+    assert dvar_verdict(_run("plain", "d", 256, dvar_stop=1024)) == "after"
+    assert dvar_verdict(_run("plain", "d", 256, dvar_stop=None)) == "never"
+    s = summarize({"runs": runs, "settings": {"ladder": [256, 512, 1024]}})
+    plain, ref = s["methods"]["plain"], s["methods"]["diffusers-recipe"]
+    assert plain["good_samples_median"] == 512 and plain["reached"] == 2
+    assert ref["good_samples_median"] is None  # 2 of 3 never good: the median is not reached
+    assert s["speedup"]["bound"] == ">" and s["speedup"]["ratio"] == pytest.approx(10.24 / 5.12)
+
+
+# -------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("call, words", [
+    (lambda: get_methods("plain,nope"), "unknown method 'nope'"),
+    (lambda: build_suite(names=[]), "suite is empty"),
+    (lambda: build_suite(names=["c99"]), "unknown suite concept 'c99'"),
+    (lambda: check_ladder([512, 256], [METHODS["plain"]]), "strictly increasing"),
+    (lambda: check_ladder([], [METHODS["plain"]]), "ladder is empty"),
+    (lambda: check_ladder([100], [METHODS["plain"]]), "not a whole number of plain's steps"),
+    (lambda: composite("c01").with_shots(5), "1 to 4 pictures"),
+])
+def test_bad_input_is_one_clear_sentence(call, words):
+    with pytest.raises(BenchError, match=words):
+        call()
+
+
+def test_cli_bad_input_prints_one_sentence():
+    from typer.testing import CliRunner
+
+    from ticraft.cli.main import app
+
+    res = CliRunner().invoke(app, ["bench", "--methods", "plain,nope", "--ladder", "16"])
+    assert res.exit_code != 0
+    assert "unknown method 'nope'" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["bench", "--ladder", "300,200"])
+    assert res.exit_code != 0 and "strictly increasing" in res.output
+
+
+# ------------------------------------------------------------------------------------------ a tiny real run
+def test_tiny_bench_run_writes_the_schema_and_pictures(tmp_path, one_torch_thread):
+    from ticraft.bench.ladder import BenchSettings, run_bench
+    from ticraft.bench.report import full_markdown, write_pictures
+    from ticraft.models.load import load_backbone
+
+    bb = load_backbone("toy")
+    table = bb.encoders[0].table.clone()
+    settings = BenchSettings(methods=["plain", "diffusers-recipe"], concepts=["zorb"], ladder=[16, 32], n=1,
+                             eval_steps=2, dvar=True, pairs=True)
+    res = run_bench(settings, say=lambda _t: None, backbone=bb)
+    assert torch_equal(bb.encoders[0].table, table)  # the reference's whole-table updates never leak
+    assert not bb.loaded_concepts
+    assert [r["method"] for r in res["runs"]] == ["plain", "diffusers-recipe"]
+    for r in res["runs"]:
+        assert [p["samples"] for p in r["points"]] == [16, 32]
+        for p in r["points"]:
+            for key in ("reconstruction", "faithful_editability", "paper_editability", "samples", "seconds"):
+                assert isinstance(p[key], (int, float))
+            assert 0.0 <= p["faithful_editability"] <= p["paper_editability"] <= 1.0
+        assert 0 < r["points"][0]["seconds"] < r["points"][1]["seconds"]
+    assert res["references"] and res["references"][0]["word"] == "zorb"
+    assert set(res["summary"]["methods"]) == {"plain", "diffusers-recipe"}
+    json.dumps(res)  # JSON-able as is
+    paths = write_pictures(res, tmp_path)
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+    assert "| plain |" in full_markdown(res)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+@pytest.mark.slow
+def test_quick_bench_plain_gets_the_hidden_object_good(tmp_path):
+    """The documented quick run: ticraft's default reaches the good point on the hidden object within the ladder."""
+    from typer.testing import CliRunner
+
+    from ticraft.cli.main import app
+
+    out = tmp_path / "out.json"
+    res = CliRunner().invoke(app, ["bench", "--quick", "--json", str(out), "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    zorb = next(r for r in data["runs"] if r["method"] == "plain" and r["concept"] == "zorb")
+    assert zorb["good_samples"] is not None
+    assert (tmp_path / "fig10.png").is_file() and (tmp_path / "quality_vs_seconds.png").is_file()

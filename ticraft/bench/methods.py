@@ -1,0 +1,183 @@
+"""The method registry: what ``ticraft bench --methods plain,progressive,…`` can run.
+
+A :class:`Method` is a name, a one-line description and a runner: ``run(ctx)`` trains on ``ctx.images`` and yields a
+:class:`Snapshot` (the concept as learned so far, and the training seconds spent) at every ladder point of
+``ctx.ladder`` (counted in seen samples). New methods (issue 16's per-layer tokens, direction-only inversion) plug in
+with :func:`register_method`; most are ticraft trainer options, made into a runner by :func:`trainer_method`::
+
+    register_method(trainer_method("directional", "direction-only vectors", method="directional"))
+
+Seconds are the training process's **CPU seconds** inside training steps (with one thread: the wall time of an idle
+core; other jobs on the machine do not inflate them). Model loading and latent caching are start-up, recorded apart.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from ticraft.bench.suite import BenchError
+
+if TYPE_CHECKING:
+    from ticraft.bench.suite import SuiteConcept
+    from ticraft.concept import Concept
+    from ticraft.models.backbone import Backbone
+    from ticraft.training.data import TrainImage
+
+
+@dataclass
+class Snapshot:
+    """The concept after ``samples`` seen samples, ``seconds`` CPU seconds of training (``wall`` for the record)."""
+
+    samples: int
+    seconds: float
+    wall: float
+    concept: "Concept"
+
+
+@dataclass
+class RunContext:
+    """Everything a runner needs; runners record extras (start-up seconds, DVAR's stop) in ``events``."""
+
+    backbone: "Backbone"
+    concept: "SuiteConcept"
+    images: list["TrainImage"]
+    token: str
+    ladder: list[int]
+    seed: int = 0
+    dvar: bool = False
+    events: dict[str, Any] = field(default_factory=dict)
+
+
+Runner = Callable[[RunContext], Iterator[Snapshot]]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named way to learn a concept; ``samples_per_step`` lets the ladder be checked before anything runs."""
+
+    name: str
+    description: str
+    run: Runner
+    samples_per_step: int
+    reference: bool = False
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    """Add (or replace) a method under its name; returns it."""
+    METHODS[method.name] = method
+    return method
+
+
+def get_methods(names: str | list[str]) -> list[Method]:
+    """Methods by name (comma-separated string or list); an unknown name raises one :class:`BenchError`."""
+    wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    if not wanted:
+        raise BenchError(f"no method given; choose from {', '.join(METHODS)}")
+    unknown = [n for n in wanted if n not in METHODS]
+    if unknown:
+        raise BenchError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    return [METHODS[n] for n in dict.fromkeys(wanted)]
+
+
+def check_ladder(ladder: list[int], methods: list[Method]) -> list[int]:
+    """A ladder is increasing positive sample counts, each a whole number of every method's steps."""
+    if not ladder:
+        raise BenchError("the ladder is empty: give sample counts such as 256,512,1024")
+    if any(not isinstance(x, int) or x <= 0 for x in ladder) or sorted(set(ladder)) != list(ladder):
+        raise BenchError(f"the ladder must be strictly increasing positive sample counts, got {ladder}")
+    for m in methods:
+        bad = [x for x in ladder if x % m.samples_per_step]
+        if bad:
+            raise BenchError(f"ladder point {bad[0]} is not a whole number of {m.name}'s steps "
+                             f"({m.samples_per_step} samples each)")
+    return list(ladder)
+
+
+class _Clock:
+    """CPU and wall seconds accumulated only while inside ``with clock:``."""
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+        self.wall = 0.0
+
+    def __enter__(self) -> "_Clock":
+        self._c, self._w = time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu += time.process_time() - self._c
+        self.wall += time.perf_counter() - self._w
+
+
+def trainer_method(name: str, description: str, preset: str = "fast", **options: Any) -> Method:
+    """A method that is ticraft's trainer with a preset and options (run length = the ladder's top point)."""
+    from ticraft.training.config import TrainConfig
+
+    static = {k: v for k, v in options.items() if not callable(v)}  # callables depend on the run's length
+    sps = TrainConfig.from_options(preset=preset, **static).samples_per_step
+
+    def run(ctx: RunContext) -> Iterator[Snapshot]:
+        from ticraft.concept import Concept
+        from ticraft.training.early_stop import DVAR
+        from ticraft.training.loop import Trainer
+
+        opts = dict(options)
+        if callable(opts.get("progressive")):  # e.g. "add a vector half-way through the run"
+            opts["progressive"] = opts["progressive"](ctx.ladder[-1] // sps)
+        cfg = TrainConfig.from_options(preset=preset, steps=ctx.ladder[-1] // sps, seed=ctx.seed,
+                                       captions=ctx.concept.kind == "style", previews=0, **opts)
+        setup = _Clock()
+        with setup:
+            trainer = Trainer(ctx.backbone, ctx.images, ctx.token, ctx.concept.init, cfg)
+        ctx.events["startup_seconds"] = setup.cpu
+        ctx.events["config"] = cfg.to_dict()
+        dvar = DVAR(cfg.early_stop_window, cfg.early_stop_threshold) if ctx.dvar else None
+        clock = _Clock()
+        try:
+            points = set(ctx.ladder)
+            while trainer.step < cfg.steps:
+                with clock:
+                    trainer.train_step()
+                samples = trainer.step * sps
+                if dvar is not None and trainer.step % cfg.eval_every == 0 and "dvar_stop" not in ctx.events:
+                    if dvar.update(trainer.evaluate()):  # not timed: it is the stopping rule's own cost
+                        ctx.events["dvar_stop"] = samples
+                if samples in points:
+                    vectors = trainer.result_vectors()
+                    yield Snapshot(samples, clock.cpu, clock.wall,
+                                   Concept(ctx.token, vectors, family=ctx.backbone.family))
+        finally:
+            trainer.close()
+
+    return Method(name, description, run, sps)
+
+
+def _progressive_half(steps: int) -> int:
+    return max(1, steps // 2)
+
+
+def _register_builtin() -> None:
+    from ticraft.bench.reference import reference_method
+
+    register_method(trainer_method("plain", "ticraft's default preset (fast), one vector"))
+    register_method(trainer_method("multi3", "three vectors", num_vectors=3))
+    register_method(trainer_method("progressive", "two vectors, the second added half-way", num_vectors=2,
+                                   progressive=_progressive_half))
+    register_method(trainer_method("reg", "one vector pulled towards the initializer (reg 0.01)", reg_weight=0.01))
+    register_method(trainer_method("paper", "the paper's recipe (batch 8, lr 5e-3 × 8, AdamW, constant)",
+                                   preset="paper"))
+    register_method(trainer_method("fast-v0", "the fast preset before issue 15's retune (lr 5e-3, cosine, "
+                                              "warm-up 10, batch 16)", **FAST_V0))
+    register_method(reference_method())
+
+
+#: The fast preset's values before the retune, so the before/after comparison stays runnable.
+FAST_V0: dict[str, Any] = {"batch_size": 16, "grad_accum": 1, "lr": 5e-3, "scale_lr": False, "lr_schedule": "cosine",
+                           "warmup_steps": 10, "optimizer": "adam", "weight_decay": 0.0}
+
+_register_builtin()

@@ -1,0 +1,98 @@
+"""Per-method summary of a bench result: seconds to a good concept, quality at the top, DVAR's verdicts.
+
+* **good point** of a run: its first ladder point with reconstruction ≥ 90 % and faithful editability ≥ 80 %;
+* **median over the suite** of the good points, in samples and in seconds; a run that never got good counts as
+  infinitely late (so the median is "not reached" when more than half never did);
+* **DVAR**: where the early-stopping rule would have stopped the run — *before* the good point, *at* it (between the
+  good point and the next ladder point), *after* it, or never within the ladder; runs that never got good are counted
+  apart.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    m = statistics.median(values)
+    return None if math.isinf(m) else float(m)
+
+
+def dvar_verdict(run: dict[str, Any]) -> str | None:
+    """``before`` / ``at`` / ``after`` / ``never`` (no stop in the ladder) / ``no good point``; None without DVAR."""
+    if not run.get("dvar"):
+        return None
+    good, stop = run.get("good_samples"), run.get("dvar_stop_samples")
+    if good is None:
+        return "no good point"
+    if stop is None:
+        return "never"
+    samples = [p["samples"] for p in run["points"]]
+    later = [x for x in samples if x > good]
+    if stop < good:
+        return "before"
+    if not later or stop < later[0]:
+        return "at"
+    return "after"
+
+
+def _mean_sd(xs: list[float]) -> tuple[float, float]:
+    if not xs:
+        return float("nan"), float("nan")
+    return statistics.fmean(xs), (statistics.pstdev(xs) if len(xs) > 1 else 0.0)
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """``{method: {...}}`` plus the speed-up of ticraft's default over the reference recipe when both ran."""
+    out: dict[str, Any] = {"methods": {}}
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for run in result["runs"]:
+        by_method.setdefault(run["method"], []).append(run)
+    for name, runs in by_method.items():
+        samples = [float(r["good_samples"]) if r["good_samples"] is not None else math.inf for r in runs]
+        seconds = [float(r["good_seconds"]) if r["good_seconds"] is not None else math.inf for r in runs]
+        total_samples = sum(r["points"][-1]["samples"] for r in runs if r["points"])
+        total_seconds = sum(r["points"][-1]["seconds"] for r in runs if r["points"])
+        tops = [r["points"][-1] for r in runs if r["points"]]
+        verdicts: dict[str, int] = {}
+        for r in runs:
+            v = dvar_verdict(r)
+            if v is not None:
+                verdicts[v] = verdicts.get(v, 0) + 1
+        rec, rec_sd = _mean_sd([p["reconstruction"] for p in tops])
+        fai, fai_sd = _mean_sd([p["faithful_editability"] for p in tops])
+        pap, pap_sd = _mean_sd([p["paper_editability"] for p in tops])
+        out["methods"][name] = {
+            "runs": len(runs),
+            "reached": sum(1 for r in runs if r["good_samples"] is not None),
+            "good_samples_median": _median(samples),
+            "good_seconds_median": _median(seconds),
+            "samples_per_second": total_samples / total_seconds if total_seconds > 0 else None,
+            "top": {"reconstruction": rec, "reconstruction_sd": rec_sd, "faithful_editability": fai,
+                    "faithful_editability_sd": fai_sd, "paper_editability": pap, "paper_editability_sd": pap_sd},
+            "dvar": verdicts,
+            "startup_seconds_median": _median([r["startup_seconds"] for r in runs]),
+        }
+    out["speedup"] = speedup(out["methods"], result["settings"]["ladder"])
+    return out
+
+
+def speedup(methods: dict[str, Any], ladder: list[int], ours: str = "plain", ref: str = "diffusers-recipe"
+            ) -> dict[str, Any] | None:
+    """Median seconds to a good concept, reference ÷ ours; a lower bound when the reference never got there."""
+    if ours not in methods or ref not in methods:
+        return None
+    a, b = methods[ours], methods[ref]
+    if a["good_seconds_median"] is None:
+        return {"ratio": None, "bound": None, "note": f"{ours} did not reach the good point within the ladder"}
+    if b["good_seconds_median"] is not None:
+        return {"ratio": b["good_seconds_median"] / a["good_seconds_median"], "bound": "=",
+                "note": f"{ref} ÷ {ours}, median seconds to a good concept"}
+    # the reference never got good: it needs more than its whole ladder
+    top = ladder[-1] / b["samples_per_second"] if b["samples_per_second"] else None
+    return {"ratio": top / a["good_seconds_median"] if top else None, "bound": ">",
+            "note": f"{ref} did not reach the good point within {ladder[-1]} samples (median); ratio is a lower bound"}

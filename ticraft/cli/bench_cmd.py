@@ -1,0 +1,90 @@
+"""`ticraft bench`: the toy-world concept suite — quality against seconds for each method, and the pictures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ticraft.cli.common import console
+
+
+def _ints(text: str | None, what: str) -> list[int] | None:
+    from ticraft.bench.suite import BenchError
+
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise BenchError(f"{what} must be comma-separated whole numbers, got {text!r}") from None
+
+
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="A few concepts, ladder 256…2048, 4 samples per prompt "
+                                                        "(about 10 minutes on 2 CPU cores).")] = False,
+    methods: Annotated[str, typer.Option(help="Comma-separated methods (see --list).")] = "plain,diffusers-recipe",
+    concepts: Annotated[str | None, typer.Option(help="Comma-separated concepts: zorb, glimmic, c01 … c16, all "
+                                                      "(default: quick → zorb,glimmic,c01; full → all).")] = None,
+    shots: Annotated[str, typer.Option(help="Pictures per concept, comma-separated (1, 2, 4).")] = "4",
+    ladder: Annotated[str | None, typer.Option(help="Seen-sample counts to judge at, increasing "
+                                                    "(default: quick 256,512,1024,2048; full 256 … 8192).")] = None,
+    n: Annotated[int | None, typer.Option("-n", help="Samples per judged prompt (default quick 4, full 8).")] = None,
+    eval_steps: Annotated[int, typer.Option(help="Sampling steps of the judged pictures.")] = 10,
+    threads: Annotated[int, typer.Option(help="torch threads (the same for every method).")] = 1,
+    seed: Annotated[int, typer.Option(help="Training and sampling seed.")] = 0,
+    dvar: Annotated[bool, typer.Option("--dvar/--no-dvar", help="Record where DVAR early stopping would stop.")] = True,
+    pairs: Annotated[bool, typer.Option("--pairs/--no-pairs", help="Two-concept prompts at the ladder's top.")] = True,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON there.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNGs and the Markdown table.")] = Path(
+        "ticraft-bench"),
+    list_methods: Annotated[bool, typer.Option("--list", help="List the methods and concepts, then exit.")] = False,
+) -> None:
+    """Judge methods on the toy-world concept suite after a ladder of seen samples: seconds to a good concept."""
+    from ticraft.bench.ladder import BenchSettings
+    from ticraft.bench.methods import METHODS
+    from ticraft.bench.suite import all_concepts
+
+    if list_methods:
+        for name, m in METHODS.items():
+            console.print(f"[bold]{escape(name)}[/]  {escape(m.description)}")
+        console.print()
+        for c in all_concepts():
+            console.print(f"[bold]{c.name}[/]  {escape(c.description)}")
+        return
+    settings = BenchSettings(
+        methods=[m.strip() for m in methods.split(",") if m.strip()],
+        concepts=[c.strip() for c in concepts.split(",") if c.strip()] if concepts is not None else None,
+        shots=_ints(shots, "--shots") or [], ladder=_ints(ladder, "--ladder"), n=n, eval_steps=eval_steps,
+        threads=threads, seed=seed, quick=quick, dvar=dvar, pairs=pairs,
+    )
+    result = run(settings)
+    from ticraft.bench.report import full_markdown, write_pictures
+
+    table = full_markdown(result)
+    out.mkdir(parents=True, exist_ok=True)
+    pictures = write_pictures(result, out)
+    (out / "bench.md").write_text(table + "\n", encoding="utf-8")
+    target = json_out or out / "bench.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+    console.print(table, markup=False, highlight=False)
+    console.print(f"\nwritten: {escape(str(target))}, {', '.join(escape(str(p)) for p in pictures)}, "
+                  f"{escape(str(out / 'bench.md'))}  ({result['total_seconds']:.0f} s)")
+
+
+def run(settings: object) -> dict:
+    """Run the bench with one log line per judged point (separate so tests can call it without the CLI)."""
+    from ticraft.bench.ladder import run_bench
+
+    def say(text: str) -> None:
+        console.print(f"[dim]•[/] {escape(text)}", highlight=False)
+
+    return run_bench(settings, say=say)  # type: ignore[arg-type]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
