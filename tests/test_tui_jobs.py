@@ -92,7 +92,7 @@ def test_compose_generate_save_cancel_fail(tmp_path: Path) -> None:
             screen.query_one("#frames").value = "4"
             await pilot.press("ctrl+n")
             await until(pilot, lambda: "done: 4" in text(app, "#status"))
-            assert backend.calls[-1] == ("interpolate", ("<blue-cube>", "<striped-star>", 4))
+            assert backend.calls[-1] == ("interpolate", ("<blue-cube>", "<striped-star>", 4, "a photo of {}"))
 
     asyncio.run(go())
 
@@ -148,7 +148,7 @@ def test_map_pick_by_list_then_by_click(tmp_path: Path) -> None:
             await pilot.pause()
             screen = app.screen
             await pilot.press("ctrl+g")
-            await until(pilot, lambda: "3 concept(s)" in text(app, "#map-status"))
+            await until(pilot, lambda: "3 concept(s)" in text(app, "#status"))
             points, plot = screen.query_one("#points"), screen.query_one("MapPlot")
             assert points.option_count == 3
             # ↑↓ in the list

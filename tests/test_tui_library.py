@@ -37,8 +37,7 @@ async def settle(pilot) -> None:
 
 
 def rows(app: TicraftApp) -> list[str]:
-    table = app.screen.query_one(ConceptList)
-    return [table.get_row_at(i)[0] for i in range(table.row_count)]
+    return app.screen.query_one(ConceptList).tokens()
 
 
 def text(app: TicraftApp, selector: str) -> str:
@@ -111,8 +110,7 @@ def test_tag_rename_delete_export(backend: FakeModelBackend, tmp_path: Path) -> 
             await pilot.pause()
             assert [p.suffix for p in out.iterdir()] == [".safetensors"]
             # delete asks first: No keeps it, Yes removes it
-            table = app.screen.query_one(ConceptList)
-            table.move_cursor(row=rows(app).index("<red-ball>"))
+            assert app.screen.query_one(ConceptList).move_to("<red-ball>")
             await pilot.press("d")
             await pilot.press("n")
             await pilot.pause()

@@ -39,7 +39,7 @@ async def until(pilot, predicate, timeout: float = JOB_TIMEOUT) -> None:
             return
         await pilot.pause(0.05)
     app = pilot.app
-    status = [str(w.render()) for w in app.screen.query("#status, #map-status")]
+    status = [str(w.render()) for w in app.screen.query("#status")]
     raise AssertionError(f"condition not reached in time; status {status}, notes {[n.message for n in app.notes]}")
 
 
@@ -76,8 +76,7 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
             await app.workers.wait_for_complete()
             await pilot.pause()
             await pilot.press("enter")
-            table = app.screen.query_one(ConceptList)
-            assert [table.get_row_at(i)[0] for i in range(table.row_count)] == ["<apple>", "<banana>"]
+            assert app.screen.query_one(ConceptList).tokens() == ["<apple>", "<banana>"]
             await pilot.press("down", "enter")
             await until(pilot, lambda: "vector 1:" in text(app, "#neighbors"))
             assert "<banana>" in text(app, "#meta") and not failures(app)
@@ -99,7 +98,7 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
             assert "cancelled" in text(app, "#status")
             assert len(screen.images) == 1  # the earlier result stays
             # ...interpolate between two concepts (a strip in the gallery), and cancel a long strip mid-way
-            screen.query_one("#prompt").value = "a photo of a {}"
+            screen.query_one("#interp-template").value = "a photo of a {}"
             screen.query_one("#steps").value = "2"
             screen.query_one("#interp-a").value = "<apple>"
             screen.query_one("#interp-b").value = "<banana>"  # 1 vs 2 vectors: matched by padding
@@ -109,7 +108,7 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
             assert not failures(app) and len(screen.images) == 3
             screen.query_one("#steps").value = "500"
             await pilot.press("ctrl+n")
-            await until(pilot, lambda: "interpolate: step" in text(app, "#status") or failures(app))
+            await until(pilot, lambda: ": step" in text(app, "#status") or failures(app))
             await pilot.press("escape")
             await until(pilot, lambda: "cancelled" in text(app, "#status") or "done" in text(app, "#status"))
             assert "cancelled" in text(app, "#status") and len(screen.images) == 3
@@ -117,7 +116,7 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
             # Map: PCA of the three concepts among the toy vocabulary
             await pilot.press("f4")
             await pilot.press("ctrl+g")
-            await until(pilot, lambda: "concept(s)" in text(app, "#map-status") or failures(app))
+            await until(pilot, lambda: "concept(s)" in text(app, "#status") or failures(app))
             assert app.screen.query_one("#points").option_count == 3
 
             # Train: a few real steps, with live loss points, into the library

@@ -21,7 +21,7 @@ set_image_mode("halfcell")
 from ticraft_tui.app import TicraftApp  # noqa: E402
 from ticraft_tui.testing import FakeModelBackend, make_library  # noqa: E402
 
-SIZE = (120, 40)
+SIZE = (80, 24)  # the smallest terminal every screen must work in (issue 14)
 
 
 @pytest.fixture

@@ -1,8 +1,12 @@
 """The Textual app: four screens as modes (Library, Compose, Train, Map), help, command palette.
 
-The app owns the :class:`~ticraft_tui.backend.RealBackend` (or a test double) that every screen
-calls; it never touches ticraft itself. Screens other than the library are imported on first
-visit so that startup only pays for the library listing.
+The app owns the :class:`~ticraft_tui.protocol.Backend` (a :class:`~ticraft_tui.backend.RealBackend`, or a
+test double) that every screen calls; it never touches ticraft itself. Screens other than the library are
+imported on first visit so that startup only pays for the library listing.
+
+Keys that work everywhere, text fields included: F1–F4 switch screens, F5 opens help, Escape leaves a
+field, Ctrl+P opens the command palette, Ctrl+Q quits (asking first while a job runs). An exception in any
+action becomes an error message (see :mod:`ticraft_tui.guard`).
 """
 
 from __future__ import annotations
@@ -12,11 +16,16 @@ from typing import Any, Callable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from .commands import TicraftCommands
+from .guard import GuardedHandlers, report_failure
 from .modes import SCREEN_TITLES, screen_class
+from .protocol import Backend
 from .widgets import thumbnail  # noqa: F401 - textual-image must probe the terminal before Textual starts
+from .workers import running_jobs
+
 
 @dataclass(frozen=True)
 class Note:
@@ -31,7 +40,7 @@ def _factory(mode: str) -> Callable[[], Screen[Any]]:
     return lambda: screen_class(mode)()
 
 
-class TicraftApp(App[None]):
+class TicraftApp(GuardedHandlers, App[None]):
     """ticraft's terminal UI.
 
     Args:
@@ -49,19 +58,45 @@ class TicraftApp(App[None]):
         Binding("2,f2", "mode('compose')", "Compose", key_display="2", show=False),
         Binding("3,f3", "mode('train')", "Train", key_display="3", show=False),
         Binding("4,f4", "mode('map')", "Map", key_display="4", show=False),
-        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("question_mark,f5", "help", "Help", key_display="? F5"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, backend: Any, start: str = "library") -> None:
+    def __init__(self, backend: Backend, start: str = "library") -> None:
         super().__init__()
-        self.backend = backend
+        self.backend: Backend = backend
         self._start = start
         self.notes: list[Note] = []  # every notification, oldest first (see action_messages)
 
     def on_mount(self) -> None:
         if self._start != self.DEFAULT_MODE:
             self.switch_mode(self._start)
+
+    async def _dispatch_action(self, namespace: DOMNode, action_name: str, params: Any) -> bool:
+        # Every action of every screen and widget passes here (key bindings, the palette, clicks): one guard.
+        try:
+            return await super()._dispatch_action(namespace, action_name, params)
+        except Exception as exc:  # noqa: BLE001 - an action's failure is a message, never an exit
+            report_failure(self, exc, action_name.replace("_", " "))
+            return True
+
+    async def action_quit(self) -> None:
+        """Quit; while a job (training, generating, a map) runs, ask first."""
+        from .screens.dialogs import ConfirmDialog
+
+        jobs = running_jobs(self)
+        if not jobs:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmDialog):
+            return
+        names = " and ".join(sorted(set(jobs)))
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmDialog(f"{names} is still running. Quit and stop it?", yes="Quit"), answer)
 
     async def action_mode(self, mode: str) -> None:
         """Switch to one of the four screens."""
@@ -104,4 +139,4 @@ class TicraftApp(App[None]):
 
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(describe_bindings(self.screen.active_bindings)))
+        self.push_screen(HelpScreen(describe_bindings(self.screen, self)))

@@ -1,85 +1,49 @@
-"""The one place where the TUI meets ticraft: a thin adapter over the Python API.
+"""The one place where the TUI meets ticraft: :class:`RealBackend`, a thin adapter over the Python API.
 
-Screens never import ticraft's model code; they call a :class:`Backend`. :class:`RealBackend`
-forwards to :mod:`ticraft.library`, :mod:`ticraft.generate.sample`, :mod:`ticraft.training.api` and
-:mod:`ticraft.analysis`, importing the heavy ones only on first use so that opening the TUI on a
-big library stays instant. Tests inject a backend with faster model work (see
+Screens never import ticraft's model code; they call a :class:`~ticraft_tui.protocol.Backend`.
+``RealBackend`` forwards to :mod:`ticraft.library`, :mod:`ticraft.generate.sample`,
+:mod:`ticraft.training.api` and :mod:`ticraft.analysis`, importing the heavy ones only on first use so
+that opening the TUI on a big library stays instant. Tests inject a backend with faster model work (see
 :mod:`ticraft_tui.testing`).
 
-Every method may raise; the screens run the slow ones in thread workers and turn exceptions
-into notifications. Methods that loop take ``callback(step, total, loss, vectors)`` — the one
-progress signature ticraft uses everywhere — and stop when it raises.
+Every method may raise; the screens run the slow ones in thread workers and turn exceptions into
+messages. Slow methods take a :class:`~ticraft_tui.protocol.Progress`: they name each phase (loading
+model, encoding images, computing UMAP, saving) and count steps where ticraft does; both calls raise
+when the user cancelled, which is how a job stops.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .protocol import (  # noqa: F401 - re-exported: screens and tests import them from here too
+    Backend,
+    ConceptInfo,
+    GenerateRequest,
+    MapPoint,
+    NeighborRows,
+    Progress,
+    TrainRequest,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from PIL.Image import Image as PILImage
+
     from ticraft.library import Entry, Library
 
-#: ``callback(step, total, loss, vectors)``; raising from it stops the loop.
-Progress = Callable[[int, int, "float | None", Any], None]
+#: File endings that make an export path a file (anything else names a folder).
+_FILE_SUFFIXES = {".safetensors", ".pt", ".bin", ".png"}
 
 
-@dataclass(frozen=True)
-class ConceptInfo:
-    """What the detail pane shows about one concept (loaded from its embedding file)."""
-
-    token: str
-    family: str | None
-    num_vectors: int
-    dims: dict[str, int]
-    norms: dict[str, list[float]]
-    meta: dict[str, Any]
-
-
-@dataclass
-class GenerateRequest:
-    """Everything Compose's Generate button sends."""
-
-    prompt: str
-    negative: str = ""
-    seed: int = 0
-    steps: int | None = None
-    guidance: float | None = None
-    count: int = 1
-
-
-@dataclass
-class TrainRequest:
-    """Everything Train's Start button sends."""
-
-    images: str
-    token: str
-    initializer: str
-    preset: str | None = None
-    steps: int | None = None
-    resume: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MapPoint:
-    """One point of the concept map: kind ``concept`` (labelled), ``neighbor`` (a concept's nearest token) or
-    ``vocab`` (a sampled vocabulary token)."""
-
-    label: str
-    x: float
-    y: float
-    kind: str = "vocab"
-
-    @property
-    def is_concept(self) -> bool:
-        return self.kind == "concept"
+def _phase(progress: Progress | None, name: str) -> None:
+    if progress is not None:
+        progress.phase(name)
 
 
 class RealBackend:
-    """Forward every TUI action to ticraft's API.
+    """Forward every TUI action to ticraft's API (implements :class:`~ticraft_tui.protocol.Backend`).
 
     Args:
         library: library folder (resolved like the CLI's ``--library``), or an open Library.
@@ -97,23 +61,29 @@ class RealBackend:
         self.model_spec: str = model or _default_model()
         # Workers may ask for the model at the same time (neighbours while generating): load once.
         self._model_lock = threading.Lock()
+        # A cancelled run may still be loading its model (that cannot be interrupted): the next run waits for it,
+        # so two runs never write the same run folder.
+        self._train_lock = threading.Lock()
 
-    # ------------------------------------------------------------------ library (instant)
-    def entries(self) -> list["Entry"]:
-        return self.library.entries()
+    # ------------------------------------------------------------------ library (fast)
+    def library_root(self) -> Path:
+        return self.library.root
 
-    def problems(self) -> list[str]:
-        return self.library.problems()
+    def library_exists(self) -> bool:
+        return self.library.root.is_dir()
 
-    def listing(self) -> tuple[list["Entry"], list[str]]:
-        """Entries and problems from one scan of the library."""
+    def listing(self) -> tuple[list[Entry], list[str]]:
+        """Entries and problems from one read of the library."""
         return self.library.listing()
 
-    def search(self, text: str | None = None, tag: str | None = None, family: str | None = None) -> list["Entry"]:
+    def search(self, text: str | None = None, tag: str | None = None, family: str | None = None) -> list[Entry]:
         return self.library.search(text=text or None, tag=tag or None, family=family or None)
 
     def tokens(self) -> list[str]:
         return [e.token for e in self.library.entries()]
+
+    def entry(self, token: str) -> Entry:
+        return self.library.entry(token)
 
     def info(self, token: str) -> ConceptInfo:
         concept = self.library.get(token)
@@ -136,14 +106,18 @@ class RealBackend:
         self.library.remove(token)
 
     def export(self, token: str, path: str, layout: str) -> list[Path]:
-        return self.library.export(token, path, layout)
+        """Export to a file, or into a folder; missing folders are created (``x.pt`` names a file, ``x`` a folder)."""
+        target = Path(path).expanduser()
+        folder = target.parent if target.suffix.lower() in _FILE_SUFFIXES else target
+        folder.mkdir(parents=True, exist_ok=True)
+        return self.library.export(token, target, layout)
 
     def export_layouts(self) -> list[str]:
         from ticraft.library import EXPORT_LAYOUTS
 
         return list(EXPORT_LAYOUTS)
 
-    def add_samples(self, token: str, images: Sequence["PILImage"]) -> list[Path]:
+    def add_samples(self, token: str, images: Sequence[PILImage]) -> list[Path]:
         return self.library.add_samples(token, images)
 
     # ------------------------------------------------------------------ model work (slow; call from workers)
@@ -151,34 +125,38 @@ class RealBackend:
         """Use another model from now on (loaded on next use)."""
         self.model_spec = spec.strip() or _default_model()
 
-    def backbone(self) -> Any:
+    def backbone(self, progress: Progress | None = None) -> Any:
         """The loaded model for :attr:`model_spec` (loaded once, then cached by ticraft.generate.sample)."""
+        _phase(progress, f"loading model {self.model_spec}")
         with self._model_lock:
             from ticraft.generate.sample import cached_backbone
 
             return cached_backbone(self.model_spec)
 
-    def neighbors(self, token: str, k: int = 8) -> list[tuple[str, list[tuple[str, float]]]]:
+    def neighbors(self, token: str, k: int = 8, progress: Progress | None = None) -> NeighborRows:
         """Nearest vocabulary tokens of ``token``: ``(row label, [(token, cosine), …])`` for its mean and
         (multi-vector concepts) each vector, per encoder."""
         from ticraft.analysis.neighbors import find_neighbors
 
-        report = find_neighbors(self.backbone(), self.library.get(token), k=k)
+        backbone = self.backbone(progress)
+        _phase(progress, "searching the vocabulary")
+        report = find_neighbors(backbone, self.library.get(token), k=k)
         multi = len({row.key for row in report.rows}) > 1
         return [(f"{row.key} {row.label}" if multi else row.label, [(m.token, m.score) for m in row.matches])
                 for row in report.rows]
 
-    def generate(self, request: GenerateRequest, callback: Progress | None = None) -> list["PILImage"]:
+    def generate(self, request: GenerateRequest, progress: Progress | None = None) -> list[PILImage]:
         """``request.count`` images with seeds ``seed, seed+1, …``; ``<tokens>`` come from the library."""
         from ticraft.generate.sample import SampleSpec, generate
 
         specs = [SampleSpec(request.prompt, negative=request.negative, seed=request.seed + i, steps=request.steps,
                             guidance=request.guidance) for i in range(max(1, request.count))]
-        backbone = self.backbone()
-        return list(generate(backbone, specs, library=self.library, callback=callback))
+        backbone = self.backbone(progress)
+        _phase(progress, f"generating {len(specs)} image(s)")
+        return list(generate(backbone, specs, library=self.library, callback=progress))
 
     def interpolate(self, a: str, b: str, frames: int, request: GenerateRequest,
-                    callback: Progress | None = None) -> list["PILImage"]:
+                    progress: Progress | None = None) -> list[PILImage]:
         """A strip of ``frames`` images from concept ``a`` to ``b``, one seed throughout.
 
         ``request.prompt`` holds ``{}`` where the concept goes. Concepts with different vector counts
@@ -187,10 +165,12 @@ class RealBackend:
         from ticraft.analysis.interpolate import render_interpolation
 
         ca, cb = self.library.get(a), self.library.get(b)
-        result = render_interpolation(self.backbone(), ca, cb, steps=frames, prompt=request.prompt,
+        backbone = self.backbone(progress)
+        _phase(progress, f"rendering {frames} frames")
+        result = render_interpolation(backbone, ca, cb, steps=frames, prompt=request.prompt,
                                       negative=request.negative, seed=request.seed, sample_steps=request.steps,
                                       guidance=request.guidance, library=self.library,
-                                      match=None if ca.num_vectors == cb.num_vectors else "pad", callback=callback)
+                                      match=None if ca.num_vectors == cb.num_vectors else "pad", callback=progress)
         return list(result.images)
 
     def presets(self) -> list[str]:
@@ -205,12 +185,18 @@ class RealBackend:
 
         return cache_dir("tui-runs", slugify(token))
 
-    def train(self, request: TrainRequest, callback: Progress | None = None) -> str:
+    def train(self, request: TrainRequest, progress: Progress | None = None) -> str:
         """Train ``request.token`` into the library; returns the stored token.
 
         Checkpoints and previews go to :meth:`run_folder` every ~1/5 of the run, so a cancelled run
-        (the callback raises) can be resumed with ``request.resume`` and previews show up while it goes.
+        can be resumed with ``request.resume`` and previews show up while it goes. Phases: loading the
+        model and encoding the pictures (until the first step), training (steps), saving (after the last).
         """
+        _phase(progress, "waiting for the cancelled run to stop")
+        with self._train_lock:
+            return self._train(request, progress)
+
+    def _train(self, request: TrainRequest, progress: Progress | None) -> str:
         import shutil
 
         from ticraft.training.api import train
@@ -233,9 +219,11 @@ class RealBackend:
                 raise FileNotFoundError(f"no checkpoint of {request.token} to resume from (in {out})")
         elif out.exists():
             shutil.rmtree(out)  # a fresh start must not mix old previews and checkpoints in
-        concept = train(str(Path(request.images).expanduser()), request.token, request.initializer, model=self.model_spec,
-                        preset=request.preset, library=self.library, callback=callback, output_dir=out,
-                        resume=resume, **options)
+        _phase(progress, f"loading model {self.model_spec} and encoding the pictures")
+        callback = _TrainCallback(progress) if progress is not None else None
+        concept = train(str(Path(request.images).expanduser()), request.token, request.initializer,
+                        model=self.model_spec, preset=request.preset, library=self.library, callback=callback,
+                        output_dir=out, resume=resume, **options)
         return concept.token
 
     def previews(self, request: TrainRequest) -> list[Path]:
@@ -246,21 +234,46 @@ class RealBackend:
             files += self.library.samples(request.token)
         return files
 
-    def map_points(self, method: str = "pca", vocab: int = 1000) -> list[MapPoint]:
+    def map_points(self, method: str = "pca", vocab: int = 1000, progress: Progress | None = None) -> list[MapPoint]:
         """2-D coordinates of every library concept that fits the model, among ``vocab`` sampled tokens."""
+        import sys
+
         from ticraft.analysis.maps import build_map
 
-        backbone = self.backbone()
+        backbone = self.backbone(progress)
+        entries = self.library.entries()
+        _phase(progress, f"reading {len(entries)} concepts")
         concepts = []
-        for entry in self.library.entries():
+        for entry in entries:
             concept = self.library.get(entry.token)
             try:
                 backbone.check_concept(concept)
             except Exception:  # noqa: BLE001 - concepts of another model family are left off the map
                 continue
             concepts.append(concept)
+        if method == "umap" and "umap" not in sys.modules:
+            _phase(progress, "compiling UMAP (first use in this session) and computing the map")
+        else:
+            _phase(progress, f"computing the {method.upper()} map of {len(concepts)} concepts")
         result = build_map(backbone, concepts, method=method, vocab=vocab)  # type: ignore[arg-type]
         return [MapPoint(p.label, p.x, p.y, p.kind) for p in result.points]
+
+
+class _TrainCallback:
+    """ticraft's training callback: steps go to ``progress``; the last one announces the saving phase
+    (final checkpoint, previews, library entry), which has no steps of its own."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.training = False
+
+    def __call__(self, step: int, total: int, loss: float | None = None, vectors: Any = None) -> None:
+        if not self.training:
+            self.training = True
+            self.progress.phase("training")
+        self.progress(step, total, loss, vectors)
+        if step >= total:
+            self.progress.phase("saving: checkpoint, previews, library entry")
 
 
 # ---------------------------------------------------------------------- helpers

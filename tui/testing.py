@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .backend import GenerateRequest, MapPoint, Progress, RealBackend, TrainRequest
-
+from .backend import GenerateRequest, MapPoint, NeighborRows, Progress, RealBackend, TrainRequest
 
 WORDS = ["red", "circle", "square", "blue", "stripes", "small", "large", "green", "dots", "star"]
+#: Strings that break markup, layouts or terminals: tokens and neighbours of the hostile-library tests.
+HOSTILE = ["[", "[/]", "[b]", "[/b]bold", "\\", "x\\", "[red]x[/red]", "[@click=app.quit]q[/]", "🎨🖌️",
+           "שלום", "مرحبا", "a\u202eb", "$var", "**md**", "`code`", "<|endoftext|>", "%s{0}", "ﷺ"]
+
 
 
 def _colour(text: str) -> tuple[int, int, int]:
@@ -40,45 +43,66 @@ class FakeModelBackend(RealBackend):
     Args:
         step_delay: seconds each fake loop step sleeps (lets tests cancel mid-job).
         steps: steps each fake loop runs.
-        fail: name of a method (``"generate"``, ``"train"``…) that raises, to test error paths.
+        fail: name of a method (``"generate"``, ``"train"``, ``"neighbors"``, ``"map"``…) that raises, to test
+            error paths; the message is ``fail_message``.
+        setup_delay: seconds the "loading model" phase sleeps without looking at cancellation, like a real
+            model load (lets tests check that cancelling during set-up still answers at once).
+        words: the vocabulary the fake neighbours and map points are drawn from.
     """
 
     def __init__(self, library: Any = None, model: str | None = "fake", *, step_delay: float = 0.0,
-                 steps: int = 5, fail: str | None = None) -> None:
+                 steps: int = 5, fail: str | None = None, fail_message: str = "", setup_delay: float = 0.0,
+                 words: Sequence[str] = WORDS) -> None:
         super().__init__(library, model)
         self.step_delay = step_delay
         self.steps = steps
         self.fail = fail
+        self.fail_message = fail_message
+        self.setup_delay = setup_delay
+        self.words = list(words)
         self.calls: list[tuple[str, Any]] = []
 
-    def _loop(self, name: str, callback: Progress | None, total: int | None = None) -> None:
+    def _fail(self, name: str) -> None:
+        if self.fail == name:
+            raise RuntimeError(self.fail_message or f"fake {name} failure")
+
+    def _setup(self, progress: Progress | None) -> None:
+        if progress is not None:
+            progress.phase(f"loading model {self.model_spec}")
+        time.sleep(self.setup_delay)  # like a model load: no cancellation check inside
+
+    def _loop(self, name: str, progress: Progress | None, total: int | None = None) -> None:
         total = total or self.steps
         for step in range(1, total + 1):
             if self.fail == name and step == max(1, total // 2):
-                raise RuntimeError(f"fake {name} failure")
+                self._fail(name)
             time.sleep(self.step_delay)
-            if callback is not None:
-                callback(step, total, 1.0 / step, None)
+            if progress is not None:
+                progress(step, total, 1.0 / step, None)
 
-    def backbone(self) -> Any:
+    def backbone(self, progress: Progress | None = None) -> Any:
         return None
 
-    def neighbors(self, token: str, k: int = 8) -> list[tuple[str, list[tuple[str, float]]]]:
+    def neighbors(self, token: str, k: int = 8, progress: Progress | None = None) -> NeighborRows:
         self.calls.append(("neighbors", token))
+        self._fail("neighbors")
         n = self.library.entry(token).num_vectors
         labels = ["mean"] + ([f"vector {i}" for i in range(n)] if n > 1 else [])
-        return [(label, [(WORDS[(i + j) % len(WORDS)], round(0.9 - 0.05 * j, 2)) for j in range(k)])
+        words = self.words
+        return [(label, [(words[(i + j) % len(words)], round(0.9 - 0.05 * j, 2)) for j in range(k)])
                 for i, label in enumerate(labels)]
 
-    def generate(self, request: GenerateRequest, callback: Progress | None = None) -> list[Any]:
+    def generate(self, request: GenerateRequest, progress: Progress | None = None) -> list[Any]:
         self.calls.append(("generate", request))
-        self._loop("generate", callback)
+        self._setup(progress)
+        self._loop("generate", progress)
         return [fake_image(f"{request.prompt}|{request.seed + i}") for i in range(max(1, request.count))]
 
     def interpolate(self, a: str, b: str, frames: int, request: GenerateRequest,
-                    callback: Progress | None = None) -> list[Any]:
-        self.calls.append(("interpolate", (a, b, frames)))
-        self._loop("interpolate", callback, frames)
+                    progress: Progress | None = None) -> list[Any]:
+        self.calls.append(("interpolate", (a, b, frames, request.prompt)))
+        self._setup(progress)
+        self._loop("interpolate", progress, frames)
         return [fake_image(f"{a}|{b}|{i}") for i in range(frames)]
 
     def presets(self) -> list[str]:
@@ -87,30 +111,44 @@ class FakeModelBackend(RealBackend):
     def previews(self, request: TrainRequest) -> list[Path]:
         return []
 
-    def train(self, request: TrainRequest, callback: Progress | None = None) -> str:
+    def train(self, request: TrainRequest, progress: Progress | None = None) -> str:
         self.calls.append(("train", request))
-        from ticraft.concept import Concept
         import torch
 
-        self._loop("train", callback, request.steps or self.steps)
+        from ticraft.concept import Concept
+
+        self._setup(progress)
+        if progress is not None:
+            progress.phase("training")
+        self._loop("train", progress, request.steps or self.steps)
+        if progress is not None:
+            progress.phase("saving")
         concept = Concept(request.token, {"clip": torch.ones(1, 8)}, family="toy",
                           meta={"initializer": request.initializer, "steps": request.steps or self.steps})
         self.library.add(concept, images=request.images, overwrite=True)
         return concept.token
 
-    def map_points(self, method: str = "pca") -> list[MapPoint]:
+    def map_points(self, method: str = "pca", vocab: int = 1000, progress: Progress | None = None) -> list[MapPoint]:
         self.calls.append(("map", method))
-        points = [MapPoint(w, math.cos(i), math.sin(i), "neighbor" if i < 2 else "vocab") for i, w in enumerate(WORDS)]
+        self._setup(progress)
+        self._fail("map")
+        words = self.words
+        points = [MapPoint(w, math.cos(i), math.sin(i), "neighbor" if i < 2 else "vocab") for i, w in enumerate(words)]
         for i, entry in enumerate(self.library.entries()):
             points.append(MapPoint(entry.token, 0.5 * math.cos(2 * i + 1), 0.5 * math.sin(2 * i + 1), "concept"))
         return points
 
 
-def make_library(root: str | Path, count: int = 5, *, images: bool = True, seed_tags: Sequence[str] = ("object", "style")) -> Any:
-    """A library of ``count`` small toy concepts with fixed dates (for stable snapshots) and images."""
+def make_library(root: str | Path, count: int = 5, *, images: bool = True,
+                 seed_tags: Sequence[str] = ("object", "style"), tokens: Sequence[str] | None = None) -> Any:
+    """A library of ``count`` small toy concepts with fixed dates (for stable snapshots) and images.
+
+    ``tokens`` replaces the default names (``<red-ball>``, ``<blue-cube>``…), e.g. by hostile strings.
+    """
     import json
 
     import torch
+
     from ticraft.concept import Concept
     from ticraft.library import Library
 
@@ -118,16 +156,18 @@ def make_library(root: str | Path, count: int = 5, *, images: bool = True, seed_
     names = ["red-ball", "blue-cube", "striped-star", "dotted-ring", "green-kite", "tiny-moon", "big-sun"]
     gen = torch.Generator().manual_seed(0)
     src = Path(root).parent / f".{Path(root).name}-images"
+    chosen = list(tokens) if tokens is not None else [f"<{n}>" for n in names]
     for i in range(count):
-        name = names[i] if i < len(names) else f"concept-{i:03d}"
+        token = chosen[i] if i < len(chosen) else f"<concept-{i:03d}>"
+        name = token.strip("<>")
         n = 1 + i % 3
-        concept = Concept(f"<{name}>", {"clip": torch.randn(n, 8, generator=gen)}, family="toy",
+        concept = Concept(token, {"clip": torch.randn(n, 8, generator=gen)}, family="toy",
                           meta={"initializer": name.split("-")[-1], "steps": 100 * (i + 1)})
         files: list[Path] = []
         if images and i < 3:
             src.mkdir(parents=True, exist_ok=True)
             for j in range(2):
-                path = src / f"{name}-{j}.png"
+                path = src / (f"{name}-{j}.png" if tokens is None else f"{i}-[/b]{j}-🎨.png")
                 fake_image(f"{name}{j}", 48).save(path)
                 files.append(path)
         lib.add(concept, images=files, tags=[seed_tags[i % len(seed_tags)]])

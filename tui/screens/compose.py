@@ -5,24 +5,28 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.suggester import Suggester
-from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Select
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Header, Input, Label, Select
 
-from ..backend import GenerateRequest
+from ..guard import describe
+from ..protocol import GenerateRequest
+from ..text import plain
+from ..widgets.job_status import JobStatus
 from ..widgets.nav import NavTabs
 from ..widgets.thumbnail import Gallery
-from ..workers import JobCancelled, JobFailed, JobFinished, JobProgress, cancel_job, job_running, start_job
+from ..workers import JobCancelled, JobFailed, JobFinished, JobPhase, JobProgress, cancel_job, job_running, start_job
+from .base import TicraftScreen
 
 #: The concept token being typed at the end of the prompt: "<" then no space or bracket.
 _PARTIAL = re.compile(r"<[^<>\s]*$")
 _CONCEPT = re.compile(r"<[^<>\s]+>")
-DEFAULT_INTERP_PROMPT = "a photo of {}"
+DEFAULT_INTERP_TEMPLATE = "a photo of {}"
 
 
 def bracketed(token: str) -> str:
@@ -58,6 +62,19 @@ class ConceptSuggester(Suggester):
         return value + found[0][len(partial):]
 
 
+def template_prompt(template: str) -> str:
+    """The interpolation template as ticraft wants it: ``{}`` where the concept goes (added at the end when
+    missing; ``<concept>`` is accepted for it).
+
+    >>> template_prompt("a painting of <concept> at dusk"), template_prompt("a photo of"), template_prompt("")
+    ('a painting of {} at dusk', 'a photo of {}', 'a photo of {}')
+    """
+    text = template.strip().replace("<concept>", "{}")
+    if not text:
+        return DEFAULT_INTERP_TEMPLATE
+    return text if "{}" in text else f"{text} {{}}"
+
+
 def _int(text: str, default: int | None) -> int | None:
     text = text.strip()
     return int(text) if text else default
@@ -68,24 +85,21 @@ def _float(text: str, default: float | None) -> float | None:
     return float(text) if text else default
 
 
-class ComposeScreen(Screen[None]):
-    """Prompt, settings, Generate/Cancel, a gallery of results; save them or interpolate two concepts."""
+class ComposeScreen(TicraftScreen):
+    """Prompt, settings, Generate/Cancel, a gallery of results; save them, or interpolate two concepts with
+    the interpolation's own template."""
 
     BINDINGS = [
         Binding("ctrl+g", "generate", "Generate", priority=True),
-        Binding("escape", "cancel", "Cancel job"),
-        Binding("ctrl+s", "save", "Save to samples", priority=True),
         Binding("ctrl+n", "interpolate", "Interpolate", priority=True),
+        Binding("ctrl+s", "save", "Save to samples", priority=True),
+        Binding("escape", "escape", "Cancel job"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.images: list[Any] = []
         self._token_cache: list[str] = []
-
-    @property
-    def backend(self) -> Any:
-        return self.app.backend  # type: ignore[attr-defined]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -95,25 +109,26 @@ class ComposeScreen(Screen[None]):
                 yield Label("Prompt", classes="field-label")
                 yield Input(placeholder="a photo of <concept> on a green background", id="prompt",
                             suggester=ConceptSuggester(self._tokens), compact=True)
-            yield Label("", id="completions")
+            yield Label("", id="completions", markup=False)
             with Horizontal(classes="row"):
                 yield Label("Negative", classes="field-label")
                 yield Input(placeholder="(optional)", id="negative", compact=True)
             with Horizontal(classes="row"):
                 yield Label("Model", classes="field-label")
                 yield Input(id="model", classes="wide", compact=True)
-                yield Label("Seed")
+            with Horizontal(classes="row"):
+                yield Label("Seed", classes="field-label")
                 yield Input("0", id="seed", type="integer", classes="num", compact=True)
                 yield Label("Steps")
                 yield Input("", id="steps", type="integer", placeholder="auto", classes="num", compact=True)
-                yield Label("Guidance")
+                yield Label("Guid.")
                 yield Input("", id="guidance", type="number", placeholder="auto", classes="num", compact=True)
                 yield Label("Count")
                 yield Input("1", id="count", type="integer", classes="num", compact=True)
             with Horizontal(classes="row"):
                 yield Button("Generate ^g", id="generate", variant="primary", compact=True)
                 yield Button("Cancel esc", id="cancel", variant="error", disabled=True, compact=True)
-                yield Select([], prompt="save to concept…", id="save-to", compact=True)
+                yield Select([], prompt="save to…", id="save-to", compact=True)
                 yield Button("Save ^s", id="save", compact=True)
             with Horizontal(classes="row"):
                 yield Label("Interpolate", classes="field-label")
@@ -121,12 +136,14 @@ class ComposeScreen(Screen[None]):
                 yield Select([], prompt="to…", id="interp-b", compact=True)
                 yield Label("Frames")
                 yield Input("5", id="frames", type="integer", classes="num", compact=True)
-                yield Button("Interpolate ^n", id="interpolate", compact=True)
             with Horizontal(classes="row"):
-                yield ProgressBar(id="progress", show_eta=False)
-                yield Label("idle", id="status")
+                yield Label("Template", classes="field-label")
+                yield Input(DEFAULT_INTERP_TEMPLATE, id="interp-template", classes="wide", compact=True,
+                            placeholder="a photo of {}  ({} is where the concept goes)")
+                yield Button("Interpolate ^n", id="interpolate", compact=True)
+            yield JobStatus(id="job")
         yield Gallery(empty="Generated images appear here.", id="gallery")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns: the screen's keys and help first
 
     def on_mount(self) -> None:
         self.title = "ticraft · Compose"
@@ -137,6 +154,9 @@ class ComposeScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         self._refresh_concepts()  # the library may have changed on another screen
 
+    def home(self) -> Widget | None:
+        return self.query_one("#generate", Button)
+
     def _tokens(self) -> list[str]:
         """Library tokens as of the last visit (re-read on every resume, not on every keystroke)."""
         return self._token_cache
@@ -146,12 +166,12 @@ class ComposeScreen(Screen[None]):
             self._token_cache = self.backend.tokens()
         except Exception:  # noqa: BLE001 - no completion is better than a crash while typing
             self._token_cache = []
-        options = [(t, t) for t in self._token_cache]
+        options: list[tuple[Text, str]] = [(plain(t), t) for t in self._token_cache]  # tokens are text, not markup
         for sid in ("#save-to", "#interp-a", "#interp-b"):
             select = self.query_one(sid, Select)
             value = select.value
-            select.set_options(options)
-            if value in dict(options):
+            select.set_options(options)  # type: ignore[arg-type]
+            if value in self._token_cache:
                 select.value = value
 
     # ------------------------------------------------------------------ prompt helpers
@@ -168,8 +188,7 @@ class ComposeScreen(Screen[None]):
     @on(Input.Changed, "#prompt")
     def _prompt_changed(self, event: Input.Changed) -> None:
         found = completions(event.value, self._tokens())
-        self.query_one("#completions", Label).update(
-            ("→ " + "  ".join(escape(t) for t in found[:8])) if found else "")
+        self.query_one("#completions", Label).update(plain(("→ " + "  ".join(found[:8])) if found else ""))
         self._default_save_target()
 
     def _default_save_target(self) -> None:
@@ -181,10 +200,9 @@ class ComposeScreen(Screen[None]):
                 select.value = known[tok.casefold()]
                 return
 
-    def _request(self) -> GenerateRequest | None:
-        """Read the form; a bad field is a notification and None."""
+    def _request(self, prompt: str) -> GenerateRequest | None:
+        """Read the settings; a bad field is a message and None."""
         q = lambda sid: self.query_one(sid, Input).value  # noqa: E731
-        prompt = q("#prompt").strip()
         try:
             request = GenerateRequest(prompt, q("#negative").strip(), seed=_int(q("#seed"), 0) or 0,
                                       steps=_int(q("#steps"), None), guidance=_float(q("#guidance"), None),
@@ -199,45 +217,43 @@ class ComposeScreen(Screen[None]):
 
     # ------------------------------------------------------------------ actions
     def action_generate(self) -> None:
-        request = self._request()
-        if request is None:
-            return
-        if not request.prompt:
+        prompt = self.query_one("#prompt", Input).value.strip()
+        if not prompt:
             self.notify("write a prompt first", title="Compose", severity="warning")
             return
+        request = self._request(prompt)
+        if request is None:
+            return
         backend = self.backend
-        self._start("generate", lambda cb: backend.generate(request, cb), f"generating {request.count} image(s)…")
+        self._start("generate", lambda progress: backend.generate(request, progress),
+                    f"generating {request.count} image(s)")
 
     def action_interpolate(self) -> None:
         a, b = self.query_one("#interp-a", Select), self.query_one("#interp-b", Select)
         if a.is_blank() or b.is_blank():
             self.notify("choose the two concepts to interpolate between", title="Interpolate", severity="warning")
             return
-        request = self._request()
+        request = self._request(template_prompt(self.query_one("#interp-template", Input).value))
         if request is None:
             return
-        if not request.prompt:
-            request.prompt = DEFAULT_INTERP_PROMPT
         try:
             frames = max(2, _int(self.query_one("#frames", Input).value, 5) or 5)
         except ValueError:
             frames = 5
         ta, tb, backend = str(a.value), str(b.value), self.backend
-        self._start("interpolate", lambda cb: backend.interpolate(ta, tb, frames, request, cb),
-                    f"interpolating {ta} → {tb} ({frames} frames)…")
+        self._start("interpolate", lambda progress: backend.interpolate(ta, tb, frames, request, progress),
+                    f"interpolating {ta} → {tb} ({frames} frames)")
 
     def _start(self, job: str, fn: Any, status: str) -> None:
         if job_running(self, "generate") or job_running(self, "interpolate"):
             self.notify("a job is already running (Escape cancels it)", severity="warning")
             return
-        self.query_one("#progress", ProgressBar).update(total=None, progress=0)
-        self.query_one("#status", Label).update(status)
+        self.query_one(JobStatus).start(status)
         self._busy(True)
-        start_job(self, job, fn)
+        start_job(self, job, fn, important=True)
 
-    def action_cancel(self) -> None:
-        if cancel_job(self, "generate") | cancel_job(self, "interpolate"):
-            self.query_one("#status", Label).update("cancelling…")
+    def cancel_jobs(self) -> bool:
+        return cancel_job(self, "generate") | cancel_job(self, "interpolate")
 
     def action_save(self) -> None:
         select = self.query_one("#save-to", Select)
@@ -250,7 +266,7 @@ class ComposeScreen(Screen[None]):
         try:
             files = self.backend.add_samples(str(select.value), self.images)
         except Exception as exc:  # noqa: BLE001
-            self.notify(str(exc), title="Save failed", severity="error")
+            self.notify(describe(exc), title="Save failed", severity="error")
             return
         self.notify(f"{len(files)} image(s) saved to {select.value}'s samples", title="Saved")
 
@@ -266,11 +282,13 @@ class ComposeScreen(Screen[None]):
         self.query_one("#interpolate", Button).disabled = busy
         self.query_one("#cancel", Button).disabled = not busy
 
+    @on(JobPhase)
+    def _phase(self, message: JobPhase) -> None:
+        self.query_one(JobStatus).phase(message.name)
+
     @on(JobProgress)
     def _progress(self, message: JobProgress) -> None:
-        if message.total:
-            self.query_one("#progress", ProgressBar).update(total=message.total, progress=message.step)
-            self.query_one("#status", Label).update(f"{message.job}: step {message.step}/{message.total}")
+        self.query_one(JobStatus).step(message.step, message.total)
 
     @on(JobFinished)
     def _finished(self, message: JobFinished) -> None:
@@ -283,17 +301,17 @@ class ComposeScreen(Screen[None]):
             seed = _int(self.query_one("#seed", Input).value, 0) or 0
             captions = [f"seed {seed + i}" for i in range(len(images))]
         self.images = images
-        self.query_one("#gallery", Gallery).show(list(zip(images, captions)))
-        self.query_one("#status", Label).update(f"done: {len(images)} image(s)")
+        self.query_one("#gallery", Gallery).show(list(zip(images, captions, strict=True)))
+        self.query_one(JobStatus).done(f"done: {len(images)} image(s)")
 
     @on(JobCancelled)
     def _cancelled(self, message: JobCancelled) -> None:
         self._busy(False)
-        self.query_one("#status", Label).update("cancelled")
+        self.query_one(JobStatus).cancelled(f"{message.job} cancelled")
         self.notify(f"{message.job} cancelled")
 
     @on(JobFailed)
     def _failed(self, message: JobFailed) -> None:
         self._busy(False)
-        self.query_one("#status", Label).update("failed")
-        self.notify(str(message.error), title=f"{message.job} failed", severity="error")
+        self.query_one(JobStatus).failed(f"{message.job} failed: {describe(message.error)}")
+        self.notify(describe(message.error), title=f"{message.job} failed", severity="error")

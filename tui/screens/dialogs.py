@@ -10,13 +10,16 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
+from ..guard import GuardedHandlers
 
-class _Dialog(ModalScreen):
+
+class _Dialog(GuardedHandlers, ModalScreen):
     """Shared look and the Escape binding."""
 
     DEFAULT_CSS = """
     _Dialog { align: center middle; }
-    _Dialog > Vertical { width: 64; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    _Dialog > Vertical { width: 64; max-width: 100%; height: auto; max-height: 100%; border: thick $accent;
+                         background: $surface; padding: 1 2; }
     _Dialog .buttons { height: auto; align-horizontal: right; margin-top: 1; }
     _Dialog .buttons Button { margin-left: 1; }
     _Dialog Label.hint { color: $text-muted; }
@@ -38,7 +41,7 @@ class ConfirmDialog(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Label(self.question, markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="no")
                 yield Button(self.yes, id="yes", variant="error")
@@ -62,10 +65,10 @@ class TextDialog(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.title_text)
+            yield Label(self.title_text, markup=False)
             yield Input(self.value, id="text")
             if self.hint:
-                yield Label(self.hint, classes="hint")
+                yield Label(self.hint, classes="hint", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("OK", id="ok", variant="primary")
@@ -93,11 +96,12 @@ class ExportDialog(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Export {self.token}")
+            yield Label(f"Export {self.token}", markup=False)
             yield Input(self.default_path, id="path", placeholder="file or folder")
             yield Select([(name, name) for name in self.layouts], value=self.layouts[0], allow_blank=False,
                          id="layout")
-            yield Label("A folder gets <token>.safetensors / .pt inside it.", classes="hint")
+            yield Label("A folder (created when missing) gets <token>.safetensors / .pt inside it.", classes="hint",
+                        markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Export", id="ok", variant="primary")

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Label, Static
 
-from ..widgets.nav import NavTabs
+from ..guard import describe
+from ..protocol import ConceptInfo, NeighborRows
+from ..text import join, lines, plain
 from ..widgets.concept_list import ConceptList
+from ..widgets.nav import NavTabs
 from ..widgets.thumbnail import Gallery
-from ..workers import JobFailed, JobFinished, start_job
+from ..workers import JobFailed, JobFinished, JobPhase, start_job
+from .base import TicraftScreen
 from .dialogs import ConfirmDialog, ExportDialog, TextDialog
 
 #: Thumbnails shown per gallery in the detail pane (a concept may have hundreds of samples).
@@ -42,7 +46,7 @@ def parse_query(text: str) -> dict[str, str | None]:
     return out
 
 
-class LibraryScreen(Screen[None]):
+class LibraryScreen(TicraftScreen):
     """The concept library: list on the left, details of the highlighted concept on the right."""
 
     BINDINGS = [
@@ -52,9 +56,10 @@ class LibraryScreen(Screen[None]):
         Binding("r", "rename", "Rename"),
         Binding("e", "export", "Export"),
         Binding("d,delete", "delete", "Delete"),
-        Binding("c", "compose", "Compose with"),
-        Binding("n", "neighbors", "Neighbours"),
-        Binding("ctrl+r", "reload", "Reload"),
+        Binding("c", "compose", "Compose"),
+        Binding("n", "neighbors", "Nearest"),
+        Binding("ctrl+r", "reload", "Reload", show=False),
+        Binding("escape", "escape", "Leave field", show=False),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -65,10 +70,6 @@ class LibraryScreen(Screen[None]):
         self._problems: list[str] = []
         self._detail_timer: Any = None
 
-    @property
-    def backend(self) -> Any:
-        return self.app.backend  # type: ignore[attr-defined]
-
     def compose(self) -> ComposeResult:
         yield Header()
         yield NavTabs("library")
@@ -76,7 +77,7 @@ class LibraryScreen(Screen[None]):
             with Vertical(id="lib-left"):
                 yield Input(placeholder="filter: text  tag:NAME  family:NAME   (/)", id="search")
                 yield ConceptList(id="concepts")
-                yield Label("", id="count")
+                yield Label("", id="count", markup=False)
             with VerticalScroll(id="detail"):
                 yield Static("Select a concept.", id="meta")
                 yield Static("", id="norms")
@@ -85,14 +86,21 @@ class LibraryScreen(Screen[None]):
                 yield Gallery(empty="no training images", id="images")
                 yield Label("Samples", classes="section")
                 yield Gallery(empty="no samples", id="samples")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns: the screen's keys and help first
 
     def on_mount(self) -> None:
         self.title = "ticraft · Library"
-        self.sub_title = str(self.backend.library.root)
+        root = self.backend.library_root()
+        self.sub_title = str(root)
         self.refresh_list(report_problems=True)
-        self.call_after_refresh(self._first_paint_done)
+        if not self.backend.library_exists():
+            self.notify(f"{root} does not exist: check --library, or train or import a concept to create it",
+                        title="No library here", severity="warning", timeout=15)
+        self.call_after_refresh(self.guard(self._first_paint_done))
         self.query_one(ConceptList).focus()
+
+    def home(self) -> Widget | None:
+        return self.query_one(ConceptList)
 
     # ------------------------------------------------------------------ listing
     def refresh_list(self, *, report_problems: bool = False) -> None:
@@ -115,8 +123,8 @@ class LibraryScreen(Screen[None]):
         table.show(entries)
         shown = f"{len(entries)} of {self._total} concepts" if filtered else f"{self._total} concepts"
         if self._problems:
-            shown += f" · {len(self._problems)} problem(s): {escape(self._problems[0])}"
-        self.query_one("#count", Label).update(shown)
+            shown += f" · {len(self._problems)} problem(s): {self._problems[0]}"
+        self.query_one("#count", Label).update(plain(shown))
         if not entries:
             self._show_empty()
         elif table.current_token() != self.current:
@@ -127,17 +135,17 @@ class LibraryScreen(Screen[None]):
         # Searching re-reads the library: off the UI thread, so typing never waits for the disk.
         query, backend = parse_query(event.value), self.backend
         start_job(self, "search", lambda _: (event.value, backend.search(**query) if any(query.values())
-                                             else backend.entries()))
+                                             else backend.listing()[0]))
 
     @on(Input.Submitted, "#search")
     def _filter_done(self) -> None:
         self.query_one(ConceptList).focus()
 
-    @on(DataTable.RowHighlighted)
+    @on(ConceptList.Highlighted)
     def _row_highlighted(self) -> None:
         self._schedule_detail()
 
-    @on(DataTable.RowSelected)
+    @on(ConceptList.Selected)
     def _row_selected(self) -> None:
         self.action_open()
 
@@ -148,7 +156,7 @@ class LibraryScreen(Screen[None]):
             return
         if self._detail_timer is not None:
             self._detail_timer.stop()
-        self._detail_timer = self.set_timer(0.08, self._show_detail)
+        self._detail_timer = self.set_timer(0.08, self.guard(self._show_detail, "showing the concept"))
 
     def _first_paint_done(self) -> None:
         self._painted = True
@@ -157,8 +165,13 @@ class LibraryScreen(Screen[None]):
     # ------------------------------------------------------------------ detail pane
     def _show_empty(self) -> None:
         self.current = None
-        self.query_one("#meta", Static).update("The library is empty: train or import a concept."
-                                               if not self._total else "No concept matches.")
+        if not self._total and not self.backend.library_exists():
+            message = join((f"{self.backend.library_root()}", "bold"), " does not exist.\n",
+                           "Check --library (or $TICRAFT_LIBRARY); training or importing a concept creates it.")
+        else:
+            message = plain("The library is empty: train or import a concept." if not self._total
+                            else "No concept matches.")
+        self.query_one("#meta", Static).update(message)
         for wid in ("#norms", "#neighbors"):
             self.query_one(wid, Static).update("")
         self.query_one("#images", Gallery).show([])
@@ -169,11 +182,11 @@ class LibraryScreen(Screen[None]):
         if token is None or token == self.current:
             return  # already shown (a change to the library resets ``current`` to force a redraw)
         self.current = token
-        self.query_one("#neighbors", Static).update("[dim]Nearest tokens: press Enter or n to compute.[/]")
+        self.query_one("#neighbors", Static).update(plain("Nearest tokens: press Enter or n to compute.", "dim"))
         backend = self.backend
 
         def load(_: Any) -> tuple[str, Any, Any, list[Any], list[Any]]:
-            entry = backend.library.entry(token)
+            entry = backend.entry(token)
             return token, entry, backend.info(token), backend.images(token), backend.samples(token)
 
         start_job(self, "detail", load)
@@ -193,14 +206,20 @@ class LibraryScreen(Screen[None]):
             if token == self.current:
                 self.query_one("#neighbors", Static).update(format_neighbors(rows))
 
+    @on(JobPhase)
+    def _job_phase(self, message: JobPhase) -> None:
+        if message.job == "neighbors":
+            self.query_one("#neighbors", Static).update(
+                join(("Nearest tokens", "bold"), "\n", (f"{message.name}…", "dim")))
+
     @on(JobFailed)
     def _job_failed(self, message: JobFailed) -> None:
         if message.job == "neighbors":
             # Shown in place (not a toast): a missing model should not nag on every concept.
             self.query_one("#neighbors", Static).update(
-                f"[b]Nearest tokens[/b]\n[red]unavailable: {escape(str(message.error))}[/]")
+                join(("Nearest tokens", "bold"), "\n", (f"unavailable: {describe(message.error)}", "red")))
         else:
-            self.notify(str(message.error), title="Library", severity="error")
+            self.notify(describe(message.error), title="Library", severity="error")
 
     def _render_detail(self, entry: Any, info: Any, images: list[Any], samples: list[Any]) -> None:
         self.query_one("#meta", Static).update(format_meta(entry, info))
@@ -230,9 +249,9 @@ class LibraryScreen(Screen[None]):
         if token is None:
             return
         self.query_one("#neighbors", Static).update(
-            f"[b]Nearest tokens[/b]\n[dim]computing with model {escape(self.backend.model_spec)}…[/]")
+            join(("Nearest tokens", "bold"), "\n", (f"computing with model {self.backend.model_spec}…", "dim")))
         backend = self.backend
-        start_job(self, "neighbors", lambda _: (token, backend.neighbors(token)))
+        start_job(self, "neighbors", lambda progress: (token, backend.neighbors(token, progress=progress)))
 
     async def action_compose(self) -> None:
         token = self.query_one(ConceptList).current_token()
@@ -252,9 +271,9 @@ class LibraryScreen(Screen[None]):
             add = [w[1:] if w.startswith("+") else w for w in add]
             self._change(lambda: self.backend.tag(token, add=add, remove=remove), f"Tags of {token} updated")
 
-        tags = " ".join(self.backend.library.entry(token).tags)
+        tags = " ".join(self.backend.entry(token).tags)
         self.app.push_screen(TextDialog(f"Tags for {token}", "", f"add: name  remove: -name   (now: {tags or 'none'})"),
-                             done)
+                             self.guard(done, "tagging"))
 
     def action_rename(self) -> None:
         token = self.query_one(ConceptList).current_token()
@@ -265,7 +284,7 @@ class LibraryScreen(Screen[None]):
             if new and new != token:
                 self._change(lambda: self.backend.rename(token, new), f"Renamed {token} to {new}", select=new)
 
-        self.app.push_screen(TextDialog(f"Rename {token} to", token), done)
+        self.app.push_screen(TextDialog(f"Rename {token} to", token), self.guard(done, "renaming"))
 
     def action_export(self) -> None:
         token = self.query_one(ConceptList).current_token()
@@ -279,11 +298,11 @@ class LibraryScreen(Screen[None]):
             try:
                 files = self.backend.export(token, path, layout)
             except Exception as exc:  # noqa: BLE001
-                self.notify(str(exc), title="Export failed", severity="error")
+                self.notify(describe(exc), title="Export failed", severity="error")
                 return
             self.notify("\n".join(str(f) for f in files), title=f"Exported {token} ({layout})")
 
-        self.app.push_screen(ExportDialog(token, self.backend.export_layouts(), "."), done)
+        self.app.push_screen(ExportDialog(token, self.backend.export_layouts(), "."), self.guard(done, "export"))
 
     def action_delete(self) -> None:
         token = self.query_one(ConceptList).current_token()
@@ -295,14 +314,14 @@ class LibraryScreen(Screen[None]):
                 self._change(lambda: self.backend.remove(token), f"Deleted {token}")
 
         self.app.push_screen(ConfirmDialog(f"Delete {token} with its images and samples? This cannot be undone.",
-                                           yes="Delete"), done)
+                                           yes="Delete"), self.guard(done, "deleting"))
 
     def _change(self, fn: Any, success: str, select: str | None = None) -> None:
         """Run a library change; notify; refresh the list (cursor on ``select`` when given)."""
         try:
             fn()
         except Exception as exc:  # noqa: BLE001
-            self.notify(str(exc), title="Library", severity="error")
+            self.notify(describe(exc), title="Library", severity="error")
             return
         self.notify(success)
         self.current = None
@@ -312,49 +331,49 @@ class LibraryScreen(Screen[None]):
 
     def select_token(self, token: str) -> None:
         """Move the cursor to ``token`` if it is listed."""
-        table = self.query_one(ConceptList)
-        try:
-            table.move_cursor(row=table.get_row_index(token))
-        except Exception:  # noqa: BLE001 - not listed under the current filter
-            pass
+        self.query_one(ConceptList).move_to(token)  # False (and nothing moves) when the filter hides it
 
 
 # ---------------------------------------------------------------------- formatting (pure, testable)
-def format_meta(entry: Any, info: Any) -> str:
-    """Rich markup for the metadata block."""
-    lines = [f"[b]{escape(entry.token)}[/b]  [dim]folder {escape(entry.folder.name)}/[/]",
-             f"family [b]{entry.family or '?'}[/b] · {entry.num_vectors} vector(s) · dims {escape(entry.dims_label)}",
-             f"tags: {escape(', '.join(entry.tags)) or '[dim]none[/]'}",
-             f"steps: {entry.steps if entry.steps is not None else '—'} · created {escape(entry.created[:19] or '—')}"]
+# Everything below builds Text from plain strings: tokens, tags, paths and meta values are never markup.
+def format_meta(entry: Any, info: ConceptInfo) -> Text:
+    """The metadata block."""
+    rows = [join((entry.token, "bold"), "  ", (f"folder {entry.folder.name}/", "dim")),
+            join("family ", (entry.family or "?", "bold"),
+                 f" · {entry.num_vectors} vector(s) · dims {entry.dims_label}"),
+            join("tags: ", ", ".join(entry.tags) if entry.tags else ("none", "dim")),
+            plain(f"steps: {entry.steps if entry.steps is not None else '—'} · created {entry.created[:19] or '—'}")]
     if entry.initializer:
-        lines.append(f"initializer: {escape(entry.initializer)}")
+        rows.append(plain(f"initializer: {entry.initializer}"))
     if entry.source:
-        lines.append(f"source: {escape(entry.source)}")
+        rows.append(plain(f"source: {entry.source}"))
     if entry.sha256:
-        lines.append(f"sha256: {entry.sha256[:16]}…")
+        rows.append(plain(f"sha256: {entry.sha256[:16]}…"))
     extra = {k: v for k, v in info.meta.items()
              if k not in HIDDEN_META and k not in ("steps", "step", "initializer", "source")
              and isinstance(v, (str, int, float, bool))}
     for key, value in sorted(extra.items())[:12]:
-        lines.append(f"{escape(str(key))}: {escape(str(value))[:60]}")
-    return "\n".join(lines)
+        rows.append(plain(f"{key}: {str(value)[:60]}"))
+    return lines(rows)
 
 
-def format_norms(norms: dict[str, list[float]]) -> str:
+def format_norms(norms: dict[str, list[float]]) -> Text:
     """One line per encoder: the L2 norm of each vector, with a bar for scale."""
-    lines = ["[b]Vector norms[/b]"]
+    rows = [plain("Vector norms", "bold")]
     top = max((n for ns in norms.values() for n in ns), default=1.0) or 1.0
     for key, values in norms.items():
         for i, value in enumerate(values):
             bar = "█" * max(1, round(20 * value / top))
-            lines.append(f"{key}[{i}] {value:7.3f} [cyan]{bar}[/]")
-    return "\n".join(lines)
+            rows.append(join(f"{key}[{i}] {value:7.3f} ", (bar, "cyan")))
+    return lines(rows)
 
 
-def format_neighbors(rows: list[tuple[str, list[tuple[str, float]]]]) -> str:
+def format_neighbors(rows: NeighborRows) -> Text:
     """One line per row (``mean``, ``vector i``): its nearest vocabulary tokens with their cosine."""
-    lines = ["[b]Nearest tokens[/b]"]
+    out = [plain("Nearest tokens", "bold")]
     for label, matches in rows:
-        words = ", ".join(f"{escape(t)} [dim]{s:.2f}[/]" for t, s in matches)
-        lines.append(f"[b]{escape(label)}[/b]: {words}")
-    return "\n".join(lines)
+        line = join((label, "bold"), ": ")
+        for i, (token, score) in enumerate(matches):
+            line.append_text(join(", " if i else "", token, " ", (f"{score:.2f}", "dim")))
+        out.append(line)
+    return lines(out)

@@ -1,4 +1,5 @@
-"""Train screen: images folder, token, initializer, preset → a background training run with a live loss plot."""
+"""Train screen: images folder, token, initializer, preset → a background training run with a live loss plot,
+named phases, warnings, and the newest preview first."""
 
 from __future__ import annotations
 
@@ -8,37 +9,39 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Select
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Header, Input, Label, Select
 
-from ..backend import TrainRequest
-from ..widgets.nav import NavTabs
+from ..guard import describe
+from ..protocol import TrainRequest
+from ..text import plain
+from ..widgets.job_status import JobStatus
 from ..widgets.loss_plot import LossPlot
+from ..widgets.nav import NavTabs
 from ..widgets.thumbnail import Gallery
-from ..workers import JobCancelled, JobFailed, JobFinished, JobProgress, cancel_job, job_running, start_job
+from ..workers import JobCancelled, JobFailed, JobFinished, JobPhase, JobProgress, cancel_job, job_running, start_job
+from .base import TicraftScreen
 
 #: Seconds between looks for new preview images while a run is going.
 PREVIEW_POLL_S = 2.0
+#: Previews shown (newest first).
+MAX_PREVIEWS = 12
 
 
-class TrainScreen(Screen[None]):
-    """The training form, progress, loss curve and preview samples."""
+class TrainScreen(TicraftScreen):
+    """The training form, progress, loss curve and preview samples (newest first)."""
 
     BINDINGS = [
         Binding("ctrl+g", "start", "Start", priority=True),
         Binding("ctrl+r", "resume", "Resume", priority=True),
-        Binding("escape", "cancel", "Cancel run"),
+        Binding("escape", "escape", "Cancel run"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.request: TrainRequest | None = None
         self._poll: Any = None
-        self._seen_previews: set[str] = set()
-
-    @property
-    def backend(self) -> Any:
-        return self.app.backend  # type: ignore[attr-defined]
+        self._shown_previews: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -50,22 +53,23 @@ class TrainScreen(Screen[None]):
             with Horizontal(classes="row"):
                 yield Label("Token", classes="field-label")
                 yield Input(placeholder="<my-thing>", id="token", classes="wide", compact=True)
-                yield Label("Initializer")
+                yield Label("Init")
                 yield Input(placeholder="a word, e.g. toy", id="init", classes="wide", compact=True)
             with Horizontal(classes="row"):
                 yield Label("Preset", classes="field-label")
                 yield Select([], prompt="default", id="preset", compact=True)
                 yield Label("Steps")
                 yield Input("", id="steps", type="integer", placeholder="preset", classes="num", compact=True)
+            with Horizontal(classes="row"):
                 yield Button("Start ^g", id="start", variant="primary", compact=True)
                 yield Button("Resume ^r", id="resume", compact=True)
                 yield Button("Cancel esc", id="cancel", variant="error", disabled=True, compact=True)
-            with Horizontal(classes="row"):
-                yield ProgressBar(id="progress", show_eta=True)
-                yield Label("idle", id="status")
-        yield LossPlot(id="loss")
-        yield Gallery(empty="Preview samples appear here during and after training.", id="previews")
-        yield Footer()
+            yield JobStatus(id="job")
+            yield Label("", id="train-warnings", markup=False)
+        with Horizontal(id="train-output"):
+            yield LossPlot(id="loss")
+            yield Gallery(empty="Previews appear here, newest first.", id="previews")
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns: the screen's keys and help first
 
     def on_mount(self) -> None:
         self.title = "ticraft · Train"
@@ -74,7 +78,11 @@ class TrainScreen(Screen[None]):
         except Exception:  # noqa: BLE001 - the trainer module may be missing: train with defaults
             presets = []
         self.query_one("#preset", Select).set_options([(p, p) for p in presets])
+        self.query_one("#train-warnings", Label).display = False
         self.query_one("#images", Input).focus()
+
+    def home(self) -> Widget | None:
+        return self.query_one("#start", Button)
 
     # ------------------------------------------------------------------ actions
     def _read(self, resume: bool) -> TrainRequest | None:
@@ -104,25 +112,30 @@ class TrainScreen(Screen[None]):
         if not resume:
             self.query_one(LossPlot).clear_points()
             self.query_one("#previews", Gallery).show([])
-            self._seen_previews.clear()
-        self.query_one("#progress", ProgressBar).update(total=None, progress=0)
-        self.query_one("#status", Label).update(("resuming " if resume else "training ") + request.token + "…")
+            self._shown_previews = []
+        self.show_warnings([])
+        self.query_one(JobStatus).start(("resuming " if resume else "training ") + request.token)
         self._busy(True)
         backend = self.backend
-        start_job(self, "train", lambda cb: backend.train(request, cb))
-        self._poll = self.set_interval(PREVIEW_POLL_S, self._poll_previews)
+        start_job(self, "train", lambda progress: backend.train(request, progress), important=True)
+        self._poll = self.set_interval(PREVIEW_POLL_S, self.guard(self._poll_previews, "showing previews"))
 
     def action_resume(self) -> None:
         self.action_start(resume=True)
 
-    def action_cancel(self) -> None:
-        if cancel_job(self, "train"):
-            self.query_one("#status", Label).update("cancelling… (Resume continues from the last checkpoint)")
+    def cancel_jobs(self) -> bool:
+        return cancel_job(self, "train")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         actions = {"start": self.action_start, "resume": self.action_resume, "cancel": self.action_cancel}
         if event.button.id in actions:
             actions[event.button.id]()
+
+    def show_warnings(self, warnings: list[str]) -> None:
+        """Warnings about this run (one picture, a multi-piece initializer…), one line each, above the plot."""
+        label = self.query_one("#train-warnings", Label)
+        label.update(plain("\n".join(f"⚠ {w}" for w in warnings)))
+        label.display = bool(warnings)
 
     # ------------------------------------------------------------------ job messages
     def _busy(self, busy: bool) -> None:
@@ -140,36 +153,37 @@ class TrainScreen(Screen[None]):
             files = self.backend.previews(self.request)
         except Exception:  # noqa: BLE001 - previews are a nicety; never interrupt a run for them
             return
-        gallery = self.query_one("#previews", Gallery)
-        for path in files:
-            if str(path) not in self._seen_previews:
-                self._seen_previews.add(str(path))
-                gallery.add(path, path.stem)
+        newest = [str(p) for p in reversed(files)][:MAX_PREVIEWS]
+        if newest != self._shown_previews:  # redraw only when a new picture arrived
+            self._shown_previews = newest
+            self.query_one("#previews", Gallery).show([(p, p.stem) for p in list(reversed(files))[:MAX_PREVIEWS]])
+
+    @on(JobPhase)
+    def _phase(self, message: JobPhase) -> None:
+        self.query_one(JobStatus).phase(message.name)
 
     @on(JobProgress)
     def _progress(self, message: JobProgress) -> None:
         if message.losses:
             self.query_one(LossPlot).extend(message.losses)
-        if message.total:
-            self.query_one("#progress", ProgressBar).update(total=message.total, progress=message.step)
-            loss = f" · loss {message.losses[-1][1]:.4f}" if message.losses else ""
-            self.query_one("#status", Label).update(f"step {message.step}/{message.total}{loss}")
+        loss = f" · loss {message.losses[-1][1]:.4f}" if message.losses else ""
+        self.query_one(JobStatus).step(message.step, message.total, loss)
 
     @on(JobFinished)
     def _finished(self, message: JobFinished) -> None:
         self._busy(False)
         self._poll_previews()
-        self.query_one("#status", Label).update(f"done: {message.result} is in the library")
+        self.query_one(JobStatus).done(f"done: {message.result} is in the library")
         self.notify(f"{message.result} trained and saved to the library", title="Train")
 
     @on(JobCancelled)
     def _cancelled(self, message: JobCancelled) -> None:
         self._busy(False)
-        self.query_one("#status", Label).update("cancelled · Resume (^r) continues from the last checkpoint")
+        self.query_one(JobStatus).cancelled("cancelled · Resume (^r) continues from the last checkpoint")
         self.notify("training cancelled")
 
     @on(JobFailed)
     def _failed(self, message: JobFailed) -> None:
         self._busy(False)
-        self.query_one("#status", Label).update("failed")
-        self.notify(str(message.error), title="Training failed", severity="error")
+        self.query_one(JobStatus).failed(f"failed: {describe(message.error)}")
+        self.notify(describe(message.error), title="Training failed", severity="error")

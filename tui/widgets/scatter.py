@@ -1,18 +1,67 @@
-"""The concept map as an in-terminal scatter (textual-plotext): tokens as dots, concepts labelled and clickable."""
+"""The concept map as an in-terminal scatter (textual-plotext): tokens as dots, concepts labelled and clickable.
+
+Labels never overlap: :func:`place_labels` gives each concept label its own cells (moving it a row or two,
+or left, when another is in the way) and leaves out the labels that find no room — those concepts keep their
+marker and stay in the side list. The selected concept's label is placed first, so it always shows.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.message import Message
 from textual_plotext import PlotextPlot
 
+from ..guard import GuardedHandlers
+from ..text import clean
+
 CLICK_RADIUS = 3  # cells: a click this close to a label's first cell picks it
+#: Cells of the widget that are not plot area (y-axis ticks and frame; title, x-axis ticks and frame). Taken
+#: generously: a smaller assumed area spaces labels further apart, never closer.
+_MARGIN_X, _MARGIN_Y = 14, 6
+#: Rows tried around a label's own row, in order.
+_ROW_SHIFTS = (0, -1, 1, -2, 2)
 
 
-class MapPlot(PlotextPlot):
+def place_labels(points: Sequence[Any], width: int, height: int, first: str | None = None,
+                 ) -> list[tuple[str, float, float]]:
+    """Where to write each concept's label so that no two share a cell: ``[(label, x, y), …]`` in data
+    coordinates, for a plot of ``width`` × ``height`` cells. Labels that find no room are left out.
+
+    ``points`` are all map points (their range fixes the scale); only ``kind == "concept"`` ones get labels;
+    ``first`` (the selected concept) is placed before the others.
+    """
+    if not points:
+        return []
+    xs, ys = [p.x for p in points], [p.y for p in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    cols, rows = max(8, width - _MARGIN_X), max(3, height - _MARGIN_Y)
+    sx = (x1 - x0) / (cols - 1) if x1 > x0 else 1.0
+    sy = (y1 - y0) / (rows - 1) if y1 > y0 else 1.0
+    taken: dict[int, list[tuple[int, int]]] = {}
+    concepts = sorted((p for p in points if p.kind == "concept"), key=lambda p: p.label != first)
+    out: list[tuple[str, float, float]] = []
+    for p in concepts:
+        label = clean(p.label)
+        size = cell_len(label) + 1  # one free cell after each label keeps neighbours apart
+        col = min(round((p.x - x0) / sx), max(0, cols - size))
+        row = round((y1 - p.y) / sy)
+        for shift in _ROW_SHIFTS:
+            r = row + shift
+            if not 0 <= r < rows:
+                continue
+            spans = taken.setdefault(r, [])
+            if all(col + size <= a or b <= col for a, b in spans):
+                spans.append((col, col + size))
+                out.append((p.label, x0 + col * sx, y1 - r * sy))
+                break
+    return out
+
+
+class MapPlot(GuardedHandlers, PlotextPlot):
     """Scatter of map points; ``selected`` (a concept label) is drawn highlighted; clicking a concept posts
     :class:`MapPlot.PointClicked`."""
 
@@ -27,6 +76,7 @@ class MapPlot(PlotextPlot):
         super().__init__(**kwargs)
         self.points: Sequence[Any] = ()
         self.selected: str | None = None
+        self.placed: list[tuple[str, float, float]] = []  # labels drawn, where (see place_labels)
         self._lines: list[str] = []  # the last drawn canvas as plain text, to find labels where plotext put them
 
     def on_mount(self) -> None:
@@ -44,8 +94,8 @@ class MapPlot(PlotextPlot):
 
     def render(self) -> Text:
         text = super().render()
-        self._lines = text.plain.splitlines()
-        return text
+        self._lines = text.plain.splitlines() if isinstance(text, Text) else []
+        return text  # type: ignore[return-value]
 
     def label_cells(self) -> dict[str, tuple[int, int, int]]:
         """Where each concept label was drawn: ``{label: (column, row, width)}`` in content coordinates.
@@ -55,14 +105,16 @@ class MapPlot(PlotextPlot):
         part (at least 3 cells); labels hidden under others are absent.
         """
         out: dict[str, tuple[int, int, int]] = {}
+        drawn = {label for label, _, _ in self.placed} if self.placed else None
         for p in self.points:
-            if p.kind != "concept":
+            if p.kind != "concept" or (drawn is not None and p.label not in drawn):
                 continue
             labels = [q.label for q in self.points if q.kind == "concept" and q.label != p.label]
-            for width in range(len(p.label), min(len(p.label), 3) - 1, -1):
-                if width < len(p.label) and any(q.startswith(p.label[:width]) for q in labels):
+            name = clean(p.label)
+            for width in range(len(name), min(len(name), 3) - 1, -1):
+                if width < len(name) and any(clean(q).startswith(name[:width]) for q in labels):
                     break  # a cut "<ca" could be <cat> or <car>: too short to tell
-                cell = self._find(p.label[:width], cut=width < len(p.label))
+                cell = self._find(name[:width], cut=width < len(name))
                 if cell is not None:
                     out[p.label] = (*cell, width)
                     break
@@ -106,7 +158,11 @@ class MapPlot(PlotextPlot):
             plt.scatter([p.x for p in near], [p.y for p in near], marker="dot", color="yellow")
         if concepts:
             plt.scatter([p.x for p in concepts], [p.y for p in concepts], marker="x", color="cyan")
-            for p in concepts:
-                color = "orange" if p.label == self.selected else "cyan"
-                plt.text(p.label, p.x, p.y, color=color)
+            size = self.content_size
+            self.placed = place_labels(self.points, size.width or 80, size.height or 24, self.selected)
+            for label, x, y in self.placed:
+                plt.text(clean(label), x, y, color="orange" if label == self.selected else "cyan")
         self.refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._draw()  # label room depends on the size

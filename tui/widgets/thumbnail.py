@@ -16,7 +16,10 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import HorizontalScroll, Vertical
 from textual.widgets import Label
-from textual_image.widget import HalfcellImage, Image as AutoImage, UnicodeImage
+from textual_image.widget import HalfcellImage, UnicodeImage
+from textual_image.widget import Image as AutoImage
+
+from ..text import clean
 
 #: "auto" (best the terminal supports), "halfcell" or "unicode".
 _MODE = os.environ.get("TICRAFT_TUI_IMAGES", "auto")
@@ -54,8 +57,8 @@ class Thumbnail(Vertical):
         try:
             yield image_cls(self._image, classes="thumb-image")
         except Exception as exc:  # noqa: BLE001 - an unreadable file becomes a label, not a crash
-            yield Label(f"[unreadable: {exc.__class__.__name__}]", classes="thumb-image")
-        yield Label(self._caption)
+            yield Label(f"[unreadable: {exc.__class__.__name__}]", classes="thumb-image", markup=False)
+        yield Label(clean(self._caption), markup=False)
 
 
 class Gallery(HorizontalScroll):
@@ -73,14 +76,14 @@ class Gallery(HorizontalScroll):
 
     def on_mount(self) -> None:
         if not self.items:
-            self.mount(Label(self._empty, classes="empty"))
+            self.mount(Label(self._empty, classes="empty", markup=False))
 
     def show(self, items: list[tuple[Any, str]], limit: int = 24) -> None:
         """Replace the strip by ``(image, caption)`` items (at most ``limit``)."""
         self.items = [img for img, _ in items]
         self.remove_children()
         if not items:
-            self.mount(Label(self._empty, classes="empty"))
+            self.mount(Label(self._empty, classes="empty", markup=False))
             return
         self.mount_all(Thumbnail(img, cap) for img, cap in items[:limit])
 
