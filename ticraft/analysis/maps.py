@@ -31,6 +31,7 @@ from ticraft.concept import Concept
 from ticraft.errors import TicraftError
 
 if TYPE_CHECKING:
+    from ticraft.library.vectors import ConceptMatrix
     from ticraft.models.backbone import Backbone
 
 Method = Literal["umap", "pca"]
@@ -197,7 +198,7 @@ def _cache_key(parts: dict[str, object]) -> str:
 
 def build_map(
     backbone: "Backbone",
-    concepts: Sequence[Concept],
+    concepts: "Sequence[Concept] | ConceptMatrix",
     *,
     method: Method = "umap",
     vocab: int | str = 5000,
@@ -212,7 +213,9 @@ def build_map(
 
     Args:
         backbone: the model whose token table is mapped.
-        concepts: concepts to place (must fit the model).
+        concepts: concepts to place (must fit the model), or a library's
+            :class:`~ticraft.library.vectors.ConceptMatrix` (``lib.matrix(dims=backbone.dims)``): its mean
+            vectors are used as they are, so 10,000 concepts need no file read each.
         method: ``umap`` (cosine metric) or ``pca``.
         vocab: number of vocabulary tokens to sample (seeded), or ``"all"``.
         seed: seeds the sample and the embedding; the same seed gives the same map.
@@ -225,16 +228,22 @@ def build_map(
 
     if method not in METHODS:
         raise MapError(f"unknown map method {method!r}: use umap or pca")
-    for c in concepts:
-        backbone.check_concept(c)
-    if len({c.token for c in concepts}) != len(concepts):
+    if hasattr(concepts, "means"):  # a ConceptMatrix: tokens, hashes and mean vectors without Concept objects
+        if len(concepts) and concepts.dims != backbone.dims:
+            raise MapError(f"these concepts have widths {concepts.dims}; the model has {backbone.dims}")
+        rows = list(zip(concepts.tokens, concepts.sha256, strict=True))
+    else:
+        for c in concepts:
+            backbone.check_concept(c)
+        rows = [(c.token, c.sha256()) for c in concepts]
+    if len({t for t, _ in rows}) != len(rows):
         raise MapError("the same concept token appears twice")
     index = vocab_index(backbone, key)
     params = {"neighbors": neighbors, "umap_neighbors": umap_neighbors, "min_dist": min_dist} if method == "umap" \
         else {"neighbors": neighbors}
     ckey = _cache_key({"format": MAP_FORMAT, "model": index.fingerprint, "key": index.key, "method": method,
                        "seed": seed, "vocab": str(vocab), "params": params,
-                       "concepts": [[c.token, c.sha256()] for c in concepts]})
+                       "concepts": [list(r) for r in rows]})
     path = _cache_path(ckey)
     if cache and path.is_file():
         try:
@@ -243,14 +252,15 @@ def build_map(
             pass  # a broken cache entry is rebuilt
 
     sample = sample_vocab(index.valid, vocab, seed)
-    means = torch.stack([c.vectors[index.key].float().mean(0) for c in concepts]) if concepts \
+    means = concepts.means[index.key].float() if hasattr(concepts, "means") and len(rows) else \
+        torch.stack([c.vectors[index.key].float().mean(0) for c in concepts]) if rows \
         else torch.zeros(0, index.table.shape[1])
     near: dict[int, list[str]] = {}
-    if concepts and neighbors > 0:
+    if rows and neighbors > 0:
         _, ids = nearest_rows(index, means, neighbors, "cosine")
-        for c, row in zip(concepts, ids.tolist()):
+        for (token, _), row in zip(rows, ids.tolist()):
             for j in row:
-                near.setdefault(int(j), []).append(c.token)
+                near.setdefault(int(j), []).append(token)
     vocab_ids = np.array(sorted(set(sample.tolist()) | set(near)), dtype=np.int64)
     x_vocab = index.table[torch.from_numpy(vocab_ids)].numpy().astype(np.float32)
     x_concepts = means.numpy().astype(np.float32)
@@ -261,9 +271,9 @@ def build_map(
         kind = "neighbor" if tid in near else "vocab"
         points.append(MapPoint(index.tokens[tid], kind, float(coords[i, 0]), float(coords[i, 1]), int(tid),
                                tuple(near.get(tid, ()))))
-    for j, c in enumerate(concepts):
+    for j, (token, _) in enumerate(rows):
         xy = coords[len(vocab_ids) + j]
-        points.append(MapPoint(c.token, "concept", float(xy[0]), float(xy[1])))
+        points.append(MapPoint(token, "concept", float(xy[0]), float(xy[1])))
     result = ConceptMap(method=method, seed=seed, model=index.fingerprint, key=index.key,
                         vocab=vocab if isinstance(vocab, int) else str(vocab), points=points, params=params)
     if cache:

@@ -25,6 +25,7 @@ from ticraft.concept import Concept, cosine
 from ticraft.errors import TicraftError
 
 if TYPE_CHECKING:
+    from ticraft.library.vectors import ConceptMatrix
     from ticraft.models.backbone import Backbone, TextEncoder
 
 Metric = Literal["cosine", "l2"]
@@ -273,8 +274,14 @@ def word_concept(backbone: "Backbone", word: str, *, mode: Literal["mean", "vect
     return c.mean_vector() if mode == "mean" and c.num_vectors > 1 else c
 
 
-def nearest_concepts(query: Concept, candidates: Iterable[Concept], k: int = 5) -> list[ConceptMatch]:
-    """Library concepts most similar to ``query`` (same encoders and widths; the query's own token skipped)."""
+def nearest_concepts(query: Concept, candidates: "Iterable[Concept] | ConceptMatrix", k: int = 5) -> list[ConceptMatch]:
+    """Library concepts most similar to ``query`` (same encoders and widths; the query's own token skipped).
+
+    ``candidates`` may be a library's :class:`~ticraft.library.vectors.ConceptMatrix` (``lib.matrix(...)``):
+    then the ranking is one matrix product over all of them instead of one comparison per concept.
+    """
+    if hasattr(candidates, "nearest"):
+        return [ConceptMatch(t, s) for t, s in candidates.nearest(query, k)]
     out = []
     for c in candidates:
         if c.token == query.token or c.dims != query.dims:
@@ -293,7 +300,7 @@ def find_neighbors(
     k: int = 20,
     metric: Metric = "cosine",
     per_vector: bool = True,
-    library_concepts: Iterable[Concept] = (),
+    library_concepts: "Iterable[Concept] | ConceptMatrix" = (),
     k_concepts: int = 5,
     disk_cache: bool = True,
 ) -> NeighborReport:
@@ -306,7 +313,8 @@ def find_neighbors(
         metric: ``cosine`` (similarity, higher is nearer) or ``l2`` (distance, lower is nearer).
         per_vector: also report each vector of a multi-vector query (the mean is always reported; a one-vector
             query has a single row, its mean).
-        library_concepts: concepts to rank against the query (``ticraft neighbors`` passes the library's).
+        library_concepts: concepts to rank against the query (``ticraft neighbors`` passes the library's
+            :meth:`~ticraft.library.Library.matrix`).
         k_concepts: how many library concepts to keep.
 
     Example:

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ticraft.cli.common import console, load_model, open_library
-from ticraft.cli.lookup import library_concepts, resolve_concept, write_json
+from ticraft.cli.lookup import resolve_concept, write_json
 from ticraft.cli.options import DeviceOption, DtypeOption, JsonOutOption, LibraryOption, Metric, ModelOption, Words
 
 
@@ -56,7 +56,7 @@ def neighbors_command(
     lib = open_library(library)
     bb = load_model(model, device, dtype)
     target = resolve_concept(query, lib, bb, words="vectors")
-    others = library_concepts(lib, bb) if concepts > 0 else []
+    others = lib.matrix(dims=bb.dims) if concepts > 0 else []  # one cached matrix, not a file per concept
     report = find_neighbors(
         bb, target, k=k, metric=metric.value, per_vector=per_vector, library_concepts=others, k_concepts=concepts
     )

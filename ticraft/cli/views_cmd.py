@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ticraft.cli.common import console, load_model, open_library
-from ticraft.cli.lookup import library_concepts, resolve_concept
+from ticraft.cli.lookup import resolve_concept
 from ticraft.cli.options import (
     BatchSizeOption,
     DeviceOption,
@@ -35,7 +35,6 @@ from ticraft.cli.options import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ticraft.concept import Concept
     from ticraft.models.backbone import Backbone
 
 
@@ -139,9 +138,9 @@ def map_command(
     lib = open_library(library)
     bb = load_model(model, device, dtype)
     chosen = pick_concepts(concepts, lib, bb)
-    if concepts.strip().lower() == "all" and len(chosen) < len(lib.entries()):
+    if concepts.strip().lower() == "all" and len(chosen) < lib.count():
         console.print(
-            f"[dim]{len(lib.entries()) - len(chosen)} library concept(s) belong to other models: not on this map[/]"
+            f"[dim]{lib.count() - len(chosen)} library concept(s) belong to other models: not on this map[/]"
         )
     with console.status(f"{method.value.upper()} over {vocab} tokens + {len(chosen)} concepts…", spinner="dots"):
         m = build_map(
@@ -172,15 +171,16 @@ def map_command(
         console.print(f"wrote {kind}: {escape(str(path))}")
 
 
-def pick_concepts(spec: str, lib: Any, bb: "Backbone") -> list["Concept"]:
+def pick_concepts(spec: str, lib: Any, bb: "Backbone") -> Any:
+    """Concepts for --concepts: a list of Concepts, or the library's vector matrix for all / a tag."""
     s = spec.strip()
     if s.lower() == "none":
         return []
-    if s.lower() == "all":
-        return library_concepts(lib, bb)
+    if s.lower() == "all":  # the library's cached vector matrix: no file read per concept
+        return lib.matrix(dims=bb.dims)
     if "<" in s:
         return [lib.get(t.strip()) for t in s.split(",") if t.strip()]
-    found = library_concepts(lib, bb, tag=s)
+    found = lib.matrix(dims=bb.dims, tag=s)
     if not found:
         console.print(f"[yellow]no concept of this model is tagged {escape(s)!r}: mapping the vocabulary only[/]")
     return found
