@@ -218,3 +218,14 @@ def test_train_output_is_ticrafts_own(tmp_path, images):
     assert "learned <quiet>" in proc.stdout and (tmp_path / "run" / "sample-0.png").is_file()  # a preview was made
     leaked = [s for s in THIRD_PARTY if s in out]
     assert not leaked, f"third-party output leaked: {leaked}\n{out[-3000:]}"
+
+
+def test_train_device_falls_back_to_the_configured_one():
+    from ticraft.cli.train_cmd import train_options
+    from ticraft.user_config import set_config_value
+
+    assert train_options(sets=[], device=None)["device"] == "auto"
+    set_config_value("device", "cpu")  # the user's config is a temporary one (conftest)
+    assert train_options(sets=[], device=None)["device"] == "cpu"
+    assert train_options(sets=[], device="cuda:1")["device"] == "cuda:1"  # --device wins
+    assert train_options(sets=["device=mps"], device=None)["device"] == "mps"  # so does --set device=…
