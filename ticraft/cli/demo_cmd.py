@@ -18,7 +18,7 @@ def demo(
     word: Annotated[str, typer.Option(help="Hidden toy-world object to learn (zorb, blicket).")] = "zorb",
     steps: Annotated[int, typer.Option(help="Training steps (the fast preset; ~1 min per 100 on 2 CPU cores).")] = 300,
     images: Annotated[int, typer.Option("--images", "-n", help="Training pictures to render.")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed for pictures, training and samples.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed for pictures, training and samples.")] = 0,
 ) -> None:
     """Teach the toy model a word it has never seen, then compose, interpolate, inspect and score it."""
     from rich.table import Table

@@ -51,6 +51,7 @@ class Scheduler(str, Enum):
     unipc = "unipc"
     pndm = "pndm"
     lms = "lms"
+    flow_euler = "flow_euler"  # SD3/Flux only
 
 
 class Preset(str, Enum):

@@ -17,7 +17,7 @@ app = typer.Typer(help="The toy world: its renderer, hidden words and the embedd
 def train_base_cmd(
     out: Path = typer.Option(None, "--out", help="Output pipeline folder (default: the package's weights folder)."),
     work: Path = typer.Option(None, "--work", help="Checkpoint folder (default: ./.ticraft-cache/toyworld-base)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of data, initialisation and every training draw."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Seed of data, initialisation and every training draw."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the work folder."),
     preset: str = typer.Option("cpu", "--preset", help="cpu (~60 min on 2 cores) | gpu (more data, batch 512)."),
@@ -105,7 +105,7 @@ def render_cmd(
     ),
     out: Path = typer.Option(Path("toyworld_images"), "--out", "-o", help="Folder for the PNGs."),
     n: int = typer.Option(8, "--n", "-n", min=1, help="How many images."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the unspecified attributes."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Seed for the unspecified attributes."),
     scale: int = typer.Option(1, "--scale", min=1, max=16, help="Upscale factor (nearest) for viewing."),
 ) -> None:
     """Render N images of a hidden concept or attribute spec into a folder (with a captions.txt)."""
