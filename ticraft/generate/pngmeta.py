@@ -48,6 +48,7 @@ SAMPLER_LABELS: dict[str, str] = {
     "unipc": "UniPC",
     "pndm": "PLMS",
     "lms": "LMS",
+    "flow_euler": "Flow Euler",  # SD3/Flux: FlowMatchEulerDiscreteScheduler (the only sampler they take)
 }
 _LABEL_TO_NAME = {label.lower(): name for name, label in SAMPLER_LABELS.items()}
 

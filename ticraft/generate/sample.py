@@ -122,6 +122,7 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "unipc": ("UniPCMultistepScheduler", {}),
     "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
     "lms": ("LMSDiscreteScheduler", {}),  # needs scipy
+    "flow_euler": ("FlowMatchEulerDiscreteScheduler", {}),  # SD3/Flux (rectified flow) only
 }
 assert set(SCHEDULERS) == set(SAMPLER_LABELS)
 
@@ -146,7 +147,11 @@ def make_scheduler(backbone: "Backbone", name: str) -> Any:
     ``from_config`` keeps what the model was trained with — prediction type (epsilon / v),
     zero-terminal-SNR rescaling, timestep spacing, beta schedule — and only the solver changes.
     """
+    from ticraft.models.mmdit import scheduler_mismatch
+
     cls = scheduler_class(name)
+    if mismatch := scheduler_mismatch(backbone, name):  # flow models take flow_euler, the others anything else
+        raise SampleError(mismatch)
     return cls.from_config(backbone.scheduler.config, **SCHEDULERS[name][1])
 
 
@@ -166,6 +171,9 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "sd2": {"steps": 25, "guidance": 7.5, "scheduler": "dpm++"},
     "sdxl": {"steps": 25, "guidance": 5.0, "scheduler": "dpm++"},
     "toy": {"steps": 20, "guidance": 4.0, "scheduler": "ddim"},  # what toyworld.base evaluates the model with
+    # diffusers' StableDiffusion3Pipeline / FluxPipeline defaults (Flux's guidance is its distilled embedding)
+    "sd3": {"steps": 28, "guidance": 7.0, "scheduler": "flow_euler"},
+    "flux": {"steps": 28, "guidance": 3.5, "scheduler": "flow_euler"},
 }
 
 #: A model folder may ship its own sampling defaults in this file (the toy model does).
@@ -396,7 +404,9 @@ def _distributed(flag: bool | None) -> bool:
 
 def _loop_length(scheduler: Any, steps: int, strength: float = 1.0) -> int:
     """How many denoising iterations a pipeline call will run (Heun/PNDM-like solvers differ from ``steps``)."""
-    scheduler.set_timesteps(steps)
+    # Flux's dynamic shift needs `mu` (it moves the timesteps, never their number)
+    dynamic = bool(getattr(scheduler.config, "use_dynamic_shifting", False))
+    scheduler.set_timesteps(steps, **({"mu": 0.0} if dynamic else {}))
     n = len(scheduler.timesteps)
     if strength < 1.0:
         order = getattr(scheduler, "order", 1)

@@ -158,6 +158,16 @@ def build_pipeline(bb: "Backbone", kind: str = "text2img") -> Any:
     return pipe
 
 
+def scheduler_mismatch(bb: "Backbone", name: str) -> str | None:
+    """Why sampler ``name`` cannot drive ``bb`` (flow models take ``flow_euler`` only), or ``None``."""
+    if is_flow(bb) and name != "flow_euler":
+        return (f"model {bb.name} is a rectified-flow model ({flow_family(bb)}): sample it with the flow_euler "
+                f"scheduler, not {name}")
+    if not is_flow(bb) and name == "flow_euler":
+        return f"the flow_euler scheduler is for SD3/Flux models; {bb.name} is {bb.family}: pick another scheduler"
+    return None
+
+
 def max_length(bb: "Backbone", key: str) -> int:
     """Padded length of an encoder's input: CLIP's 77, T5 the pipeline's ``max_sequence_length``."""
     enc = bb.encoder(key)
@@ -185,4 +195,4 @@ def encode(bb: "Backbone", ids: dict[str, torch.Tensor]) -> tuple[torch.Tensor, 
 
 
 __all__ = ["FLOW_FAMILIES", "PIPELINES", "build_pipeline", "encode", "family_of_index", "flow_family", "from_pipeline",
-           "is_flow", "load_flow_folder", "max_length", "tokenize"]
+           "is_flow", "load_flow_folder", "max_length", "scheduler_mismatch", "tokenize"]
