@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -22,22 +23,12 @@ import numpy as np
 from PIL import Image
 
 from ticraft.concept import Concept
+from ticraft.generate.batches import Job, Progress, prepare_pipeline, run_batches
+from ticraft.generate.concepts import concept_hashes, prepare_concepts, warn_budget
+from ticraft.generate.errors import ProgressCallback, SampleError
+from ticraft.generate.schedulers import loop_length, make_scheduler
+from ticraft.generate.specs import SampleSpec, model_defaults
 from ticraft.prompts import expand_prompt
-from ticraft.generate.sample import (
-    ProgressCallback,
-    SampleError,
-    SampleSpec,
-    _loop_length,
-    _Progress,
-    _warn_budget,
-    concept_hashes,
-    generators,
-    image_parameters,
-    make_scheduler,
-    model_defaults,
-    prepare_concepts,
-    prepare_pipeline,
-)
 
 if TYPE_CHECKING:
     from ticraft.models.backbone import Backbone
@@ -129,41 +120,37 @@ def edit(backbone: "Backbone", image: str | os.PathLike | Image.Image, prompt: s
 
     base = SampleSpec(prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,
                       scheduler=scheduler, width=w, height=h).resolved(model_defaults(backbone))
-    if int(base.steps * strength) < 1:
+    if int((base.steps or 0) * strength) < 1:
         raise SampleError(f"strength {strength} × {base.steps} steps runs no denoising step: raise either")
     used = prepare_concepts(backbone, [prompt, negative], library=library, concepts=concepts)
     counts = {tok: c.num_vectors for tok, c in used.items()}
     pos_text, neg_text = expand_prompt(prompt, counts), expand_prompt(negative, counts)
-    _warn_budget(backbone, [prompt, negative], counts)
+    warn_budget(backbone, [prompt, negative], counts)
     hashes = concept_hashes(used, (prompt, negative))
     extra: dict[str, Any] = {"Denoising strength": strength, "Edit": kind, "Init image hash": image_hash(init)}
     if mask_img is not None:
         extra["Mask hash"] = image_hash(mask_img)
 
     pipe = prepare_pipeline(backbone, kind)
+    step = max(1, batch_size)
     seeds = [seed + i for i in range(n)]
-    chunks = [seeds[k:k + max(1, batch_size)] for k in range(0, n, max(1, batch_size))]
-    scheduler = make_scheduler(backbone, base.scheduler)  # reused: each pipeline call resets its state
-    progress = _Progress(callback, len(chunks) * _loop_length(scheduler, base.steps, strength))
-    model_hash = backbone.fingerprint()[:10]
-    out: list[Image.Image] = []
-    for chunk in chunks:
-        pipe.scheduler = scheduler
-        kwargs: dict[str, Any] = dict(
-            prompt=[pos_text] * len(chunk), negative_prompt=[neg_text] * len(chunk), image=init,
-            strength=strength, num_inference_steps=base.steps, guidance_scale=base.guidance,
-            generator=generators(chunk), output_type="pil", callback_on_step_end=progress.hook(),
-        )
+    batches = [[Job(replace(base, seed=s), pos_text, neg_text, hashes) for s in seeds[k:k + step]]
+               for k in range(0, n, step)]
+    scheduler = make_scheduler(backbone, str(base.scheduler))  # reused: each pipeline call resets its state
+    steps = int(base.steps or 0)
+    progress = Progress(callback, len(batches) * loop_length(scheduler, steps, strength))
+    pipe_kwargs: dict[str, Any] = {"image": init, "strength": strength}
+    if mask_img is not None:
+        pipe_kwargs["mask_image"] = mask_img
+
+    def finish(img: Image.Image) -> Image.Image:
+        if img.size != (w, h):
+            img = img.resize((w, h), Image.Resampling.LANCZOS)
         if mask_img is not None:
-            kwargs.update(mask_image=mask_img, width=w, height=h)
-        images = pipe(**kwargs).images
-        for pos, (s, img) in enumerate(zip(chunk, images, strict=True)):
-            if img.size != (w, h):
-                img = img.resize((w, h), Image.Resampling.LANCZOS)
-            if mask_img is not None:
-                img = Image.composite(img, init, mask_img)  # outside the mask: the source, exactly
-            spec = SampleSpec(**{**base.__dict__, "seed": s})
-            img.info["parameters"] = image_parameters(backbone, spec, hashes, batch_size=len(chunk), batch_pos=pos,
-                                                      extra=extra, model_hash=model_hash)
-            out.append(img)
-    return out
+            img = Image.composite(img, init, mask_img)  # outside the mask: the source, exactly
+        return img
+
+    # img2img takes its size from the source image; the inpainting pipeline is told it.
+    images = run_batches(backbone, pipe, batches, schedulers={str(base.scheduler): scheduler}, progress=progress,
+                         pipe_kwargs=pipe_kwargs, pass_size=mask_img is not None, extra=extra, finish=finish)
+    return [img for batch in images for img in batch]
