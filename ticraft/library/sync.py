@@ -205,6 +205,7 @@ class IndexKeeper:
                 ix.delete(conn, name)
             for entry, st in upserts:
                 ix.upsert(conn, entry, st)
+            conn.execute("DELETE FROM journal")  # same transaction: an empty journal means "committed"
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -240,10 +241,27 @@ class IndexKeeper:
         if tmp.exists():
             done["half_built"] = sum(1 for _ in tmp.iterdir())
             shutil.rmtree(tmp, ignore_errors=True)
+        # A journal left behind means its operation died before its commit (the commit clears it in the same
+        # transaction): undo the operation, so that every one, a batch included, is all or nothing. A parked
+        # folder is the committed version (put it back); a new folder the index never heard of goes.
+        journaled = ix.journal(conn)
+        known = ix.folders(conn) if journaled else set()
+        rolled_back = []
+        for name in journaled:
+            parked, current = self.root / TRASH_DIR / name, self.root / name
+            if parked.is_dir():
+                if current.exists():
+                    shutil.rmtree(current)
+                os.rename(parked, current)
+                rolled_back.append(name)
+            elif name not in known and current.is_dir():
+                shutil.rmtree(current)
+                done["uncommitted"] = done.get("uncommitted", 0) + 1
         done["deleted"], done["restored"] = settle_trash(self.root, ix.folders(conn)) \
             if (self.root / TRASH_DIR).exists() else ([], [])
+        done["restored"] += rolled_back
         stored = ix.get_state(conn, "root_mtime_ns")
-        names = set(ix.journal(conn)) | set(done["restored"])
+        names = set(journaled) | set(done["restored"])
         manifest: dict[str, dict[str, Any]] = {}
         if full or stored is None:
             names |= concept_dirs(self.root) | ix.folders(conn)
@@ -361,6 +379,7 @@ def _describe(report: RepairReport, done: dict[str, Any], before: dict[str, Any]
          "moved them back"),
         (len(done["deleted"]), "parked folder(s) under .trash/ no longer listed", "deleted them"),
         (done["swept"], "temp file(s) of interrupted writes", "deleted them"),
+        (done.get("uncommitted", 0), "new folder(s) of an add or rename cut short before its commit", "deleted them"),
     ]
     if not was_new:
         added = sorted(set(after) - set(before))
