@@ -133,3 +133,37 @@ def test_sd3_without_t5_uses_zeros(tiny_sd3_dir, tmp_path):
         emb, _ = mmdit.encode(bb, mmdit.tokenize(bb, ["a cat"]))
         ref, _, _, _ = bb.pipeline().encode_prompt("a cat", None, None, do_classifier_free_guidance=False)
     assert torch.equal(emb, ref) and emb[:, 77:].abs().sum() == 0
+
+
+def test_models_lists_sd3_and_flux_and_cached_hub_ids_load(tiny_sd3_dir, tiny_flux_dir, tmp_path, monkeypatch):
+    from ticraft.models.listing import find_models
+
+    cache = tmp_path / "hub"
+    for repo, src in (("org/tiny-sd3", tiny_sd3_dir), ("org/tiny-flux", tiny_flux_dir)):
+        snap = cache / ("models--" + repo.replace("/", "--")) / "snapshots" / "0123abc"
+        shutil.copytree(src, snap)
+        (snap.parent.parent / "refs").mkdir()
+        (snap.parent.parent / "refs" / "main").write_text("0123abc")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    found = {m.name: m for m in find_models(extra_dirs=[tiny_sd3_dir.parent])}
+    assert found["org/tiny-sd3"].family == "sd3" and found["org/tiny-flux"].family == "flux"
+    assert any(m.family == "sd3" and m.kind == "folder" for m in found.values())
+    bb = load_backbone("org/tiny-flux")
+    assert bb.family == "flux" and bb.name == "org/tiny-flux"
+    # a cached snapshot without the transformer's weights is refused, naming the component
+    (cache / "models--org--tiny-sd3" / "snapshots" / "0123abc" / "transformer" /
+     "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(BackboneError, match="transformer"):
+        load_backbone("org/tiny-sd3")
+
+
+@pytest.mark.parametrize("key, family", [("model.diffusion_model.joint_blocks.0.attn.qkv.weight", "SD3"),
+                                         ("double_blocks.0.img_attn.qkv.weight", "Flux")])
+def test_single_files_say_exactly_what_is_missing(key, family, tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "model.safetensors"
+    save_file({key: torch.zeros(2, 2)}, str(path))
+    with pytest.raises(BackboneError, match=f"single-file {family} checkpoint.*spiece.model.*hf download") as err:
+        load_backbone(str(path))
+    assert "\n" not in str(err.value)

@@ -58,6 +58,10 @@ def folder_family(folder: Path) -> str:
         return "toy"  # a copy of the toy weights too: its provenance record is part of the model
     if "XL" in str(index.get("_class_name", "")):
         return "sdxl"
+    from ticraft.models.mmdit import family_of_index
+
+    if flow := family_of_index(index):  # SD3/SD3.5, Flux
+        return flow
     try:
         hidden = json.loads((folder / "text_encoder" / "config.json").read_text()).get("hidden_size")
     except (OSError, json.JSONDecodeError):

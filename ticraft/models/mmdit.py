@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 
@@ -156,6 +156,39 @@ def build_pipeline(bb: "Backbone", kind: str = "text2img") -> Any:
     pipe = cls(**kwargs)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+#: Hub repos whose diffusers folders hold what a single file lacks, per family (for the message below).
+HUB_EXAMPLES = {"sd3": "stabilityai/stable-diffusion-3.5-medium", "flux": "black-forest-labs/FLUX.1-dev"}
+
+
+def single_file_family(keys: Iterable[str]) -> str | None:
+    """``"sd3"`` / ``"flux"`` when checkpoint keys are an SD3 (``joint_blocks``) or Flux (``double_blocks``) model."""
+    for k in keys:
+        if ".joint_blocks." in k or k.startswith("joint_blocks."):
+            return "sd3"
+        if ".double_blocks." in k or k.startswith("double_blocks."):
+            return "flux"
+    return None
+
+
+def single_file_refusal(keys: Iterable[str], source: str) -> str | None:
+    """One sentence saying exactly what an SD3/Flux single-file checkpoint lacks, or ``None`` for other files.
+
+    A single file carries weights only. Building the pipeline offline also needs model_index.json, the
+    transformer/VAE/scheduler configs, two CLIP tokenizers (vocab.json + merges.txt) and CLIP configs, and T5's
+    tokenizer (spiece.model or tokenizer.json) and config — diffusers fetches those from the hub, which ticraft
+    never does, so these families load from a diffusers folder or the local Hugging Face cache.
+    """
+    fam = single_file_family(keys)
+    if fam is None:
+        return None
+    repo = HUB_EXAMPLES[fam]
+    return (f"{source} is a single-file {fam.upper() if fam == 'sd3' else 'Flux'} checkpoint, which lacks what ticraft "
+            "needs to build the model offline (model_index.json, the transformer, VAE and scheduler configs, the CLIP "
+            "tokenizers' vocab.json + merges.txt and the T5 tokenizer's spiece.model or tokenizer.json with their "
+            f"configs): load the diffusers folder instead, e.g. `hf download {repo}` once with internet, then "
+            f"--model {repo}")
 
 
 def scheduler_mismatch(bb: "Backbone", name: str) -> str | None:

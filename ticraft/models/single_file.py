@@ -116,6 +116,10 @@ def detect_checkpoint(
         BackboneError: not a full SD checkpoint, an unsupported variant, or a contradicting override.
     """
     keys = shapes.keys()
+    from ticraft.models.mmdit import single_file_refusal
+
+    if refusal := single_file_refusal(keys, source):  # SD3 / Flux files: what ticraft needs instead
+        raise _error(refusal)
     unet_keys = [k for k in keys if k.startswith(UNET_PREFIX)]
     if not unet_keys:
         what = _guess_partial_kind(keys)
@@ -693,7 +697,7 @@ def missing_weights(folder: Path, index: dict[str, Any]) -> list[str]:
     """Model components of a pipeline folder whose weight files are absent (e.g. a configs-only download)."""
     weight_globs = ("*.safetensors", "*.bin")
     out = []
-    for comp in ("unet", "vae", "text_encoder", "text_encoder_2"):
+    for comp in ("unet", "transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
         entry = index.get(comp)
         if not (isinstance(entry, list) and entry and entry[0]):
             continue
