@@ -108,3 +108,14 @@ def test_every_seed_option_has_the_short_form():
     assert {"train", "sample", "demo", "eval"} <= set(seeds)
     missing = [name for name, p in seeds.items() if "-s" not in p.opts and name not in NOT_YET_SHARED]
     assert not missing, missing
+
+
+def test_training_choices_are_the_configs():
+    from ticraft.cli import options as o
+    from ticraft.training import config as c
+
+    pairs = [(o.Encoders, c.ENCODER_CHOICES), (o.LrSchedule, c.LR_SCHEDULES), (o.Optimizer, c.OPTIMIZERS),
+             (o.Precision, c.MIXED_PRECISION), (o.Compile, c.COMPILE_MODES), (o.Dtype, c.WEIGHT_DTYPES),
+             (o.Preset, tuple(c.PRESETS))]
+    for enum, allowed in pairs:
+        assert {m.value for m in enum} == set(allowed), enum

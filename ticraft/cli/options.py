@@ -87,6 +87,14 @@ class Optimizer(str, Enum):
     adamw = "adamw"
 
 
+class Encoders(str, Enum):
+    """Which text encoders of an SD3/Flux model learn (``TrainConfig.encoders``)."""
+
+    all = "all"
+    t5 = "t5"
+    clip = "clip"
+
+
 class MapMethod(str, Enum):
     umap = "umap"
     pca = "pca"

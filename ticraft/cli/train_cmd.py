@@ -30,6 +30,7 @@ from ticraft.cli.options import (
     Compile,
     DeviceOption,
     DtypeOption,
+    Encoders,
     LibraryOption,
     LrSchedule,
     ModelOption,
@@ -160,9 +161,9 @@ def train_command(
         Optional[float], typer.Option(metavar="W", help="L2 pull towards the initializer embedding." + P("reg_weight"))
     ] = None,
     encoders: Annotated[
-        Optional[str],
-        typer.Option(metavar="all|t5|clip", help="SD3/Flux: learn in every text encoder (all), only T5 or only "
-                     "CLIP; the others keep the initializer (--set weighting_scheme=... picks the timestep density)."),
+        Optional[Encoders],
+        typer.Option(help="SD3/Flux: learn in every text encoder (all), only T5 or only CLIP; the others keep the "
+                     "initializer (--set weighting_scheme=... picks the timestep density)." + P("encoders")),
     ] = None,
     per_image: Annotated[
         bool, typer.Option("--per-image", help='Extra token per image ("a photo of S* with S_i"), dropped at the end.')
@@ -314,7 +315,7 @@ def train_options(*, sets: list[str], **flags: Any) -> dict[str, Any]:
         "seed": f("seed"),
         "progressive": f("progressive"),
         "reg_weight": f("reg"),
-        "encoders": f("encoders"),
+        "encoders": value(f("encoders")),
         "save_every": f("save_every"),
         "preview_every": f("preview_every"),
         "previews": f("previews"),
