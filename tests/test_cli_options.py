@@ -41,12 +41,14 @@ def params_named(name: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("name", ["model", "library", "device", "dtype", "guidance", "scheduler", "sample_steps",
-                                  "batch_size", "clip", "judge"])
+                                  "batch_size", "clip", "judge", "negative", "size", "attach_"])
 def test_a_shared_option_is_identical_on_every_command(name):
     found = params_named(name)
     assert found, name
+    # sample's --negative defaults to None: with --from, "not given" keeps the image's own negative prompt
     shapes = {(tuple(p.opts), tuple(p.secondary_opts), p.help, repr(p.type_descriptor.annotation), p.min, p.max,
-               p.default, getattr(p.callback, "__name__", None)) for p in found.values()}
+               None if name == "negative" else p.default, getattr(p.callback, "__name__", None))
+              for p in found.values()}
     assert len(shapes) == 1, {c: (p.opts, p.help, p.default) for c, p in found.items()}
 
 

@@ -29,6 +29,7 @@ from ticraft.cli.options import (
     MapMethod,
     Match,
     ModelOption,
+    NegativeOption,
     SampleStepsOption,
     SeedOption,
     value,
@@ -53,7 +54,7 @@ def interp_command(
     prompt: Annotated[
         str, typer.Option("--prompt", "-p", help="Prompt with {} where the concept goes.")
     ] = "a photo of {}",
-    negative: Annotated[str, typer.Option("--negative", help="Negative prompt.")] = "",
+    negative: NegativeOption = "",
     seed: SeedOption = 0,
     match: Annotated[Optional[Match], typer.Option("--match", help="Different vector counts: pad or merge.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Strip PNG.")] = Path("interp.png"),
