@@ -11,7 +11,7 @@ Examples::
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -56,7 +56,7 @@ def neighbors_command(
     lib = open_library(library)
     bb = load_model(model, device, dtype)
     target = resolve_concept(query, lib, bb, words="vectors")
-    others = lib.matrix(dims=bb.dims) if concepts > 0 else []  # one cached matrix, not a file per concept
+    others: Any = lib.matrix(dims=bb.dims) if concepts > 0 else []  # one cached matrix, not a file per concept
     report = find_neighbors(
         bb, target, k=k, metric=metric.value, per_vector=per_vector, library_concepts=others, k_concepts=concepts
     )
