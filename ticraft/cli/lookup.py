@@ -45,23 +45,6 @@ def resolve_concept(text: str, library: Any, backbone: "Backbone | None", *, wor
     return word_concept(backbone, text, mode="vectors" if words == "vectors" else "mean")
 
 
-def library_concepts(lib: Any, backbone: "Backbone", tag: str | None = None) -> list["Concept"]:
-    """Library concepts that fit ``backbone`` (others skipped quietly: they belong to another model)."""
-    from ticraft.errors import TicraftError
-
-    out = []
-    for e in lib.search(tag=tag) if tag else lib.entries():
-        if e.dims != backbone.dims:
-            continue
-        try:
-            c = lib.get(e.token)
-            backbone.check_concept(c)
-        except TicraftError:
-            continue
-        out.append(c)
-    return out
-
-
 def write_json(path: Path | None, data: object) -> None:
     """Write ``data`` as indented JSON to ``path`` (``--json``) and say so; nothing when ``path`` is None."""
     if path is None:
