@@ -57,7 +57,7 @@ def test_faithful_edit_needs_the_identity_kept_paper_edit_does_not():
     r = judge_probe([good, wrong_shape], probe)
     assert r["obeyed"] == 1.0 and r["faithful"] == 0.5
     colour = next(p for p in edit_probes(ident) if "colour" in p.asked)
-    assert "colour" not in colour.kept and colour.kept["shape"] == "star"
+    assert "colour" not in colour.kept and colour.kept["shape"] == "star" and colour.kind == "extra"
     style = next(p for p in edit_probes(ident) if "style" in p.asked)
     assert "texture" not in style.kept  # outline draws no texture: not held against the edit
     outline = _img(shape="star", colour="orange", style="outline", background="white")
@@ -67,9 +67,11 @@ def test_faithful_edit_needs_the_identity_kept_paper_edit_does_not():
 def test_combine_counts_reconstruction_and_both_editabilities():
     rec = Probe("a photo of a {}", "rec", {}, {"shape": "star"})
     e = Probe("a photo of a small {}", "edit", {"size": "small"}, {"shape": "star"})
+    x = Probe("a photo of a blue {}", "extra", {"colour": "blue"}, {"shape": "star"})
     s = combine([(rec, {"identity": 0.5, "obeyed": 1.0, "faithful": 0.5}),
-                 (e, {"identity": 1.0, "obeyed": 1.0, "faithful": 0.25})])
-    assert (s.reconstruction, s.paper, s.faithful) == (0.5, 1.0, 0.25)
+                 (e, {"identity": 1.0, "obeyed": 1.0, "faithful": 0.25}),
+                 (x, {"identity": 0.0, "obeyed": 0.0, "faithful": 0.0})])
+    assert (s.reconstruction, s.paper, s.faithful, s.recolour) == (0.5, 1.0, 0.25, 0.0)
 
 
 def test_style_probes_ask_content_and_keep_the_style():

@@ -26,8 +26,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     methods = result["summary"]["methods"]
     top = result["settings"]["ladder"][-1]
     lines = [f"| method | samples to good (median) | seconds to good (median) | good within {top} | samples/s | "
-             f"reconstruction @{top} | faithful edit @{top} | paper edit @{top} | DVAR stop: before / at / after / "
-             "never |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             f"reconstruction @{top} | faithful edit @{top} | paper edit @{top} | recolour @{top} | DVAR stop: "
+             "before / at / after / never |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, m in methods.items():
         t = m["top"]
         d = m["dvar"]
@@ -40,10 +40,12 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"{m['reached']}/{m['runs']} | {'—' if sps is None else f'{sps:.0f}'} | "
             f"{_pct(t['reconstruction'])} ± {_pct(t['reconstruction_sd'])} | "
             f"{_pct(t['faithful_editability'])} ± {_pct(t['faithful_editability_sd'])} | "
-            f"{_pct(t['paper_editability'])} ± {_pct(t['paper_editability_sd'])} | {dv} |")
+            f"{_pct(t['paper_editability'])} ± {_pct(t['paper_editability_sd'])} | {_pct(t.get('recolour_faithful'))} "
+            f"| {dv} |")
     for ref in result.get("references", []):
         lines.append(f"| true word '{ref['word']}' (reference) | — | — | — | — | {_pct(ref['reconstruction'])} | "
-                     f"{_pct(ref['faithful_editability'])} | {_pct(ref['paper_editability'])} | — |")
+                     f"{_pct(ref['faithful_editability'])} | {_pct(ref['paper_editability'])} | "
+                     f"{_pct(ref.get('recolour_faithful'))} | — |")
     sp = result["summary"].get("speedup")
     if sp and sp.get("ratio"):
         lines += ["", f"Seconds to a good concept, {sp['note']}: **{sp['bound'] if sp['bound'] == '>' else ''}"

@@ -7,7 +7,10 @@ Every prompt is a :class:`Probe`: the prompt (``{}`` = the concept's token), wha
   concept's identity attributes each sample shows (the paper's measure, read exactly);
 * paper editability — the share of edited samples that obey the edit (the looser measure of the paper);
 * faithful editability — the share that obey the edit **and** keep every identity attribute the edit does not
-  override ("a photo of a blue S*" must recolour and keep shape, texture and style).
+  override ("S* on a green background" must keep shape, colour, texture and style; "S* in outline style" must keep
+  shape and colour). Recolouring ("a photo of a purple S*": recolour, keep shape, texture and style) is judged and
+  reported apart (``recolour_faithful``), not averaged in: the toy base model never saw a colour word next to an
+  object word, so even the true hidden word scores 0 % on it.
 
 >>> [p.prompt for p in edit_probes({"shape": "star", "colour": "orange", "texture": "striped", "style": "none"})]
 ['a photo of a {} on a green background', 'a photo of a {} on a blue background', 'a photo of a small {}', \
@@ -32,7 +35,11 @@ _SURFACE_STYLES = ("outline", "pixelated")
 
 @dataclass(frozen=True)
 class Probe:
-    """One judged prompt: ``asked`` must be shown, ``kept`` must survive; ``kind`` is rec, edit or pair."""
+    """One judged prompt: ``asked`` must be shown, ``kept`` must survive.
+
+    ``kind``: ``rec`` (reconstruction), ``edit`` (averaged into both editabilities), ``style`` (a style concept's
+    probe: both), ``extra`` (judged and reported, not averaged in) or ``pair`` (two-concept prompts).
+    """
 
     prompt: str
     kind: str
@@ -55,9 +62,12 @@ def edit_probes(identity: dict[str, str]) -> list[Probe]:
     new_style = "outline" if style != "outline" else "pixelated"
     kept = {k: v for k, v in identity.items() if k not in ("style", "texture")}
     out.append(Probe(f"a photo of a {{}} in {new_style} style", "edit", {"style": new_style}, kept))
+    # Recolouring is judged and reported but not averaged in (kind "extra"): the base model never saw a colour word
+    # next to an object word (hidden words replace colour + texture + shape in its captions), so even the true
+    # hidden word scores 0 % on it — it measures the base model, not the inversion.
     new_colour = _other_colours(colour, 1, ("purple", "cyan", "white"))[0]
     kept = {k: v for k, v in identity.items() if k != "colour"}
-    out.append(Probe(f"a photo of a {new_colour} {{}}", "edit", {"colour": new_colour}, kept))
+    out.append(Probe(f"a photo of a {new_colour} {{}}", "extra", {"colour": new_colour}, kept))
     return out
 
 
@@ -97,10 +107,12 @@ class Scores:
     faithful: float
     paper: float
     detail: dict[str, dict[str, float]] = field(default_factory=dict)
+    recolour: float | None = None
+    """Faithful score of the recolouring edit (reported apart, see :func:`edit_probes`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"reconstruction": self.reconstruction, "faithful_editability": self.faithful,
-                "paper_editability": self.paper, "prompts": self.detail}
+                "paper_editability": self.paper, "recolour_faithful": self.recolour, "prompts": self.detail}
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -127,8 +139,10 @@ def combine(results: Sequence[tuple[Probe, dict[str, float]]]) -> Scores:
     rec = [r["identity"] for p, r in results if p.kind in ("rec", "style")]
     edits = [(p, r) for p, r in results if p.kind in ("edit", "style")]
     detail = {p.prompt: r for p, r in results}
+    extra = [r["faithful"] for p, r in results if p.kind == "extra"]
     return Scores(reconstruction=_mean(rec), faithful=_mean([r["faithful"] for _, r in edits]),
-                  paper=_mean([r["obeyed"] for _, r in edits]), detail=detail)
+                  paper=_mean([r["obeyed"] for _, r in edits]), detail=detail,
+                  recolour=_mean(extra) if extra else None)
 
 
 def render_probes(backbone: "Backbone", token_concepts: Sequence["Concept"], jobs: Sequence[tuple[Probe, int]],

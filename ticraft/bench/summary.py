@@ -66,6 +66,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         rec, rec_sd = _mean_sd([p["reconstruction"] for p in tops])
         fai, fai_sd = _mean_sd([p["faithful_editability"] for p in tops])
         pap, pap_sd = _mean_sd([p["paper_editability"] for p in tops])
+        recol = [p["recolour_faithful"] for p in tops if p.get("recolour_faithful") is not None]
         out["methods"][name] = {
             "runs": len(runs),
             "reached": sum(1 for r in runs if r["good_samples"] is not None),
@@ -73,7 +74,8 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             "good_seconds_median": _median(seconds),
             "samples_per_second": total_samples / total_seconds if total_seconds > 0 else None,
             "top": {"reconstruction": rec, "reconstruction_sd": rec_sd, "faithful_editability": fai,
-                    "faithful_editability_sd": fai_sd, "paper_editability": pap, "paper_editability_sd": pap_sd},
+                    "faithful_editability_sd": fai_sd, "paper_editability": pap, "paper_editability_sd": pap_sd,
+                    "recolour_faithful": statistics.fmean(recol) if recol else None},
             "dvar": verdicts,
             "startup_seconds_median": _median([r["startup_seconds"] for r in runs]),
         }
