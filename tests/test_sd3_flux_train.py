@@ -142,3 +142,30 @@ def test_cli_train_encoders_t5_writes_a_comfyui_file(tiny_flux_dir, images, tmp_
     bb = load_backbone(str(tiny_flux_dir))
     assert torch.equal(concept.vectors["clip_l"][0], bb.token_vector("toy")["clip_l"][0])  # not trained
     assert not torch.equal(concept.vectors["t5"][0], bb.token_vector("toy")["t5"][0])
+
+
+def test_resume_repeats_the_uninterrupted_run(tiny_sd3_dir, images, one_torch_thread):
+    """The flow timestep draw lives on the trainer's host generator, so a resumed run is the same run."""
+    full = _trainer(tiny_sd3_dir, images)
+    try:
+        for _ in range(4):
+            full.train_step()
+        want = full.result_vectors()
+    finally:
+        full.close()
+    first = _trainer(tiny_sd3_dir, images)
+    try:
+        for _ in range(2):
+            first.train_step()
+        state = first.state_dict()
+    finally:
+        first.close()
+    second = _trainer(tiny_sd3_dir, images)
+    try:
+        second.load_state_dict(state)
+        for _ in range(2):
+            second.train_step()
+        got = second.result_vectors()
+    finally:
+        second.close()
+    assert all(torch.equal(got[k], want[k]) for k in want)

@@ -59,9 +59,14 @@ def test_compose_grid(bb):
     assert len(r.images) == 2 and len(r.images[0]) == 2 and r.grid.size[0] > 32
 
 
-def test_img2img_edit_with_a_concept(bb):
+def test_img2img_edit_with_a_concept(bb, monkeypatch):
+    """img2img runs at the source's size (SD3/Flux pipelines would default to their own) and reads the concept."""
     src = Image.new("RGB", (16, 16), (200, 30, 30))
+    seen = []
+    encode = bb.vae.encode
+    monkeypatch.setattr(bb.vae, "encode", lambda x, *a, **k: seen.append(tuple(x.shape[-2:])) or encode(x, *a, **k))
     out = edit(bb, src, "a photo of <r>", strength=1.0, steps=2, concepts=[_random(bb)])
+    assert seen and set(seen) == {(16, 16)}
     other = edit(bb, src, "a photo of <r>", strength=0.5, steps=2, concepts=[_random(bb)])
     assert out[0].size == (16, 16) and "Edit: img2img" in out[0].info["parameters"]
     assert _pixels(out[0]) != _pixels(other[0])
@@ -96,3 +101,33 @@ def test_eval_scores_with_clip(bb, tmp_path_factory):
     report = evaluate_concept(bb, _random(bb), references=refs, n=1, clip=clip, steps=1, prompts=["a photo of {}"])
     assert report.scorer.startswith("CLIP") and -1 <= report.reconstruction <= 1 and -1 <= report.editability <= 1
     assert len(report.images) > 0
+
+
+def test_analysis_cli_neighbors_mix_and_t5_map(bb, tmp_path):
+    """`ticraft neighbors` reports every encoder (T5 included), `mix` works, `map --encoder t5` maps T5's table."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from ticraft.cli.main import app
+    from ticraft.library import Library
+
+    lib = Library(tmp_path / "lib")
+    lib.add(_cat(bb, "<a>"))
+    model = bb.source
+
+    def run(*args):
+        result = CliRunner().invoke(app, [str(a) for a in (*args, "--model", model, "--library", lib.root)],
+                                    env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        return result
+
+    run("neighbors", "<a>", "-k", "2", "--json", tmp_path / "n.json")
+    rows = json.loads((tmp_path / "n.json").read_text())["rows"]
+    assert {r["key"] for r in rows} == set(bb.dims) and all(r["matches"][0]["token"] == "cat" for r in rows)
+    run("mix", "0.5*<a> + 0.5*dog", "--as", "<ad>")
+    assert set(lib.get("<ad>").vectors) == set(bb.dims)
+    run("map", "--encoder", "t5", "--method", "pca", "--vocab", "30", "--concepts", "all", "--no-cache",
+        "--out", tmp_path / "map.png")
+    data = json.loads((tmp_path / "map.json").read_text())
+    assert data["key"] == "t5" and {p["label"] for p in data["points"] if p["kind"] == "concept"} == {"<a>", "<ad>"}

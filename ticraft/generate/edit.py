@@ -150,7 +150,11 @@ def edit(backbone: "Backbone", image: str | os.PathLike | Image.Image, prompt: s
             img = Image.composite(img, init, mask_img)  # outside the mask: the source, exactly
         return img
 
-    # img2img takes its size from the source image; the inpainting pipeline is told it.
+    # SD img2img takes its size from the source image; inpainting and SD3/Flux img2img are told it (SD3/Flux would
+    # otherwise resize the source to their default 1024 px).
+    from ticraft.models.mmdit import is_flow
+
     images = run_batches(backbone, pipe, batches, schedulers={str(base.scheduler): scheduler}, progress=progress,
-                         pipe_kwargs=pipe_kwargs, pass_size=mask_img is not None, extra=extra, finish=finish)
+                         pipe_kwargs=pipe_kwargs, pass_size=mask_img is not None or is_flow(backbone), extra=extra,
+                         finish=finish)
     return [img for batch in images for img in batch]
