@@ -76,6 +76,7 @@ class IndexKeeper:
         self._conn_ino: int | None = None
         self._mutex = threading.RLock()
         self._tls = threading.local()
+        self._empty: sqlite3.Connection | None = None
 
     # ------------------------------------------------------------ connections
     def _open(self, *, create: bool) -> sqlite3.Connection:
@@ -106,8 +107,10 @@ class IndexKeeper:
             yield writing if writing is not None else self._read_conn()
 
     def _read_conn(self) -> sqlite3.Connection:
-        if not self.root.is_dir():
-            return ix.connect(":memory:", create=True)
+        if not self.root.is_dir():  # nothing written yet: an empty index (made once; it is never written to)
+            if self._empty is None:
+                self._empty = ix.connect(":memory:", create=True)
+            return self._empty
         conn: sqlite3.Connection | None
         try:
             conn = self._open(create=False)
