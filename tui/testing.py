@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,8 +19,8 @@ from .backend import GenerateRequest, MapPoint, NeighborRows, Progress, RealBack
 
 WORDS = ["red", "circle", "square", "blue", "stripes", "small", "large", "green", "dots", "star"]
 #: Strings that break markup, layouts or terminals: tokens and neighbours of the hostile-library tests.
-HOSTILE = ["[", "[/]", "[b]", "[/b]bold", "\\", "x\\", "[red]x[/red]", "[@click=app.quit]q[/]", "🎨🖌️",
-           "שלום", "مرحبا", "a\u202eb", "$var", "**md**", "`code`", "<|endoftext|>", "%s{0}", "ﷺ"]
+HOSTILE = ["[", "[/]", "🎨🖌️", "שלום", "x\\", "[b]", "[red]x[/red]", "[@click=app.quit]q[/]", "\\", "[/b]bold",
+           "مرحبا", "a\u202eb", "$var", "**md**", "`code`", "<|endoftext|>", "%s{0}", "ﷺ"]
 
 
 
@@ -45,20 +46,21 @@ class FakeModelBackend(RealBackend):
         steps: steps each fake loop runs.
         fail: name of a method (``"generate"``, ``"train"``, ``"neighbors"``, ``"map"``…) that raises, to test
             error paths; the message is ``fail_message``.
-        setup_delay: seconds the "loading model" phase sleeps without looking at cancellation, like a real
-            model load (lets tests check that cancelling during set-up still answers at once).
+        setup_gate: when given, the "loading model" phase waits until the event is set, without looking at
+            cancellation, like a real model load (lets tests cancel during set-up).
         words: the vocabulary the fake neighbours and map points are drawn from.
     """
 
     def __init__(self, library: Any = None, model: str | None = "fake", *, step_delay: float = 0.0,
-                 steps: int = 5, fail: str | None = None, fail_message: str = "", setup_delay: float = 0.0,
-                 words: Sequence[str] = WORDS) -> None:
+                 steps: int = 5, fail: str | None = None, fail_message: str = "",
+                 setup_gate: threading.Event | None = None, words: Sequence[str] = WORDS) -> None:
         super().__init__(library, model)
         self.step_delay = step_delay
         self.steps = steps
         self.fail = fail
         self.fail_message = fail_message
-        self.setup_delay = setup_delay
+        self.setup_gate = setup_gate
+        self.setup_done = threading.Event()  # set each time a set-up phase ends
         self.words = list(words)
         self.calls: list[tuple[str, Any]] = []
 
@@ -69,7 +71,9 @@ class FakeModelBackend(RealBackend):
     def _setup(self, progress: Progress | None) -> None:
         if progress is not None:
             progress.phase(f"loading model {self.model_spec}")
-        time.sleep(self.setup_delay)  # like a model load: no cancellation check inside
+        if self.setup_gate is not None:
+            self.setup_gate.wait(60)  # like a model load: no cancellation check inside
+        self.setup_done.set()
 
     def _loop(self, name: str, progress: Progress | None, total: int | None = None) -> None:
         total = total or self.steps
@@ -167,7 +171,7 @@ def make_library(root: str | Path, count: int = 5, *, images: bool = True,
         if images and i < 3:
             src.mkdir(parents=True, exist_ok=True)
             for j in range(2):
-                path = src / (f"{name}-{j}.png" if tokens is None else f"{i}-[/b]{j}-🎨.png")
+                path = src / (f"{name}-{j}.png" if tokens is None else f"{i}-[b]{j}-🎨.png")
                 fake_image(f"{name}{j}", 48).save(path)
                 files.append(path)
         lib.add(concept, images=files, tags=[seed_tags[i % len(seed_tags)]])
