@@ -122,6 +122,8 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     dedup_text: bool = True
     """Run the text encoder once per distinct prompt in a batch."""
+    offload_vae: bool = True
+    """On CUDA, move the frozen VAE to the CPU once the latents are cached (previews bring it back for a moment)."""
 
     preset: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -138,10 +138,18 @@ class Trainer:
         self.resolution = cfg.resolution or native_resolution(backbone.unet, backbone.vae)
         variants = make_variants(self.images, self.resolution, flip=cfg.flip, crops=cfg.crops, seed=cfg.seed)
         self.upscaled = variants.upscaled
+        vae_home = next(backbone.vae.parameters()).device
+        if vae_home.type == "cpu" and self.device.type == "cuda":  # parked by an earlier run on this model
+            backbone.vae.to(self.device)
         self.cache: LatentCache = encode_latents(
             backbone.vae, variants, device=self.device, keep_std=cfg.latent_sample, use_mask=cfg.mask, sdxl=self.sdxl,
         )
         del variants
+        # The loop never runs the VAE: off the device its weights stop counting towards the training peak
+        # (render_previews brings it back while it renders; close() returns it).
+        self._vae_parked = cfg.offload_vae and self.device.type == "cuda"
+        if self._vae_parked:
+            backbone.vae.to("cpu")
 
         # ---- the noise schedule of training (a DDPM view of the model's scheduler config)
         from diffusers import DDPMScheduler
@@ -553,6 +561,9 @@ class Trainer:
             self.bb.unload_concept(name)
         self._active = 0
         self._tables.clear()
+        if self._vae_parked:
+            self.bb.vae.to(self.device)
+            self._vae_parked = False
         if self.cfg.compile != "none":
             torch._dynamo.reset()  # drop compiled graphs that captured this run's parameters
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ticraft.concept import Concept
+from ticraft.concept import MAX_VECTORS, Concept
 from ticraft.errors import TicraftError
+from ticraft.training import inputs
 from ticraft.training.api import _backbone, _finish, _meta, check_token, open_library
 from ticraft.training.checkpoint import (
     CheckpointError,
@@ -37,6 +38,7 @@ from ticraft.training.checkpoint import (
 from ticraft.training.config import TrainConfig, preset_config
 from ticraft.training.data import TrainImage, load_images
 from ticraft.training.distributed import DistInfo, init_distributed, shutdown_distributed
+from ticraft.training.flow import make_trainer
 from ticraft.training.loop import Trainer
 from ticraft.training.many import ConceptGroup, ManyCallback
 from ticraft.training.many_specs import ConceptSpec, check_unique, discover_concepts
@@ -61,6 +63,7 @@ class _Member:
     cfg: TrainConfig
     images: list[TrainImage]
     trainer: Trainer
+    warnings: list[str]
 
 
 def train_many(
@@ -145,8 +148,12 @@ def train_many(
         for m in members:
             meta = _meta(m.trainer, bb, fingerprint, m.spec.init, m.cfg, m.images, started)
             meta["train_many"] = {"concepts": len(specs), "processes": dist.world_size, "max_batch": max_batch}
+            meta["warnings"] = m.warnings + m.trainer.warnings
             concept = Concept(m.spec.token, m.trainer.result_vectors(), family=bb.family, meta=meta)
             try:
+                # as in `ticraft train`: a vector that did not move learned nothing, and is not saved
+                learned = getattr(m.trainer, "learned_vectors", m.trainer.result_vectors)()
+                inputs.check_moved(m.spec.token, m.trainer.init_vectors, learned, m.trainer.step)
                 _finish(m.trainer, concept, m.images, out=out / _slug(m.spec.token) if out is not None else None,
                         lib=lib, tags=[*tags, *m.spec.tags], overwrite=overwrite)
             except TicraftError as exc:
@@ -165,21 +172,33 @@ def train_many(
 # ------------------------------------------------------------------ building
 def _build(specs: Sequence[ConceptSpec], bb: Any, cfg: TrainConfig, lib: Any, overwrite: bool,
            failed: dict[str, str]) -> list[_Member]:
-    """A trainer per concept; a concept that cannot be trained is recorded in ``failed`` and skipped."""
+    """A trainer per concept; a concept that cannot be trained is recorded in ``failed`` and skipped.
+
+    The checks are :func:`ticraft.train`'s (token, vector count, library clash, pictures, concepts named in
+    the initializer or captions), and the trainer is the one it would build (SD3/Flux: the flow trainer).
+    """
     members = []
     for spec in specs:
+        warned: list[str] = []
         try:
             check_token(spec.token)
             if lib is not None and lib.has(spec.token) and not overwrite:
                 raise TicraftError(f"{spec.token} is already in the library {lib.root}; give the concept another "
                                    f"token or overwrite it")
             c = cfg.with_options(**spec.options())
+            if c.num_vectors > MAX_VECTORS:
+                raise TicraftError(f"{spec.token} asks for {c.num_vectors} vectors, more than the {MAX_VECTORS} "
+                                   f"a prompt can hold")
             images = load_images(spec.images, captions=c.captions)
-            trainer = Trainer(bb, images, spec.token, spec.init, c)
+            if len(images) == 1:
+                inputs.warn(f"{spec.token} is trained on one picture ({images[0].name}): the word tends to copy "
+                            f"its pose and background; 3-5 pictures generalise better", warned)
+            references = inputs.find_references(spec.init, images, spec.token, captions=c.captions, library=lib)
+            trainer = make_trainer(bb, images, spec.token, spec.init, c, references=references)
         except TicraftError as exc:
             failed[spec.name] = str(exc)
             continue
-        members.append(_Member(spec, c, images, trainer))
+        members.append(_Member(spec, c, images, trainer, warned))
     return members
 
 
@@ -222,7 +241,7 @@ class _Hooks:
         cfg = group.cfg
         if cfg.save_every and group.step % cfg.save_every == 0:
             self.save()
-        if cfg.preview_every and group.step % cfg.preview_every == 0:
+        if cfg.preview_every and cfg.previews and group.step % cfg.preview_every == 0:  # previews=0: none
             from ticraft.training.report import preview_prompts, render_previews
 
             for tr in group.trainers:

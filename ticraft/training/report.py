@@ -26,14 +26,24 @@ def preview_prompts(token: str, *, style: bool, count: int) -> list[str]:
 @torch.no_grad()
 def render_previews(backbone: Any, prompts: Sequence[str], *, seed: int = 0, steps: int = 25,
                     size: int | None = None) -> list[Any]:
-    """Generate one image per (already expanded) prompt with ``backbone.pipeline()``; returns PIL images."""
-    pipe = backbone.pipeline()
-    images = []
-    for i, prompt in enumerate(prompts):
-        generator = torch.Generator(device="cpu").manual_seed(seed + i)
-        out = pipe(prompt, num_inference_steps=steps, generator=generator, height=size, width=size,
-                   output_type="pil")
-        images.append(out.images[0])
+    """Generate one image per (already expanded) prompt with ``backbone.pipeline()``; returns PIL images.
+
+    A VAE that training parked on the CPU (``offload_vae``) joins the model's device for the call and goes back after.
+    """
+    vae_home = next(backbone.vae.parameters()).device
+    if vae_home != backbone.device:
+        backbone.vae.to(backbone.device)
+    try:
+        pipe = backbone.pipeline()
+        images = []
+        for i, prompt in enumerate(prompts):
+            generator = torch.Generator(device="cpu").manual_seed(seed + i)
+            out = pipe(prompt, num_inference_steps=steps, generator=generator, height=size, width=size,
+                       output_type="pil")
+            images.append(out.images[0])
+    finally:
+        if vae_home != backbone.device:
+            backbone.vae.to(vae_home)
     return images
 
 
