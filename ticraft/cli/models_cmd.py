@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ticraft.cli.common import console
-
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+from ticraft.cli.options import DEVICE_PATTERN
 
 
 # ------------------------------------------------------------------- models
