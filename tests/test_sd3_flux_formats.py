@@ -86,7 +86,8 @@ def test_missing_key_is_refused_in_one_sentence(tmp_path):
 
 @pytest.mark.parametrize("tensors, message", [
     ({"t5xxl": torch.zeros(1, 4096)}, "ambiguous"),
-    ({"clip_g": torch.zeros(1, 1280), "t5": torch.zeros(1, 4096)}, "ambiguous"),
+    ({"clip_g": torch.zeros(1, 1280), "t5": torch.zeros(1, 4096)}, "lacks key 'clip_l', which a sd3 concept"),
+    ({"clip_l": torch.zeros(1, 768)}, "ambiguous"),  # diffusers' Flux script without T5: not a token "clip_l"
     ({"clip_l": torch.zeros(1, 32), "t5": torch.zeros(1, 96)}, "give the family"),
     ({"clip_l": torch.zeros(1, 768), "t5": torch.zeros(1, 96), "t5_out": torch.zeros(1, 96)}, "t5_out"),
 ])
@@ -117,3 +118,12 @@ def test_library_keeps_sd3_and_flux_concepts(tmp_path):
         c = _concept(fam).replace(token=f"<{fam}-thing>")
         lib.add(c)
         assert _equal(lib.get(c.token), c)
+
+
+def test_onetrainer_ckpt_files_are_read(tmp_path):
+    """OneTrainer's CKPT export: torch.save({"clip_l": T, "t5": T}) (Flux) — read without unpickling code."""
+    c = _concept("flux")
+    torch.save({k: v.clone() for k, v in c.vectors.items()}, tmp_path / "ot.pt")
+    back = read_concept(tmp_path / "ot.pt")
+    assert detect_layout(tmp_path / "ot.pt") == "diffusers-t5" and back.family == "flux"
+    assert all(torch.equal(back.vectors[k], c.vectors[k]) for k in c.vectors)

@@ -60,11 +60,11 @@ def classify_keys(keys: Iterable[str]) -> str | None:
     outputs = {k[:-4] for k in ks if k.endswith("_out")}
     if outputs and outputs <= _KNOWN and inputs <= _KNOWN:
         return "onetrainer"
-    if "t5xxl" in ks and ks <= _KNOWN:
-        return "comfyui"
-    if "t5" in ks and ks <= {"clip_l", "clip_g", "t5"}:
-        return "diffusers-t5"
-    return None
+    if ks == {"clip_l", "clip_g"} or not ks or not ks <= _KNOWN:
+        return None  # SDXL (kohya-sdxl), or not an encoder-keyed file at all
+    # A lone clip_l / clip_g, or one with T5: an SD3/Flux file (perhaps missing a key, which parse refuses) —
+    # never a diffusers {token: tensor} file whose token happens to be "clip_l".
+    return "comfyui" if "t5xxl" in ks else "diffusers-t5"
 
 
 def handles(concept: Concept) -> bool:
@@ -78,13 +78,17 @@ def _family(keys: set[str], dims: dict[str, int], path: Path, layout: str, argum
     family = argument or declared
     if family is None:
         guessed = [f for f, need in FAMILY_KEYS.items() if keys == set(need)]
-        if not guessed:
+        fits = [f for f, need in FAMILY_KEYS.items() if keys <= set(need)]
+        if not guessed and len(fits) > 1:
             raise FormatError(
-                f"{where(path)}: the {layout} file holds {', '.join(sorted(name[k] for k in keys))}, which is neither "
-                f"SD3's ({', '.join(name[k] for k in FAMILY_KEYS['sd3'])}) nor Flux's "
-                f"({', '.join(name[k] for k in FAMILY_KEYS['flux'])}) set, so its family is ambiguous"
+                f"{where(path)}: the file holds only {', '.join(sorted(name[k] for k in keys))}, which SD3 and Flux "
+                "both use, so its family is ambiguous (and either would also need vectors it lacks)"
             )
-        family = guessed[0]
+        if not guessed:  # one family fits but a key is missing: say which (below)
+            family = fits[0]
+        else:
+            family = guessed[0]
+    if declared is None and argument is None and set(FAMILY_KEYS[family]) == keys:
         odd = {k: w for k, w in dims.items() if STANDARD_WIDTHS[k] != w}
         if odd:
             raise FormatError(
