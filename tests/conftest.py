@@ -20,6 +20,25 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 
+def _torch_threads(n: int | None = None) -> int:
+    import torch
+
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+_torch_threads(1)  # every worker process starts with one thread, whatever OMP_NUM_THREADS said
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_per_test():
+    """Each test starts with one torch thread and cannot leave another count behind for the next one."""
+    _torch_threads(1)
+    yield
+    _torch_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Never read or write the developer's real config/library."""
@@ -65,13 +84,8 @@ def tiny_flux_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
-    """One torch thread for a module's tiny models, even when the caller set OMP_NUM_THREADS (restored after)."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    """One torch thread for a module's fixtures too (module fixtures run before the per-test autouse one)."""
+    yield _torch_threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,7 @@ needs_weights = pytest.mark.skipif(not (WEIGHTS / "model_index.json").is_file(),
 
 @pytest.fixture(scope="module")
 def pipe():
-    torch.set_num_threads(2)
-    return B.load_pipeline(WEIGHTS)
+    return B.load_pipeline(WEIGHTS)  # one torch thread, like every test (conftest)
 
 
 @needs_weights

@@ -20,7 +20,6 @@ Model specs accepted by :func:`ticraft.models.load.load_backbone`:
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from torch import nn
 from ticraft.concept import Concept
 from ticraft.errors import TicraftError
 from ticraft.models.splice import SplicedEmbedding, splice
-
 
 
 class BackboneError(TicraftError):
@@ -79,6 +77,7 @@ class Backbone:
     pipeline_class: str = "StableDiffusionPipeline"
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. SDXL's force_zeros_for_empty_prompt
     _concepts: dict[str, Concept] = field(default_factory=dict)
+    _fingerprint: tuple[Any, str] | None = field(default=None, repr=False, compare=False)
 
     # ---------------------------------------------------------------- basics
     @property
@@ -102,21 +101,33 @@ class Backbone:
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "Backbone":
         for m in self.modules():
             m.to(device=device, dtype=dtype)
+        self._fingerprint = None  # a cast changes the table's values (the key below also notices new storage)
         return self
 
     def modules(self) -> list[nn.Module]:
         return [e.model for e in self.encoders] + [self.unet, self.vae]
 
     def fingerprint(self) -> str:
-        """A short stable id of the model (name + table shapes + a table checksum) for caches and metadata."""
+        """A short stable id of the model (name + table shapes + a table checksum) for caches and metadata.
+
+        The token tables are frozen, so the checksum is computed once per loaded model and kept. It is
+        keyed on each table's storage, dtype, device and in-place version counter, so moving or casting
+        the model (or writing into a table) computes it again instead of returning a stale id.
+        """
         import hashlib
 
+        key = (self.family, tuple((e.table.data_ptr(), e.table.dtype, str(e.table.device), tuple(e.table.shape),
+                                   e.table._version) for e in self.encoders))
+        if self._fingerprint is not None and self._fingerprint[0] == key:
+            return self._fingerprint[1]
         h = hashlib.sha256(self.family.encode())
         for e in self.encoders:
             t = e.table.detach().float().cpu()
             h.update(str(tuple(t.shape)).encode())
             h.update(f"{float(t.sum()):.6e}{float(t.abs().sum()):.6e}".encode())
-        return h.hexdigest()[:16]
+        value = h.hexdigest()[:16]
+        self._fingerprint = (key, value)
+        return value
 
     # ------------------------------------------------------------- concepts
     def check_concept(self, concept: Concept) -> None:
@@ -141,7 +152,8 @@ class Backbone:
         """
         n = {v.shape[0] for v in vectors.values()}
         if len(n) != 1 or set(vectors) != {e.key for e in self.encoders}:
-            raise BackboneError(f"vectors for {token} must cover encoders {[e.key for e in self.encoders]} with one count")
+            raise BackboneError(
+                f"vectors for {token} must cover encoders {[e.key for e in self.encoders]} with one count")
         names = self.placeholder_tokens(token, n.pop())
         out: dict[str, list[int]] = {}
         for e in self.encoders:
@@ -152,7 +164,8 @@ class Backbone:
             fresh = [t for t in names if t not in vocab]
             if names[0] not in added and (names[0] in vocab or names[0] + "</w>" in vocab):
                 raise BackboneError(
-                    f"token {token!r} is already a word of the {e.key} tokenizer; choose another placeholder, e.g. <{token.strip('<>')}-x>"
+                    f"token {token!r} is already a word of the {e.key} tokenizer; "
+                    f"choose another placeholder, e.g. <{token.strip('<>')}-x>"
                 )
             if fresh:
                 e.tokenizer.add_tokens(fresh)
@@ -258,7 +271,8 @@ def load_diffusers_folder(folder: Path, *, family: str | None = None, name: str 
     if family_of_index(index):  # SD3 / Flux: transformer + T5
         return load_flow_folder(folder, index, family=family, name=name)
     xl = "XL" in index.get("_class_name", "")
-    needed = ["tokenizer", "text_encoder", "unet", "vae", "scheduler"] + (["tokenizer_2", "text_encoder_2"] if xl else [])
+    needed = ["tokenizer", "text_encoder", "unet", "vae", "scheduler"]
+    needed += ["tokenizer_2", "text_encoder_2"] if xl else []
     missing = [c for c in needed if not (folder / c).is_dir()]
     if missing:
         raise BackboneError(f"model folder {folder} lacks {', '.join(missing)}")
