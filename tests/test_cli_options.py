@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -12,6 +14,7 @@ from ticraft.cli.options import Scheduler, check_device
 runner = CliRunner()
 
 
+@functools.cache
 def all_commands() -> dict[str, object]:
     """Every leaf command of the CLI by its full name ("probe bias", "library list", …)."""
     root = typer.main.get_command(app)
