@@ -169,3 +169,23 @@ def test_resume_repeats_the_uninterrupted_run(tiny_sd3_dir, images, one_torch_th
     finally:
         second.close()
     assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_untrained_encoders_run_without_autograd(tiny_flux_dir, images, one_torch_thread):
+    """--encoders clip: T5 runs under no_grad (no activations kept), CLIP with grad; the loss is unchanged."""
+    tr = _trainer(tiny_flux_dir, images, encoders="clip")
+    seen: dict[str, bool] = {}
+    hooks = [e.model.register_forward_pre_hook(lambda m, a, key=e.key: seen.__setitem__(key, torch.is_grad_enabled()))
+             for e in tr.bb.encoders]
+    try:
+        draw = tr._draw(2)
+        inputs = tr._batch_inputs(draw, 1)
+        loss = tr._loss(*inputs)
+        assert seen == {"clip_l": True, "t5": False}
+        tr._frozen_keys = frozenset()
+        again = tr._loss(*inputs)
+        assert seen == {"clip_l": True, "t5": True} and torch.equal(loss, again)
+    finally:
+        for h in hooks:
+            h.remove()
+        tr.close()

@@ -8,7 +8,8 @@ packs them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Collection
 
 import torch
 
@@ -19,12 +20,18 @@ if TYPE_CHECKING:
 MAX_SEQUENCE_LENGTH = 512
 
 
-def encode(bb: "Backbone", ids: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(prompt_embeds [B, L, D_t5], pooled [B, D_l])`` for tokenised prompts (ids per encoder key)."""
+def encode(bb: "Backbone", ids: dict[str, torch.Tensor],
+           frozen: Collection[str] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(prompt_embeds [B, L, D_t5], pooled [B, D_l])`` for tokenised prompts (ids per encoder key).
+
+    Encoders named in ``frozen`` run without autograd (see :func:`ticraft.models.sd3.encode`).
+    """
     clip = bb.encoder("clip_l").model
-    pooled = clip(ids["clip_l"], output_hidden_states=False).pooler_output.to(dtype=clip.dtype)
+    with torch.no_grad() if "clip_l" in frozen else nullcontext():
+        pooled = clip(ids["clip_l"], output_hidden_states=False).pooler_output.to(dtype=clip.dtype)
     t5 = bb.encoder("t5").model
-    embeds = t5(ids["t5"], output_hidden_states=False)[0].to(dtype=t5.dtype)
+    with torch.no_grad() if "t5" in frozen else nullcontext():
+        embeds = t5(ids["t5"], output_hidden_states=False)[0].to(dtype=t5.dtype)
     return embeds, pooled
 
 

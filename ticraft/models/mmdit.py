@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Sequence
 
 import torch
 
@@ -219,12 +219,16 @@ def tokenize(bb: "Backbone", prompts: Sequence[str]) -> dict[str, torch.Tensor]:
     return out
 
 
-def encode(bb: "Backbone", ids: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(prompt_embeds, pooled)`` of the family (see :mod:`ticraft.models.sd3`, :mod:`ticraft.models.flux`)."""
+def encode(bb: "Backbone", ids: dict[str, torch.Tensor],
+           frozen: Collection[str] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(prompt_embeds, pooled)`` of the family (see :mod:`ticraft.models.sd3`, :mod:`ticraft.models.flux`).
+
+    ``frozen``: encoder keys to run without autograd (vectors not being learned there).
+    """
     from ticraft.models import flux, sd3
 
     dev = {k: v.to(bb.encoder(k).table.device) for k, v in ids.items()}
-    return (sd3 if flow_family(bb) == "sd3" else flux).encode(bb, dev)
+    return (sd3 if flow_family(bb) == "sd3" else flux).encode(bb, dev, frozen)
 
 
 __all__ = ["FLOW_FAMILIES", "PIPELINES", "build_pipeline", "encode", "family_of_index", "flow_family", "from_pipeline",

@@ -10,7 +10,8 @@ saved without T5 (``text_encoder_3`` null) gets zeros there, as in diffusers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any, Collection
 
 import torch
 import torch.nn.functional as F
@@ -22,22 +23,26 @@ if TYPE_CHECKING:
 MAX_SEQUENCE_LENGTH = 256
 
 
-def encode(bb: "Backbone", ids: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def encode(bb: "Backbone", ids: dict[str, torch.Tensor],
+           frozen: Collection[str] = ()) -> tuple[torch.Tensor, torch.Tensor]:
     """``(prompt_embeds [B, 77+L, D_t5], pooled [B, D_l+D_g])`` for tokenised prompts (ids per encoder key).
 
-    Gradients flow into spliced placeholder vectors; nothing else needs grad.
+    Gradients flow into spliced placeholder vectors; nothing else needs grad. Encoders named in ``frozen`` run
+    without autograd (their vectors are not being learned: no activations are kept for a backward pass).
     """
     hidden, pooled = [], []
     for key in ("clip_l", "clip_g"):
         enc = bb.encoder(key)
-        out = enc.model(ids[key], output_hidden_states=True)
+        with torch.no_grad() if key in frozen else nullcontext():
+            out = enc.model(ids[key], output_hidden_states=True)
         pooled.append(out[0])
         hidden.append(out.hidden_states[-2].to(dtype=bb.encoders[0].model.dtype))
     clip = torch.cat(hidden, dim=-1)
     keys = [e.key for e in bb.encoders]
     if "t5" in keys:
         t5 = bb.encoder("t5").model
-        t5_out = t5(ids["t5"])[0].to(dtype=t5.dtype)
+        with torch.no_grad() if "t5" in frozen else nullcontext():
+            t5_out = t5(ids["t5"])[0].to(dtype=t5.dtype)
     else:  # SD3 saved without T5: the pipeline uses zeros of the transformer's joint width
         length = int(bb.extra.get("max_sequence_length", MAX_SEQUENCE_LENGTH))
         config: Any = bb.unet.config

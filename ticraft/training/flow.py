@@ -75,6 +75,7 @@ class FlowTrainer(Trainer):
         guided = bool(getattr(backbone.unet.config, "guidance_embeds", False))
         self._guidance = FLUX_TRAIN_GUIDANCE if self.flow_family == "flux" and guided else None
         # Encoders not being trained keep their initial vectors: no gradient, so Adam never moves them.
+        self._frozen_keys = frozenset(k for k in self.keys if k not in self.learned_keys)
         for key in self.keys:
             if key not in self.learned_keys:
                 for p in self.rows[key] + self.image_rows[key]:
@@ -131,7 +132,9 @@ class FlowTrainer(Trainer):
                else nullcontext())
         dtype = self._unet_dtype
         with amp:
-            embeds, pooled = mmdit.encode(self.bb, ids)
+            # Encoders whose vectors are not learned run without autograd: no activations kept for backward
+            # (with --encoders clip, T5-XXL's activations are the largest part of the text side).
+            embeds, pooled = mmdit.encode(self.bb, ids, frozen=self._frozen_keys)
             if inverse is not None:
                 embeds, pooled = embeds.index_select(0, inverse), pooled.index_select(0, inverse)
             embeds, pooled = embeds.to(dtype), pooled.to(dtype)
