@@ -176,7 +176,7 @@ def test_problems_are_reported(tmp_path: Path) -> None:
     async def go() -> None:
         app = TicraftApp(FakeModelBackend(lib))
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
+            await settle(pilot)  # the health check runs in a worker
             assert rows(app) == ["<red-ball>"]
             assert "problem" in text(app, "#count")
             assert any(n.severity == "warning" for n in app.notes)

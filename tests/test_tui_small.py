@@ -87,8 +87,11 @@ class BigBackend(FakeModelBackend):
         self.big = [Entry(f"<concept-{i:05d}>", "toy", 1 + i % 3, {"clip": 8}, ("object", f"group{i % 7}"), i,
                           "2026-01-01T00:00:00Z", root / f"concept-{i:05d}", "0" * 64) for i in range(count)]
 
-    def listing(self) -> tuple[list[Entry], list[str]]:
-        return self.big, []
+    def entries(self) -> list[Entry]:
+        return self.big
+
+    def problems(self) -> list[str]:
+        return []
 
     def library_exists(self) -> bool:
         return True

@@ -72,15 +72,22 @@ class RealBackend:
     def library_exists(self) -> bool:
         return self.library.root.is_dir()
 
-    def listing(self) -> tuple[list[Entry], list[str]]:
-        """Entries and problems from one read of the library."""
-        return self.library.listing()
+    def entries(self) -> list[Entry]:
+        """Every entry from the library's index (no entry file is opened)."""
+        return self.library.entries()
+
+    def problems(self) -> list[tuple[str | None, str]]:
+        """The library's health check (reads each entry's header): run it in a worker."""
+        entries = self.library.entries()
+        flagged = self.library.check(entries)
+        return [(None, p) for p in self.library.index_problems()] + [
+            (e.token, f"{e.folder.name}: {flagged[e.token]}") for e in entries if e.token in flagged]
 
     def search(self, text: str | None = None, tag: str | None = None, family: str | None = None) -> list[Entry]:
         return self.library.search(text=text or None, tag=tag or None, family=family or None)
 
     def tokens(self) -> list[str]:
-        return [e.token for e in self.library.entries()]
+        return [e.token for e in self.entries()]
 
     def entry(self, token: str) -> Entry:
         return self.library.entry(token)

@@ -68,6 +68,7 @@ class LibraryScreen(TicraftScreen):
         self._total = 0  # concepts in the library at the last full listing
         self._painted = False
         self._problems: list[str] = []
+        self._broken: set[str] = set()  # tokens the health check flagged: left out of the list
         self._detail_timer: Any = None
 
     def compose(self) -> ComposeResult:
@@ -79,9 +80,11 @@ class LibraryScreen(TicraftScreen):
                 yield ConceptList(id="concepts")
                 yield Label("", id="count", markup=False)
             with VerticalScroll(id="detail"):
+                # Most telling first: on a small terminal the nearest tokens must not sit below the fold.
                 yield Static("Select a concept.", id="meta")
-                yield Static("", id="norms")
                 yield Static("", id="neighbors")
+                yield Static("", id="norms")
+                yield Static("", id="extra")
                 yield Label("Training images", classes="section")
                 yield Gallery(empty="no training images", id="images")
                 yield Label("Samples", classes="section")
@@ -92,7 +95,7 @@ class LibraryScreen(TicraftScreen):
         self.title = "ticraft · Library"
         root = self.backend.library_root()
         self.sub_title = str(root)
-        self.refresh_list(report_problems=True)
+        self.refresh_list(check=True)
         if not self.backend.library_exists():
             self.notify(f"{root} does not exist: check --library, or train or import a concept to create it",
                         title="No library here", severity="warning", timeout=15)
@@ -103,28 +106,47 @@ class LibraryScreen(TicraftScreen):
         return self.query_one(ConceptList)
 
     # ------------------------------------------------------------------ listing
-    def refresh_list(self, *, report_problems: bool = False) -> None:
-        """Re-read the library, re-run the filter and redraw the list (synchronous: used at start and after
-        changes, where the list must be current before the next key)."""
+    def refresh_list(self, *, check: bool = False) -> None:
+        """Re-read the library's index, re-run the filter and redraw the list (synchronous: used at start and
+        after changes, where the list must be current before the next key). ``check`` also runs the health
+        check of every entry, in a worker: it opens each file, which 10,000 concepts must not wait for."""
         query = parse_query(self.query_one("#search", Input).value)
         try:
-            everything, problems = self.backend.listing()
-            entries = self.backend.search(**query) if any(query.values()) else everything
+            everything = self._healthy(self.backend.entries())
+            entries = self._healthy(self.backend.search(**query)) if any(query.values()) else everything
         except Exception as exc:  # noqa: BLE001 - a broken library folder is a message, not a crash
-            self.notify(str(exc), title="Library", severity="error")
-            everything, entries, problems = [], [], []
-        self._total, self._problems = len(everything), problems
-        if problems and report_problems:
-            self.notify("\n".join(problems[:5]), title=f"{len(problems)} library problem(s)", severity="warning")
+            self.notify(describe(exc), title="Library", severity="error")
+            everything, entries = [], []
+        self._total = len(everything)
         self._show_entries(entries, any(query.values()))
+        if check:
+            backend = self.backend
+            start_job(self, "problems", lambda _: backend.problems())
+
+    def _healthy(self, entries: list[Any]) -> list[Any]:
+        return [e for e in entries if e.token not in self._broken] if self._broken else entries
+
+    def _show_problems(self, found: list[tuple[str | None, str]]) -> None:
+        problems = [sentence for _, sentence in found]
+        self._problems = problems
+        broken = {token for token, _ in found if token is not None}
+        if broken != self._broken:
+            self._broken = broken
+            self.refresh_list()
+        if problems:
+            self.notify("\n".join(problems[:5]), title=f"{len(problems)} library problem(s)", severity="warning")
+        self._show_count(self.query_one(ConceptList).row_count, bool(self.query_one("#search", Input).value.strip()))
+
+    def _show_count(self, shown: int, filtered: bool) -> None:
+        line = f"{shown} of {self._total} concepts" if filtered else f"{self._total} concepts"
+        if self._problems:
+            line += f" · {len(self._problems)} problem(s): {self._problems[0]}"
+        self.query_one("#count", Label).update(plain(line))
 
     def _show_entries(self, entries: list[Any], filtered: bool) -> None:
         table = self.query_one(ConceptList)
         table.show(entries)
-        shown = f"{len(entries)} of {self._total} concepts" if filtered else f"{self._total} concepts"
-        if self._problems:
-            shown += f" · {len(self._problems)} problem(s): {self._problems[0]}"
-        self.query_one("#count", Label).update(plain(shown))
+        self._show_count(len(entries), filtered)
         if not entries:
             self._show_empty()
         elif table.current_token() != self.current:
@@ -135,7 +157,7 @@ class LibraryScreen(TicraftScreen):
         # Searching re-reads the library: off the UI thread, so typing never waits for the disk.
         query, backend = parse_query(event.value), self.backend
         start_job(self, "search", lambda _: (event.value, backend.search(**query) if any(query.values())
-                                             else backend.listing()[0]))
+                                             else backend.entries()))
 
     @on(Input.Submitted, "#search")
     def _filter_done(self) -> None:
@@ -172,7 +194,7 @@ class LibraryScreen(TicraftScreen):
             message = plain("The library is empty: train or import a concept." if not self._total
                             else "No concept matches.")
         self.query_one("#meta", Static).update(message)
-        for wid in ("#norms", "#neighbors"):
+        for wid in ("#norms", "#neighbors", "#extra"):
             self.query_one(wid, Static).update("")
         self.query_one("#images", Gallery).show([])
         self.query_one("#samples", Gallery).show([])
@@ -196,7 +218,9 @@ class LibraryScreen(TicraftScreen):
         if message.job == "search":
             value, entries = message.result
             if value == self.query_one("#search", Input).value:  # a newer keystroke supersedes this answer
-                self._show_entries(entries, any(parse_query(value).values()))
+                self._show_entries(self._healthy(entries), any(parse_query(value).values()))
+        elif message.job == "problems":
+            self._show_problems(list(message.result))
         elif message.job == "detail":
             token, entry, info, images, samples = message.result
             if token == self.current:
@@ -204,7 +228,9 @@ class LibraryScreen(TicraftScreen):
         elif message.job == "neighbors":
             token, rows = message.result
             if token == self.current:
-                self.query_one("#neighbors", Static).update(format_neighbors(rows))
+                neighbors = self.query_one("#neighbors", Static)
+                neighbors.update(format_neighbors(rows))
+                self.query_one("#detail").scroll_to_widget(neighbors, animate=False, top=False)
 
     @on(JobPhase)
     def _job_phase(self, message: JobPhase) -> None:
@@ -222,8 +248,9 @@ class LibraryScreen(TicraftScreen):
             self.notify(describe(message.error), title="Library", severity="error")
 
     def _render_detail(self, entry: Any, info: Any, images: list[Any], samples: list[Any]) -> None:
-        self.query_one("#meta", Static).update(format_meta(entry, info))
+        self.query_one("#meta", Static).update(format_meta(entry))
         self.query_one("#norms", Static).update(format_norms(info.norms))
+        self.query_one("#extra", Static).update(format_extra(info))
         self.query_one("#images", Gallery).show([(p, p.name) for p in images[:MAX_THUMBS]])
         self.query_one("#samples", Gallery).show([(p, p.name) for p in samples[-MAX_THUMBS:]])
 
@@ -232,7 +259,7 @@ class LibraryScreen(TicraftScreen):
         self.query_one("#search", Input).focus()
 
     def action_reload(self) -> None:
-        self.refresh_list()
+        self.refresh_list(check=True)
         self.notify("Library reloaded")
 
     def action_open(self) -> None:
@@ -336,8 +363,8 @@ class LibraryScreen(TicraftScreen):
 
 # ---------------------------------------------------------------------- formatting (pure, testable)
 # Everything below builds Text from plain strings: tokens, tags, paths and meta values are never markup.
-def format_meta(entry: Any, info: ConceptInfo) -> Text:
-    """The metadata block."""
+def format_meta(entry: Any) -> Text:
+    """What the library knows about the concept: token, family, tags, steps, origin."""
     rows = [join((entry.token, "bold"), "  ", (f"folder {entry.folder.name}/", "dim")),
             join("family ", (entry.family or "?", "bold"),
                  f" · {entry.num_vectors} vector(s) · dims {entry.dims_label}"),
@@ -349,6 +376,12 @@ def format_meta(entry: Any, info: ConceptInfo) -> Text:
         rows.append(plain(f"source: {entry.source}"))
     if entry.sha256:
         rows.append(plain(f"sha256: {entry.sha256[:16]}…"))
+    return lines(rows)
+
+
+def format_extra(info: ConceptInfo) -> Text:
+    """The training metadata worth a line (short values only)."""
+    rows: list[Text] = []
     extra = {k: v for k, v in info.meta.items()
              if k not in HIDDEN_META and k not in ("steps", "step", "initializer", "source")
              and isinstance(v, (str, int, float, bool))}
