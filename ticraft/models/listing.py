@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ticraft.models import single_file as sf
-
 from ticraft.models.paths import TOY_WEIGHTS
+
 MAX_SCAN_DEPTH = 2  # how deep below a model dir to look (A1111 keeps checkpoints in subfolders)
 
 

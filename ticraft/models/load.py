@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 
 from ticraft.models.backbone import Backbone, BackboneError, load_diffusers_folder
-
 from ticraft.models.paths import TOY_WEIGHTS
 
 
@@ -72,7 +71,8 @@ def load_backbone(spec: str | os.PathLike | None = None, *, device: str | torch.
             from ticraft.models.single_file import load_single_file
 
             bb = load_single_file(path, family=family, dtype=dtype)
-        elif path.suffix in (".safetensors", ".ckpt", ".pt", ".bin") or os.sep in str(spec) and not _looks_like_hub_id(str(spec)):
+        elif path.suffix in (".safetensors", ".ckpt", ".pt", ".bin") or (
+                os.sep in str(spec) and not _looks_like_hub_id(str(spec))):
             raise BackboneError(f"model file or folder not found: {path}")
         elif _looks_like_hub_id(str(spec)):
             from ticraft.models.single_file import find_in_hf_cache

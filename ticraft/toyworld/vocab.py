@@ -14,12 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ticraft.models.single_file import _bytes_to_unicode  # one copy of CLIP's byte alphabet
 from ticraft.toyworld.render import COLOURS, SHAPES, SIZES, STYLES, TEXTURES, Attributes, sample_attributes
 
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
 MODEL_MAX_LENGTH = 77
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP's byte-level alphabet, as transformers defines it (imported late: transformers is heavy)."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return dict(bytes_to_unicode())
 
 
 @dataclass(frozen=True)
