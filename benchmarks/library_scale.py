@@ -48,8 +48,10 @@ def build(root: Path, n: int, batch: int = 1000) -> float:
     t0 = time.perf_counter()
     for start in range(0, n, batch):
         stop = min(n, start + batch)
-        lib.add_many([make(f"<c{i}>", i, 1 + i % 3) for i in range(start, stop)],
-                     tags=[[f"t{i % 7}"] + (["style"] if i % 5 == 0 else []) for i in range(start, stop)])
+        lib.add_many(
+            [make(f"<c{i}>", i, 1 + i % 3) for i in range(start, stop)],
+            tags=[[f"t{i % 7}"] + (["style"] if i % 5 == 0 else []) for i in range(start, stop)],
+        )
     return time.perf_counter() - t0
 
 
@@ -84,7 +86,9 @@ def measure_ops(small: Path, large: Path, reps: int, payload: Path) -> dict[str,
     times: dict[str, dict[str, list[float]]] = {}
     for rep in range(reps):
         for name in ops(small, rep, payload):
-            for label, root in (("small", small), ("large", large)) if rep % 2 == 0 else (("large", large), ("small", small)):
+            for label, root in (
+                (("small", small), ("large", large)) if rep % 2 == 0 else (("large", large), ("small", small))
+            ):
                 times.setdefault(name, {}).setdefault(label, []).append(cli(*ops(root, rep, payload)[name]))
     return {name: {label: statistics.median(v) for label, v in by.items()} for name, by in times.items()}
 
@@ -107,8 +111,12 @@ def import_folder_bench(tmp: Path, files: int) -> dict[str, float]:
     lib = tmp / "imported"
     env = {**os.environ, "COLUMNS": "200"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "ticraft", "library", "import", str(src), "--recursive", "-L", str(lib)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ticraft", "library", "import", str(src), "--recursive", "-L", str(lib)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"import failed:\n{proc.stdout}\n{proc.stderr}")
@@ -136,8 +144,10 @@ def matrix_bench(root: Path) -> dict[str, float]:
 
 def first_page_seconds(root: Path) -> float:
     """A fresh process: import the library, count, read the first 50 rows (what a list view needs first)."""
-    code = ("import time; t=time.perf_counter(); from ticraft.library import Library; lib=Library(%r); "
-            "n=lib.count(); rows=lib.page(0, 50); print(time.perf_counter()-t)") % str(root)
+    code = (
+        "import time; t=time.perf_counter(); from ticraft.library import Library; lib=Library(%r); "
+        "n=lib.count(); rows=lib.page(0, 50); print(time.perf_counter()-t)"
+    ) % str(root)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return float(out.strip())
 
@@ -162,8 +172,10 @@ def main() -> None:
         write_concept(make("<payload>", 424242), payload, layout="diffusers")
         cmd = measure_ops(small, large, args.reps, payload)
         for name, by in cmd.items():
-            print(f"{name:7s} small {by['small']:.3f} s  large {by['large']:.3f} s  ratio {by['large'] / by['small']:.2f}",
-                  flush=True)
+            print(
+                f"{name:7s} small {by['small']:.3f} s  large {by['large']:.3f} s  ratio {by['large'] / by['small']:.2f}",
+                flush=True,
+            )
         page_s = statistics.median(first_page_seconds(large) for _ in range(3))
         imp = import_folder_bench(tmp, args.import_files)
         print(f"import {imp}", flush=True)
@@ -172,7 +184,8 @@ def main() -> None:
     machine = f"{os.cpu_count()}-core CPU, this sandbox ({platform.machine()}, Python {platform.python_version()})"
     rows = "\n".join(
         f"| `library {name}` | {by['small']:.2f} s | {by['large']:.2f} s | **{by['large'] / by['small']:.2f}×** |"
-        for name, by in cmd.items())
+        for name, by in cmd.items()
+    )
     body = f"""## Library scale
 
 `benchmarks/library_scale.py` (`nice -n 10`, {machine}, other jobs sharing the cores). Each command is one
@@ -185,14 +198,14 @@ Target: ratio ≤ 1.5.
 |---|---|---|---|
 {rows}
 
-- `library import DIR --recursive` of {imp['files']:.0f} files ({args.import_files // 2} A1111 `.pt`, {args.import_files // 2}
-  `.safetensors`, 20 byte-identical copies, 10 sub-folders): **{imp['seconds']:.1f} s** (target ≤ 60 s on 2 cores);
-  {imp['imported']:.0f} concepts imported, {imp['duplicates_reported']:.0f} duplicates reported by content hash.
+- `library import DIR --recursive` of {imp["files"]:.0f} files ({args.import_files // 2} A1111 `.pt`, {args.import_files // 2}
+  `.safetensors`, 20 byte-identical copies, 10 sub-folders): **{imp["seconds"]:.1f} s** (target ≤ 60 s on 2 cores);
+  {imp["imported"]:.0f} concepts imported, {imp["duplicates_reported"]:.0f} duplicates reported by content hash.
 - A fresh process opening the {args.concepts:,}-concept library, counting it and reading its first 50 rows
   (`Library.count()` + `Library.page(0, 50)`, imports included): {page_s:.2f} s.
-- `Library.matrix()` over {mat['rows']:.0f} concepts: {mat['cold_s']:.1f} s cold (every file read once),
-  {mat['warm_s']:.2f} s warm (a new process reads `.index/vectors-*.safetensors`); one nearest-concept query
-  {mat['nearest_s'] * 1000:.1f} ms.
+- `Library.matrix()` over {mat["rows"]:.0f} concepts: {mat["cold_s"]:.1f} s cold (every file read once),
+  {mat["warm_s"]:.2f} s warm (a new process reads `.index/vectors-*.safetensors`); one nearest-concept query
+  {mat["nearest_s"] * 1000:.1f} ms.
 """
     print(body)
     if not args.no_write:

@@ -318,6 +318,8 @@ def test_index_lost_or_corrupt_is_rebuilt_from_the_folders(lib: Library) -> None
     fresh = Library(lib.root)
     assert [e.token for e in fresh.entries()] == ["<a>", "<b>"] and fresh.problems() == []
     assert fresh.entry("<a>").tags == ("x",) and [e.token for e in fresh.search(tag="y")] == ["<b>"]
+    fresh.close()
+    lib.close()
     ix.index_path(lib.root).write_bytes(b"this is not a database" * 100)
     for path in lib.root.joinpath(ix.INDEX_DIR).glob("*-wal"):
         path.unlink()

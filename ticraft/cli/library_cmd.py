@@ -66,8 +66,10 @@ def _print_problems(problems: list[str]) -> None:
         console.print(f"[yellow]{len(problems)} problem(s):[/]")
         for problem in problems:
             console.print(f"[yellow]  • {escape(problem)}[/]")
-        console.print("[yellow]Broken entries are left in place for you to inspect; `ticraft library repair` "
-                      "rebuilds the index from the folders, `ticraft library verify` reads every vector.[/]")
+        console.print(
+            "[yellow]Broken entries are left in place for you to inspect; `ticraft library repair` "
+            "rebuilds the index from the folders, `ticraft library verify` reads every vector.[/]"
+        )
 
 
 def _entries_table(entries: list["Entry"], title: str, flagged: dict[str, str] | None = None) -> Table:
@@ -81,14 +83,21 @@ def _entries_table(entries: list["Entry"], title: str, flagged: dict[str, str] |
     table.add_column("tags")
     table.add_column("steps", justify="right")
     for e in entries:
-        table.add_row("[red]![/]" if e.token in flagged else "", escape(e.token), escape(e.family or "?"),
-                      str(e.num_vectors), escape(e.dims_label), escape(", ".join(e.tags)),
-                      "" if e.steps is None else str(e.steps))
+        table.add_row(
+            "[red]![/]" if e.token in flagged else "",
+            escape(e.token),
+            escape(e.family or "?"),
+            str(e.num_vectors),
+            escape(e.dims_label),
+            escape(", ".join(e.tags)),
+            "" if e.steps is None else str(e.steps),
+        )
     return table
 
 
 def _default_format(out: Path) -> str:
-    """Pick a layout from the output name: ``.pt`` → a1111, anything else → auto (comfyui for SD3/Flux, else diffusers)."""
+    """Pick a layout from the output name: ``.pt`` → a1111, anything else → auto (comfyui for SD3/Flux,
+    else diffusers)."""
     return "a1111" if out.suffix.lower() in (".pt", ".ckpt") else "auto"
 
 
@@ -112,9 +121,13 @@ def _file_list(title: str, paths: list[Path]) -> None:
 def list_cmd(
     tag: Annotated[Optional[str], typer.Option("--tag", "-t", help="Only concepts with this tag.")] = None,
     family: Annotated[Optional[str], typer.Option("--family", help="Only this model family.")] = None,
-    search: Annotated[Optional[str], typer.Option("--search", "-s", help="Text in token, tags, notes, initializer or source.")] = None,
+    search: Annotated[
+        Optional[str], typer.Option("--search", "-s", help="Text in token, tags, notes, initializer or source.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows to show.")] = DEFAULT_LIST_LIMIT,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="Rows to skip (the next page starts at offset + limit).")] = 0,
+    offset: Annotated[
+        int, typer.Option("--offset", min=0, help="Rows to skip (the next page starts at offset + limit).")
+    ] = 0,
     show_all: Annotated[bool, typer.Option("--all", help="Show every matching row (and check every one).")] = False,
     library: LibraryOption = None,
 ) -> None:
@@ -129,8 +142,10 @@ def list_cmd(
     shown = lib.page(offset, None if show_all else limit, text=search, tag=tag, family=family)
     flagged = lib.check(shown)
     if not total:
-        console.print(f"No concepts in the library at {escape(str(lib.root))} yet. "
-                      "Add one with `ticraft library import FILE`.", soft_wrap=True)
+        console.print(
+            f"No concepts in the library at {escape(str(lib.root))} yet. Add one with `ticraft library import FILE`.",
+            soft_wrap=True,
+        )
     elif not matching:
         console.print(f"No concept matches (the library at {escape(str(lib.root))} holds {total}).", soft_wrap=True)
     elif not shown:
@@ -138,7 +153,9 @@ def list_cmd(
     else:
         filtered = f", {matching} match" if matching != total else ""
         window = f", showing {offset + 1}–{offset + len(shown)}" if len(shown) != matching else ""
-        console.print(_entries_table(shown, f"{total} concept(s) in {escape(str(lib.root))}{filtered}{window}", flagged))
+        console.print(
+            _entries_table(shown, f"{total} concept(s) in {escape(str(lib.root))}{filtered}{window}", flagged)
+        )
         if offset + len(shown) < matching:
             console.print(f"[dim]{matching - offset - len(shown)} more: --offset {offset + len(shown)}, or --all[/]")
     problems = lib.index_problems() + [f"{e.folder.name}: {flagged[e.token]}" for e in shown if e.token in flagged]
@@ -146,7 +163,9 @@ def list_cmd(
 
 
 @app.command("show")
-def show_cmd(token: Annotated[str, typer.Argument(help="Token, with or without <>.")], library: LibraryOption = None) -> None:
+def show_cmd(
+    token: Annotated[str, typer.Argument(help="Token, with or without <>.")], library: LibraryOption = None
+) -> None:
     """Show one concept: metadata, the norm of every vector, its images and samples."""
     lib = open_library(library)
     entry = lib.entry(token)
@@ -161,11 +180,18 @@ def show_cmd(token: Annotated[str, typer.Argument(help="Token, with or without <
     info.add_column(style="bold")
     info.add_column()
     rows = [
-        ("token", entry.token), ("family", entry.family or "?"), ("vectors", str(entry.num_vectors)),
-        ("dims", entry.dims_label), ("tags", ", ".join(entry.tags) or "—"),
-        ("steps", "—" if entry.steps is None else str(entry.steps)), ("initializer", entry.initializer or "—"),
-        ("source", entry.source or "—"), ("created", entry.created or "—"), ("updated", entry.updated or "—"),
-        ("sha256", entry.sha256 or "—"), ("folder", str(entry.folder)),
+        ("token", entry.token),
+        ("family", entry.family or "?"),
+        ("vectors", str(entry.num_vectors)),
+        ("dims", entry.dims_label),
+        ("tags", ", ".join(entry.tags) or "—"),
+        ("steps", "—" if entry.steps is None else str(entry.steps)),
+        ("initializer", entry.initializer or "—"),
+        ("source", entry.source or "—"),
+        ("created", entry.created or "—"),
+        ("updated", entry.updated or "—"),
+        ("sha256", entry.sha256 or "—"),
+        ("folder", str(entry.folder)),
     ]
     shown = {"steps", "initializer", "source"}
     rows += [(k, _short(v)) for k, v in sorted((meta.get("meta") or {}).items()) if k not in shown]
@@ -186,13 +212,21 @@ def show_cmd(token: Annotated[str, typer.Argument(help="Token, with or without <
 
 @app.command("import")
 def import_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Embedding files (any layout ticraft reads), or one embeddings folder.")],
-    token: Annotated[Optional[str], typer.Option("--token", help="Rename the concept (one single-concept file).")] = None,
+    files: Annotated[
+        list[Path], typer.Argument(help="Embedding files (any layout ticraft reads), or one embeddings folder.")
+    ],
+    token: Annotated[
+        Optional[str], typer.Option("--token", help="Rename the concept (one single-concept file).")
+    ] = None,
     family: FamilyOption = None,
     tag: TagsOption = None,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Folder (or file) of training images to keep with it.")] = None,
+    images: Annotated[
+        Optional[Path], typer.Option("--images", help="Folder (or file) of training images to keep with it.")
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace concepts with the same token.")] = False,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="With a folder: its sub-folders too (their names become tags).")] = False,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="With a folder: its sub-folders too (their names become tags).")
+    ] = False,
     library: LibraryOption = None,
 ) -> None:
     """Import embedding files into the library (every file is checked before anything is written).
@@ -207,8 +241,9 @@ def import_cmd(
     if len(files) == 1 and files[0].is_dir():
         if token is not None or images is not None:
             raise LibraryError("--token and --images belong to one file; a folder is imported under its file names")
-        _import_folder(open_library(library), files[0], recursive=recursive, family=family, tags=tag or (),
-                       overwrite=overwrite)
+        _import_folder(
+            open_library(library), files[0], recursive=recursive, family=family, tags=tag or (), overwrite=overwrite
+        )
         return
     folders = [f for f in files if f.is_dir()]
     if folders:
@@ -223,8 +258,11 @@ def import_cmd(
     for e in lib.add_many(concepts, images=images, tags=tag or (), overwrite=overwrite, origin=origin):
         n_images = len(lib.images(e.token))
         extra = f", {n_images} image(s)" if n_images else ""
-        console.print(f"Imported [cyan]{escape(e.token)}[/] ({e.family or '?'}, {e.num_vectors} vector(s), "
-                      f"dims {e.dims_label}{extra}) → {escape(str(e.folder))}", soft_wrap=True)
+        console.print(
+            f"Imported [cyan]{escape(e.token)}[/] ({e.family or '?'}, {e.num_vectors} vector(s), "
+            f"dims {e.dims_label}{extra}) → {escape(str(e.folder))}",
+            soft_wrap=True,
+        )
 
 
 def _import_folder(lib: Any, folder: Path, **options: Any) -> None:
@@ -235,15 +273,19 @@ def _import_folder(lib: Any, folder: Path, **options: Any) -> None:
 
     with Progress(transient=True, console=console) as bar:
         task = bar.add_task("reading", total=None)
-        report = import_folder(lib, folder, progress=lambda done, total: bar.update(task, completed=done, total=total),
-                               **options)
+        report = import_folder(
+            lib, folder, progress=lambda done, total: bar.update(task, completed=done, total=total), **options
+        )
     for path, dup in report.duplicates:
         console.print(f"skipped {escape(str(path))}: same vectors as {escape(dup)}", soft_wrap=True)
     for path, reason in report.refused:
         console.print(f"[red]refused[/] {escape(str(path))}: {escape(reason)}", soft_wrap=True)
     extra = f", {report.ignored} other file(s) ignored" if report.ignored else ""
-    console.print(f"Imported {len(report.added)} concept(s) from {escape(str(folder))} into {escape(str(lib.root))} "
-                  f"({len(report.duplicates)} duplicate(s) skipped, {len(report.refused)} refused{extra})", soft_wrap=True)
+    console.print(
+        f"Imported {len(report.added)} concept(s) from {escape(str(folder))} into {escape(str(lib.root))} "
+        f"({len(report.duplicates)} duplicate(s) skipped, {len(report.refused)} refused{extra})",
+        soft_wrap=True,
+    )
     if report.refused:
         raise typer.Exit(1)
 
@@ -252,7 +294,9 @@ def _import_folder(lib: Any, folder: Path, **options: Any) -> None:
 def export_cmd(
     token: Annotated[str, typer.Argument(help="Token to export.")],
     out: Annotated[Path, typer.Argument(help="Output file, or an existing folder.")],
-    format: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="Layout (default: from the suffix; .pt → a1111).")] = None,
+    format: Annotated[
+        Optional[ExportFormat], typer.Option("--format", "-f", help="Layout (default: from the suffix; .pt → a1111).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     library: LibraryOption = None,
 ) -> None:
@@ -267,7 +311,9 @@ def export_cmd(
 def convert_cmd(
     src: Annotated[Path, typer.Argument(metavar="IN", help="Embedding file in any layout.")],
     out: Annotated[Path, typer.Argument(help="Output file (or folder, for files holding several concepts).")],
-    format: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="Layout (default: from the suffix; .pt → a1111).")] = None,
+    format: Annotated[
+        Optional[ExportFormat], typer.Option("--format", "-f", help="Layout (default: from the suffix; .pt → a1111).")
+    ] = None,
     token: Annotated[Optional[str], typer.Option("--token", help="Rename the concept on the way.")] = None,
     family: FamilyOption = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
@@ -308,8 +354,10 @@ def rename_cmd(
     lib = open_library(library)
     before = lib.entry(old).token
     entry = lib.rename(old, new)
-    console.print(f"Renamed [cyan]{escape(before)}[/] → [cyan]{escape(entry.token)}[/] ({escape(str(entry.folder))})",
-                  soft_wrap=True)
+    console.print(
+        f"Renamed [cyan]{escape(before)}[/] → [cyan]{escape(entry.token)}[/] ({escape(str(entry.folder))})",
+        soft_wrap=True,
+    )
 
 
 @app.command("rm")
@@ -361,12 +409,17 @@ def verify_cmd(library: LibraryOption = None) -> None:
         task = bar.add_task("verifying", total=total)
         problems = lib.verify(progress=lambda done, _n: bar.update(task, completed=done))
     if problems:
-        console.print(f"[red]{len(problems)} problem(s)[/] in {total} concept(s) at {escape(str(lib.root))}:", soft_wrap=True)
+        console.print(
+            f"[red]{len(problems)} problem(s)[/] in {total} concept(s) at {escape(str(lib.root))}:", soft_wrap=True
+        )
         for problem in problems:
             console.print(f"  • {escape(problem)}", soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"All {total} concept(s) in {escape(str(lib.root))} verified: every vector read, sha256 matches, "
-                  "all values finite.", soft_wrap=True)
+    console.print(
+        f"All {total} concept(s) in {escape(str(lib.root))} verified: every vector read, sha256 matches, "
+        "all values finite.",
+        soft_wrap=True,
+    )
 
 
 @app.command("path")

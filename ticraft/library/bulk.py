@@ -63,8 +63,9 @@ def folder_tags(rel_parent: Path) -> list[str]:
 def embedding_files(folder: Path, recursive: bool) -> tuple[list[Path], int]:
     """``(candidate files in natural order, number of other files)``; hidden files and folders are skipped."""
     files, other = [], 0
-    walker: Iterable[tuple[str, list[str], list[str]]] = os.walk(folder) if recursive else [
-        (str(folder), [], [p.name for p in folder.iterdir() if p.is_file()])]
+    walker: Iterable[tuple[str, list[str], list[str]]] = (
+        os.walk(folder) if recursive else [(str(folder), [], [p.name for p in folder.iterdir() if p.is_file()])]
+    )
     for dirpath, dirnames, filenames in walker:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
@@ -93,9 +94,16 @@ def _read(path: Path, family: str | None) -> list["Concept"]:
     return concepts
 
 
-def import_folder(lib: "Library", folder: str | os.PathLike[str], *, recursive: bool = True, family: str | None = None,
-                  tags: Iterable[str] = (), overwrite: bool = False,
-                  progress: Callable[[int, int], Any] | None = None) -> ImportReport:
+def import_folder(
+    lib: "Library",
+    folder: str | os.PathLike[str],
+    *,
+    recursive: bool = True,
+    family: str | None = None,
+    tags: Iterable[str] = (),
+    overwrite: bool = False,
+    progress: Callable[[int, int], Any] | None = None,
+) -> ImportReport:
     """Import every embedding file under ``folder`` (see the module docstring); returns what happened.
 
     ``tags`` are added to every concept, after the sub-folder tags; ``overwrite`` replaces entries with
@@ -133,16 +141,22 @@ def import_folder(lib: "Library", folder: str | os.PathLike[str], *, recursive: 
                 report.refused.append((path, f"token {c.token} is also the name of {seen_token[key]}"))
                 continue
             if not overwrite and lib.has(c.token):
-                report.refused.append((path, f"{c.token} is already in the library with other vectors "
-                                             "(import with --overwrite to replace it)"))
+                report.refused.append(
+                    (
+                        path,
+                        f"{c.token} is already in the library with other vectors "
+                        "(import with --overwrite to replace it)",
+                    )
+                )
                 continue
             seen_sha[sha], seen_token[key] = c.token, path
             accepted.append((c, normalize_tags([*folder_tags(path.parent.relative_to(root)), *extra])))
         if progress is not None:
             progress(i, len(files))
     if accepted:
-        report.added = lib.add_many([c for c, _ in accepted], tags=[t for _, t in accepted], overwrite=overwrite,
-                                    origin=str(root))
+        report.added = lib.add_many(
+            [c for c, _ in accepted], tags=[t for _, t in accepted], overwrite=overwrite, origin=str(root)
+        )
     return report
 
 

@@ -65,10 +65,20 @@ class Entry:
     def to_record(self) -> dict[str, Any]:
         """The JSON record the manifest keeps (folder stored by name)."""
         return {
-            "token": self.token, "family": self.family, "num_vectors": self.num_vectors, "dims": self.dims,
-            "tags": list(self.tags), "steps": self.steps, "created": self.created, "updated": self.updated,
-            "folder": self.folder.name, "sha256": self.sha256, "initializer": self.initializer, "source": self.source,
-            "method": self.method, "notes": self.notes,
+            "token": self.token,
+            "family": self.family,
+            "num_vectors": self.num_vectors,
+            "dims": self.dims,
+            "tags": list(self.tags),
+            "steps": self.steps,
+            "created": self.created,
+            "updated": self.updated,
+            "folder": self.folder.name,
+            "sha256": self.sha256,
+            "initializer": self.initializer,
+            "source": self.source,
+            "method": self.method,
+            "notes": self.notes,
         }
 
     @classmethod
@@ -89,14 +99,27 @@ class Entry:
                 raise ValueError("family must be a string")
         except (KeyError, TypeError, ValueError, TicraftError) as exc:
             raise LibraryError(f"malformed metadata ({exc.__class__.__name__}: {exc})") from exc
-        return cls(token=token, family=family, num_vectors=num, dims=dims, tags=tags, steps=steps,
-                   created=_opt_str(rec, "created") or "", folder=folder, sha256=_opt_str(rec, "sha256") or "",
-                   initializer=_opt_str(rec, "initializer"), source=_opt_str(rec, "source"),
-                   updated=_opt_str(rec, "updated"), method=_opt_str(rec, "method"), notes=_opt_str(rec, "notes"))
+        return cls(
+            token=token,
+            family=family,
+            num_vectors=num,
+            dims=dims,
+            tags=tags,
+            steps=steps,
+            created=_opt_str(rec, "created") or "",
+            folder=folder,
+            sha256=_opt_str(rec, "sha256") or "",
+            initializer=_opt_str(rec, "initializer"),
+            source=_opt_str(rec, "source"),
+            updated=_opt_str(rec, "updated"),
+            method=_opt_str(rec, "method"),
+            notes=_opt_str(rec, "notes"),
+        )
 
 
-def filter_entries(entries: Iterable[Entry], text: str | None = None, tag: str | None = None,
-                   family: str | None = None) -> list[Entry]:
+def filter_entries(
+    entries: Iterable[Entry], text: str | None = None, tag: str | None = None, family: str | None = None
+) -> list[Entry]:
     """The entries matching every given filter (see :meth:`Library.search`).
 
     >>> e = Entry("<a>", "toy", 1, {"clip": 8}, ("style",), None, "", Path("a"), "")
@@ -120,8 +143,11 @@ def _summary_fields(concept_meta: Mapping[str, Any]) -> dict[str, Any]:
         steps = int(steps)
     init = concept_meta.get("initializer")
     src = concept_meta.get("source")
-    method = concept_meta.get("method") or concept_meta.get("trainer") or (
-        "mix" if "expression" in concept_meta else concept_meta.get("source_layout"))
+    method = (
+        concept_meta.get("method")
+        or concept_meta.get("trainer")
+        or ("mix" if "expression" in concept_meta else concept_meta.get("source_layout"))
+    )
     notes = concept_meta.get("notes")
     return {
         "method": method if isinstance(method, str) else None,
@@ -130,4 +156,3 @@ def _summary_fields(concept_meta: Mapping[str, Any]) -> dict[str, Any]:
         "initializer": init if isinstance(init, str) else (None if init is None else str(init)),
         "source": src if isinstance(src, str) else (None if src is None else str(src)),
     }
-

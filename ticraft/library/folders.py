@@ -59,10 +59,17 @@ def read_meta(folder: Path) -> dict[str, Any]:
     if not shapes or any(len(s) != 2 for s in shapes.values()):
         raise LibraryError(f"{EMBEDDING} does not hold [N, D] vectors")
     return {
-        "schema": SCHEMA, "token": token, "family": family,
-        "num_vectors": shapes[keys[0]][0], "dims": {k: s[1] for k, s in shapes.items()}, "tags": [],
-        "created": "", **_summary_fields(cmeta), "sha256": _tensor_sha256(header, data, start, EMBEDDING),
-        "images": [], "meta": cmeta,
+        "schema": SCHEMA,
+        "token": token,
+        "family": family,
+        "num_vectors": shapes[keys[0]][0],
+        "dims": {k: s[1] for k, s in shapes.items()},
+        "tags": [],
+        "created": "",
+        **_summary_fields(cmeta),
+        "sha256": _tensor_sha256(header, data, start, EMBEDDING),
+        "images": [],
+        "meta": cmeta,
     }
 
 

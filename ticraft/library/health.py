@@ -120,7 +120,9 @@ def verify_embedding(entry: Entry) -> str | None:
     except Exception as exc:  # a file changed between the two reads: report, never crash a verify run
         return str(exc)
     if entry.sha256 and sha != entry.sha256:
-        return f"{EMBEDDING} vectors hash to {sha[:12]}…, but the index records {entry.sha256[:12]}… (changed or damaged)"
+        return (
+            f"{EMBEDDING} vectors hash to {sha[:12]}…, but the index records {entry.sha256[:12]}… (changed or damaged)"
+        )
     import torch
     from safetensors.torch import load
 

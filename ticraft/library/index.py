@@ -82,11 +82,32 @@ INSERT INTO state (key, value) VALUES ('generation', 0), ('root_mtime_ns', NULL)
 #: ``MIGRATIONS[v]`` turns a schema ``v - 1`` file into schema ``v`` (0 is an empty file).
 MIGRATIONS: dict[int, str] = {1: _V1}
 
-_COLUMNS = ("folder", "token", "tkey", "sort_key", "family", "num_vectors", "dims", "tags", "tag_keys", "steps",
-            "created", "updated", "sha256", "initializer", "source", "method", "notes",
-            "meta_mtime_ns", "meta_size", "meta_ino")
-_SELECT = "SELECT folder, token, family, num_vectors, dims, tags, steps, created, sha256, initializer, source, " \
-          "updated, method, notes FROM concepts"
+_COLUMNS = (
+    "folder",
+    "token",
+    "tkey",
+    "sort_key",
+    "family",
+    "num_vectors",
+    "dims",
+    "tags",
+    "tag_keys",
+    "steps",
+    "created",
+    "updated",
+    "sha256",
+    "initializer",
+    "source",
+    "method",
+    "notes",
+    "meta_mtime_ns",
+    "meta_size",
+    "meta_ino",
+)
+_SELECT = (
+    "SELECT folder, token, family, num_vectors, dims, tags, steps, created, sha256, initializer, source, "
+    "updated, method, notes FROM concepts"
+)
 
 
 class NewerIndex(LibraryError):
@@ -117,8 +138,10 @@ def connect(path: Path | str, *, create: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout = 30000")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > INDEX_SCHEMA:
-            raise NewerIndex(f"the index {path} has schema {version}, newer than this ticraft understands "
-                             f"({INDEX_SCHEMA}); upgrade ticraft to change this library")
+            raise NewerIndex(
+                f"the index {path} has schema {version}, newer than this ticraft understands "
+                f"({INDEX_SCHEMA}); upgrade ticraft to change this library"
+            )
         if str(path) != ":memory:" and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a power cut loses at most the last commit
@@ -160,20 +183,45 @@ def _statements(script: str) -> list[str]:
 def entry_row(entry: Entry, meta_stat: os.stat_result | None) -> tuple[Any, ...]:
     """The ``concepts`` row of ``entry`` (``meta_stat``: the stat of its meta.json when indexed)."""
     return (
-        entry.folder.name, entry.token, token_key(entry.token), natural_key(entry.token), entry.family,
-        entry.num_vectors, json.dumps(entry.dims), json.dumps(list(entry.tags), ensure_ascii=False),
-        " " + " ".join(t.casefold() for t in entry.tags) + " ", entry.steps, entry.created, entry.updated,
-        entry.sha256, entry.initializer, entry.source, entry.method, entry.notes,
+        entry.folder.name,
+        entry.token,
+        token_key(entry.token),
+        natural_key(entry.token),
+        entry.family,
+        entry.num_vectors,
+        json.dumps(entry.dims),
+        json.dumps(list(entry.tags), ensure_ascii=False),
+        " " + " ".join(t.casefold() for t in entry.tags) + " ",
+        entry.steps,
+        entry.created,
+        entry.updated,
+        entry.sha256,
+        entry.initializer,
+        entry.source,
+        entry.method,
+        entry.notes,
         *((meta_stat.st_mtime_ns, meta_stat.st_size, meta_stat.st_ino) if meta_stat else (None, None, None)),
     )
 
 
 def row_entry(row: Sequence[Any], root: Path) -> Entry:
     """The :class:`Entry` of a row selected with ``_SELECT``."""
-    return Entry(token=row[1], family=row[2], num_vectors=row[3], dims=json.loads(row[4]),
-                 tags=tuple(json.loads(row[5])), steps=row[6], created=row[7] or "", folder=root / row[0],
-                 sha256=row[8] or "", initializer=row[9], source=row[10], updated=row[11], method=row[12],
-                 notes=row[13])
+    return Entry(
+        token=row[1],
+        family=row[2],
+        num_vectors=row[3],
+        dims=json.loads(row[4]),
+        tags=tuple(json.loads(row[5])),
+        steps=row[6],
+        created=row[7] or "",
+        folder=root / row[0],
+        sha256=row[8] or "",
+        initializer=row[9],
+        source=row[10],
+        updated=row[11],
+        method=row[12],
+        notes=row[13],
+    )
 
 
 def upsert(conn: sqlite3.Connection, entry: Entry, meta_stat: os.stat_result | None) -> None:
@@ -185,8 +233,11 @@ def upsert(conn: sqlite3.Connection, entry: Entry, meta_stat: os.stat_result | N
     row = entry_row(entry, meta_stat)
     conn.execute("DELETE FROM concepts WHERE tkey = ? AND folder != ?", (row[2], row[0]))
     sets = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
-    conn.execute(f"INSERT INTO concepts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-                 f"ON CONFLICT (folder) DO UPDATE SET {sets}", row)
+    conn.execute(
+        f"INSERT INTO concepts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+        f"ON CONFLICT (folder) DO UPDATE SET {sets}",
+        row,
+    )
     conn.execute("DELETE FROM problems WHERE folder = ?", (row[0],))
 
 
@@ -230,8 +281,16 @@ def count(conn: sqlite3.Connection, text: str | None = None, tag: str | None = N
     return int(conn.execute(f"SELECT count(*) FROM concepts{where}", args).fetchone()[0])
 
 
-def page(conn: sqlite3.Connection, root: Path, *, offset: int = 0, limit: int | None = None, text: str | None = None,
-         tag: str | None = None, family: str | None = None) -> list[Entry]:
+def page(
+    conn: sqlite3.Connection,
+    root: Path,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+    text: str | None = None,
+    tag: str | None = None,
+    family: str | None = None,
+) -> list[Entry]:
     """Rows matching the filters in natural token order, ``offset``/``limit`` applied by SQLite."""
     where, args = _where(text, tag, family)
     sql = f"{_SELECT}{where} ORDER BY sort_key, token LIMIT ? OFFSET ?"
@@ -241,8 +300,10 @@ def page(conn: sqlite3.Connection, root: Path, *, offset: int = 0, limit: int | 
 
 def find(conn: sqlite3.Connection, root: Path, token: str) -> Entry | None:
     """The entry ``token`` names (exact spelling first, then brackets/case ignored)."""
-    row = conn.execute(f"{_SELECT} WHERE token = ?", (token,)).fetchone() or \
-        conn.execute(f"{_SELECT} WHERE tkey = ?", (token_key(token),)).fetchone()
+    row = (
+        conn.execute(f"{_SELECT} WHERE token = ?", (token,)).fetchone()
+        or conn.execute(f"{_SELECT} WHERE tkey = ?", (token_key(token),)).fetchone()
+    )
     return None if row is None else row_entry(row, root)
 
 

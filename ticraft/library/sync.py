@@ -78,6 +78,14 @@ class IndexKeeper:
         self._tls = threading.local()
         self._empty: sqlite3.Connection | None = None
 
+    def close(self) -> None:
+        """Close the index connection (reopened on the next use; the CLI's processes just exit)."""
+        with self._mutex:
+            for conn in (self._conn, self._empty):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._empty = None
+
     # ------------------------------------------------------------ connections
     def _open(self, *, create: bool) -> sqlite3.Connection:
         path = ix.index_path(self.root)
@@ -95,8 +103,9 @@ class IndexKeeper:
         return conn
 
     def _is_fresh(self, conn: sqlite3.Connection) -> bool:
-        row = conn.execute("SELECT (SELECT count(*) FROM journal), "
-                           "(SELECT value FROM state WHERE key = 'root_mtime_ns')").fetchone()
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM journal), (SELECT value FROM state WHERE key = 'root_mtime_ns')"
+        ).fetchone()
         return row[0] == 0 and row[1] == os.stat(self.root).st_mtime_ns
 
     @contextlib.contextmanager
@@ -134,8 +143,10 @@ class IndexKeeper:
         for name in sorted(concept_dirs(self.root)):
             self._reindex(conn, name, None)
         if problem:
-            conn.execute("INSERT OR REPLACE INTO problems VALUES (?, ?)",
-                         (ix.INDEX_DIR, f"{problem}; reading the concept folders instead, changes are refused"))
+            conn.execute(
+                "INSERT OR REPLACE INTO problems VALUES (?, ?)",
+                (ix.INDEX_DIR, f"{problem}; reading the concept folders instead, changes are refused"),
+            )
         conn.execute("COMMIT")
         return conn
 
@@ -199,8 +210,12 @@ class IndexKeeper:
         """Journal the folders about to change (committed before any of them is touched)."""
         ix.announce(conn, names)
 
-    def _commit(self, conn: sqlite3.Connection, upserts: Iterable[tuple[Entry, os.stat_result | None]] = (),
-                deletes: Iterable[str] = ()) -> None:
+    def _commit(
+        self,
+        conn: sqlite3.Connection,
+        upserts: Iterable[tuple[Entry, os.stat_result | None]] = (),
+        deletes: Iterable[str] = (),
+    ) -> None:
         """Make an operation's index changes in one transaction (the operation's commit point)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -260,8 +275,9 @@ class IndexKeeper:
             elif name not in known and current.is_dir():
                 shutil.rmtree(current)
                 done["uncommitted"] = done.get("uncommitted", 0) + 1
-        done["deleted"], done["restored"] = settle_trash(self.root, ix.folders(conn)) \
-            if (self.root / TRASH_DIR).exists() else ([], [])
+        done["deleted"], done["restored"] = (
+            settle_trash(self.root, ix.folders(conn)) if (self.root / TRASH_DIR).exists() else ([], [])
+        )
         done["restored"] += rolled_back
         stored = ix.get_state(conn, "root_mtime_ns")
         names = set(journaled) | set(done["restored"])
@@ -308,8 +324,9 @@ class IndexKeeper:
                     old = Entry.from_record(manifest_rec, folder)
             if old is not None and old.token == entry.token:
                 entry = dataclasses.replace(entry, tags=old.tags, created=old.created, updated=old.updated)
-        twin_row = conn.execute("SELECT folder, token FROM concepts WHERE tkey = ? AND folder != ?",
-                                (token_key(entry.token), name)).fetchone()
+        twin_row = conn.execute(
+            "SELECT folder, token FROM concepts WHERE tkey = ? AND folder != ?", (token_key(entry.token), name)
+        ).fetchone()
         if twin_row is not None:
             twin_folder, twin_token = twin_row
             this_wins = name == slugify(entry.token) and twin_folder != slugify(twin_token)
@@ -355,31 +372,41 @@ class IndexKeeper:
                 conn = self._open(create=True)
             except ix.NewerIndex as exc:
                 raise LibraryError(str(exc)) from exc
-            before = {r[0]: r[1:] for r in conn.execute("SELECT folder, token, tags, sha256, dims, num_vectors FROM concepts")}
+            before = {
+                r[0]: r[1:] for r in conn.execute("SELECT folder, token, tags, sha256, dims, num_vectors FROM concepts")
+            }
             was_new = ix.get_state(conn, "root_mtime_ns") is None
             done = self._recover(conn, full=True)
             for item in self.root.glob(".*.tmp"):
                 with contextlib.suppress(OSError):
                     item.unlink()
                     done["swept"] += 1
-            after = {r[0]: r[1:] for r in conn.execute("SELECT folder, token, tags, sha256, dims, num_vectors FROM concepts")}
+            after = {
+                r[0]: r[1:] for r in conn.execute("SELECT folder, token, tags, sha256, dims, num_vectors FROM concepts")
+            }
             report.concepts = len(after)
             report.problems = ix.problems(conn)
         _describe(report, done, before, after, was_new)
         return report
 
 
-def _describe(report: RepairReport, done: dict[str, Any], before: dict[str, Any], after: dict[str, Any],
-              was_new: bool) -> None:
+def _describe(
+    report: RepairReport, done: dict[str, Any], before: dict[str, Any], after: dict[str, Any], was_new: bool
+) -> None:
     """Turn the counts of a repair into the report's sentences."""
     if was_new:
         report.found.append("no index yet" + (" (a manifest.json library)" if done.get("migrated") else ""))
-        report.actions.append(f"built the index from {len(after)} concept folder(s)"
-                              + (", keeping manifest.json's tags where a meta.json was lost" if done.get("migrated") else ""))
+        report.actions.append(
+            f"built the index from {len(after)} concept folder(s)"
+            + (", keeping manifest.json's tags where a meta.json was lost" if done.get("migrated") else "")
+        )
     pairs = [
         (done["half_built"], "half-built folder(s) under .tmp/ (an add or rename cut short)", "deleted them"),
-        (len(done["restored"]), "parked folder(s) under .trash/ still listed (a replace or remove cut short)",
-         "moved them back"),
+        (
+            len(done["restored"]),
+            "parked folder(s) under .trash/ still listed (a replace or remove cut short)",
+            "moved them back",
+        ),
         (len(done["deleted"]), "parked folder(s) under .trash/ no longer listed", "deleted them"),
         (done["swept"], "temp file(s) of interrupted writes", "deleted them"),
         (done.get("uncommitted", 0), "new folder(s) of an add or rename cut short before its commit", "deleted them"),
@@ -388,9 +415,11 @@ def _describe(report: RepairReport, done: dict[str, Any], before: dict[str, Any]
         added = sorted(set(after) - set(before))
         dropped = sorted(set(before) - set(after))
         changed = sorted(k for k in set(after) & set(before) if after[k] != before[k])
-        pairs += [(len(added), f"concept folder(s) missing from the index ({', '.join(added[:5])})", "indexed them"),
-                  (len(dropped), f"index row(s) without a healthy folder ({', '.join(dropped[:5])})", "removed the rows"),
-                  (len(changed), f"index row(s) out of date ({', '.join(changed[:5])})", "re-read their meta.json")]
+        pairs += [
+            (len(added), f"concept folder(s) missing from the index ({', '.join(added[:5])})", "indexed them"),
+            (len(dropped), f"index row(s) without a healthy folder ({', '.join(dropped[:5])})", "removed the rows"),
+            (len(changed), f"index row(s) out of date ({', '.join(changed[:5])})", "re-read their meta.json"),
+        ]
     for n, what, did in pairs:
         if n:
             report.found.append(f"{n} {what}")
@@ -403,7 +432,9 @@ def _manifest_records(root: Path) -> dict[str, dict[str, Any]]:
     """The records of an old ``manifest.json`` by folder (used only to keep tags a lost meta.json had)."""
     try:
         data = json.loads((root / MANIFEST).read_bytes())
-        return {r["folder"]: r for r in data.get("entries", []) if isinstance(r, dict) and isinstance(r.get("folder"), str)}
+        return {
+            r["folder"]: r for r in data.get("entries", []) if isinstance(r, dict) and isinstance(r.get("folder"), str)
+        }
     except (OSError, ValueError, AttributeError, TypeError):
         return {}
 

@@ -71,18 +71,29 @@ class ConceptMatrix:
         q = torch.cat([query.vectors[key].double().mean(0) for key in sorted(self.means)])
         rows = self.concat().double()
         sims = (rows @ q) / (rows.norm(dim=1) * q.norm()).clamp_min(1e-12)
-        skip = torch.tensor([t == query.token or bool(query.family and f and f != query.family)
-                             for t, f in zip(self.tokens, self.families, strict=False)])
+        skip = torch.tensor(
+            [
+                t == query.token or bool(query.family and f and f != query.family)
+                for t, f in zip(self.tokens, self.families, strict=False)
+            ]
+        )
         sims[skip] = float("-inf")
         top = torch.topk(sims, min(k, len(self.tokens)))
-        return [(self.tokens[int(i)], float(s)) for s, i in zip(top.values, top.indices, strict=False) if s != float("-inf")]
+        return [
+            (self.tokens[int(i)], float(s)) for s, i in zip(top.values, top.indices, strict=False) if s != float("-inf")
+        ]
 
     def subset(self, keep: list[int]) -> "ConceptMatrix":
         """The rows ``keep`` (in that order)."""
         idx = torch.tensor(keep, dtype=torch.long)
-        return ConceptMatrix([self.tokens[i] for i in keep], [self.families[i] for i in keep],
-                             [self.sha256[i] for i in keep], dict(self.dims),
-                             {k: v[idx] if keep else v[:0] for k, v in self.means.items()}, self.generation)
+        return ConceptMatrix(
+            [self.tokens[i] for i in keep],
+            [self.families[i] for i in keep],
+            [self.sha256[i] for i in keep],
+            dict(self.dims),
+            {k: v[idx] if keep else v[:0] for k, v in self.means.items()},
+            self.generation,
+        )
 
 
 def _dims_label(dims: dict[str, int]) -> str:
@@ -115,8 +126,9 @@ def _load_disk(path, dims: dict[str, int]) -> dict[str, dict[str, torch.Tensor]]
     return {sha: {k: tensors[k][i] for k in dims} for i, sha in enumerate(shas)}
 
 
-def library_matrix(lib: "Library", *, dims: dict[str, int] | None = None, family: str | None = None,
-                   tag: str | None = None) -> ConceptMatrix:
+def library_matrix(
+    lib: "Library", *, dims: dict[str, int] | None = None, family: str | None = None, tag: str | None = None
+) -> ConceptMatrix:
     """See :meth:`Library.matrix`. ``dims=None`` picks the widths most entries have."""
     generation = lib.generation()
     everything = lib.entries()
