@@ -210,14 +210,14 @@ def evaluate_concept(
         reconstruction_prompt: default ``"a photo of {}"`` (``"a photo of a {}"`` in the toy world).
         out: write a grid PNG (one row per prompt) there.
     """
+    from ticraft.analysis.judges import choose_judge, uses_toy_judge
     from ticraft.analysis.probes import sample_renderer, seeds_for
 
-    if scorer not in ("auto", "toy", "clip"):
-        raise MetricError(f"unknown scorer {scorer!r}: use auto, toy or clip")
+    uses_toy_judge(scorer, backbone.family, clip, error=MetricError, kind="scorer")  # a bad name fails first
     if not references:
         raise MetricError(f"{concept.token} has no training images to compare with; add them to its library entry "
                           f"or pass --reference")
-    use_toy = scorer == "toy" or (scorer == "auto" and backbone.family == "toy" and clip is None)
+    use_toy = uses_toy_judge(scorer, backbone.family, clip, error=MetricError, kind="scorer")
     seeds = seeds_for(n, seed)
     rnd = renderer or sample_renderer(backbone, library=library, concepts=[concept], steps=steps, guidance=guidance,
                                       batch_size=batch_size)
@@ -236,11 +236,9 @@ def evaluate_concept(
             edits.append(PromptScore(p, f"{e.field}={e.value}", _mean(s), s))
         name = "toy judge"
     else:
-        from ticraft.analysis.clip import CLIP_HELP, load_clip
-
-        if clip is None:
-            raise MetricError(f"the paper's metrics need CLIP for a {backbone.family} model; {CLIP_HELP}")
-        model = load_clip(clip)
+        model = choose_judge(scorer, backbone.family, clip, what="the paper's metrics", error=MetricError,
+                             kind="scorer")
+        assert model is not None  # uses_toy_judge said CLIP
         rec_prompt = _fill(reconstruction_prompt or RECONSTRUCTION_PROMPT, concept.token)
         images[rec_prompt] = rnd([rec_prompt] * n, seeds)
         rec_scores = clip_reconstruction(model, images[rec_prompt], references)
