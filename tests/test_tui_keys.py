@@ -152,8 +152,9 @@ def test_progress_is_honest(backend: FakeModelBackend) -> None:
             assert not bar_shown(app)
             backend.fail = None
 
-            # Train: named phases, steps with an ETA that disappears on cancel
+            # Train: ticraft's warnings about the run, named phases, steps with an ETA that disappears on cancel
             backend.step_delay = 0.05
+            backend.notes = ["training on one picture (a.png): the word tends to copy it"]
             await pilot.press("f3")
             screen = app.screen
             screen.query_one("#images").value = "imgs"
@@ -162,6 +163,7 @@ def test_progress_is_honest(backend: FakeModelBackend) -> None:
             screen.query_one("#steps").value = "400"
             await pilot.press("ctrl+g")
             await until(pilot, lambda: "training: step" in text(app, "#status") and "ETA" in text(app, "#status"))
+            assert text(app, "#train-warnings") == "⚠ training on one picture (a.png): the word tends to copy it"
             await pilot.press("escape")
             await pilot.pause()
             assert "cancelled" in text(app, "#status") and "ETA" not in text(app, "#status")

@@ -133,3 +133,32 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
             assert screen.query_one(LossPlot).steps == [1, 2, 3]
 
     asyncio.run(go())
+
+
+def test_training_warnings_become_notes(real_backend: RealBackend, tmp_path: Path) -> None:
+    """ticraft's TrainWarnings (here: one picture) reach the Train screen through Progress.note."""
+    from ticraft_tui.protocol import TrainRequest
+
+    images = tmp_path / "one"
+    images.mkdir()
+    fake_image("only", 32).save(images / "only.png")
+
+    class Record:
+        def __init__(self) -> None:
+            self.notes: list[str] = []
+            self.phases: list[str] = []
+
+        def __call__(self, step: int, total: int, loss: float | None = None, vectors: object = None) -> None:
+            pass
+
+        def phase(self, name: str) -> None:
+            self.phases.append(name)
+
+        def note(self, text: str) -> None:
+            self.notes.append(text)
+
+    record = Record()
+    real_backend.train(TrainRequest(str(images), "<lone>", "shape", steps=1), record)
+    assert any("one picture" in n for n in record.notes), record.notes
+    assert record.phases[1].startswith("loading model toy") and "training" in record.phases
+    assert record.phases[-1].startswith("saving")

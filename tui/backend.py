@@ -14,9 +14,11 @@ when the user cancelled, which is how a job stops.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .protocol import (  # noqa: F401 - re-exported: screens and tests import them from here too
     Backend,
@@ -228,9 +230,10 @@ class RealBackend:
             shutil.rmtree(out)  # a fresh start must not mix old previews and checkpoints in
         _phase(progress, f"loading model {self.model_spec} and encoding the pictures")
         callback = _TrainCallback(progress) if progress is not None else None
-        concept = train(str(Path(request.images).expanduser()), request.token, request.initializer,
-                        model=self.model_spec, preset=request.preset, library=self.library, callback=callback,
-                        output_dir=out, resume=resume, **options)
+        with _notes_from_warnings(progress):
+            concept = train(str(Path(request.images).expanduser()), request.token, request.initializer,
+                            model=self.model_spec, preset=request.preset, library=self.library, callback=callback,
+                            output_dir=out, resume=resume, **options)
         return concept.token
 
     def previews(self, request: TrainRequest) -> list[Path]:
@@ -284,6 +287,34 @@ class _TrainCallback:
 
 
 # ---------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _notes_from_warnings(progress: Progress | None) -> Iterator[None]:
+    """ticraft's warnings about a run (``TicraftWarning``: one picture, a multi-piece initializer, prompts near
+    the limit) go to ``progress.note`` while the block runs; other warnings are shown as usual.
+
+    ``warnings.catch_warnings`` swaps process-wide state: a warning another thread raises meanwhile also comes
+    here (and is shown as usual unless it is a TicraftWarning). The TUI runs one training at a time.
+    """
+    if progress is None:
+        yield
+        return
+    from ticraft.errors import TicraftWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", TicraftWarning)
+        show = warnings.showwarning
+
+        def to_note(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    file: Any = None, line: str | None = None) -> None:
+            if issubclass(category, TicraftWarning):
+                progress.note(str(message))
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = to_note
+        yield
+
+
 def _default_model() -> str:
     # The same rule as ticraft.models.backbone.resolve_model_spec(None), without importing torch at startup.
     from ticraft.user_config import get_config_value

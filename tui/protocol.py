@@ -31,6 +31,10 @@ class Progress(Protocol):
     def phase(self, name: str) -> None:
         """The job now does ``name`` (``"loading model"``, ``"saving"``…). Raises when the job was cancelled."""
 
+    def note(self, text: str) -> None:
+        """A warning worth showing while the job runs (ticraft's ``TrainWarning`` s: one picture, a multi-piece
+        initializer, prompts near the limit)."""
+
 
 @dataclass(frozen=True)
 class ConceptInfo:

@@ -49,11 +49,13 @@ class FakeModelBackend(RealBackend):
         setup_gate: when given, the "loading model" phase waits until the event is set, without looking at
             cancellation, like a real model load (lets tests cancel during set-up).
         words: the vocabulary the fake neighbours and map points are drawn from.
+        notes: warnings each fake training run reports before its first step (like ticraft's TrainWarnings).
     """
 
     def __init__(self, library: Any = None, model: str | None = "fake", *, step_delay: float = 0.0,
                  steps: int = 5, fail: str | None = None, fail_message: str = "",
-                 setup_gate: threading.Event | None = None, words: Sequence[str] = WORDS) -> None:
+                 setup_gate: threading.Event | None = None, words: Sequence[str] = WORDS,
+                 notes: Sequence[str] = ()) -> None:
         super().__init__(library, model)
         self.step_delay = step_delay
         self.steps = steps
@@ -62,6 +64,7 @@ class FakeModelBackend(RealBackend):
         self.setup_gate = setup_gate
         self.setup_done = threading.Event()  # set each time a set-up phase ends
         self.words = list(words)
+        self.notes = list(notes)
         self.calls: list[tuple[str, Any]] = []
 
     def _fail(self, name: str) -> None:
@@ -123,6 +126,8 @@ class FakeModelBackend(RealBackend):
 
         self._setup(progress)
         if progress is not None:
+            for text in self.notes:
+                progress.note(text)
             progress.phase("training")
         self._loop("train", progress, request.steps or self.steps)
         if progress is not None:

@@ -63,6 +63,14 @@ class JobPhase(JobMessage):
         self.name = name
 
 
+class JobNote(JobMessage):
+    """A running job has a warning worth showing: ``text``."""
+
+    def __init__(self, job: str, text: str) -> None:
+        super().__init__(job)
+        self.text = text
+
+
 class JobFinished(JobMessage):
     """A job returned ``result``."""
 
@@ -109,6 +117,10 @@ class Reporter:
     def phase(self, name: str) -> None:
         self.check()
         self.owner.post_message(JobPhase(self.job, name))
+
+    def note(self, text: str) -> None:
+        if not self.worker.is_cancelled:
+            self.owner.post_message(JobNote(self.job, text))
 
     def __call__(self, step: int, total: int, loss: float | None = None, vectors: Any = None) -> None:
         self.check()

@@ -119,9 +119,12 @@ class LibraryScreen(TicraftScreen):
             everything, entries = [], []
         self._total = len(everything)
         self._show_entries(entries, any(query.values()))
-        if check:
-            backend = self.backend
-            start_job(self, "problems", lambda _: backend.problems())
+        if check and self._painted:
+            self._check_health()
+
+    def _check_health(self) -> None:
+        backend = self.backend
+        start_job(self, "problems", lambda _: backend.problems())
 
     def _healthy(self, entries: list[Any]) -> list[Any]:
         return [e for e in entries if e.token not in self._broken] if self._broken else entries
@@ -181,7 +184,9 @@ class LibraryScreen(TicraftScreen):
         self._detail_timer = self.set_timer(0.08, self.guard(self._show_detail, "showing the concept"))
 
     def _first_paint_done(self) -> None:
+        # After the first frame: the health check opens every entry (a thread, but it holds the GIL a while).
         self._painted = True
+        self._check_health()
         self._schedule_detail()
 
     # ------------------------------------------------------------------ detail pane

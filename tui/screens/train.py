@@ -19,7 +19,17 @@ from ..widgets.job_status import JobStatus
 from ..widgets.loss_plot import LossPlot
 from ..widgets.nav import NavTabs
 from ..widgets.thumbnail import Gallery
-from ..workers import JobCancelled, JobFailed, JobFinished, JobPhase, JobProgress, cancel_job, job_running, start_job
+from ..workers import (
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobNote,
+    JobPhase,
+    JobProgress,
+    cancel_job,
+    job_running,
+    start_job,
+)
 from .base import TicraftScreen
 
 #: Seconds between looks for new preview images while a run is going.
@@ -42,6 +52,7 @@ class TrainScreen(TicraftScreen):
         self.request: TrainRequest | None = None
         self._poll: Any = None
         self._shown_previews: list[str] = []
+        self.warnings: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -133,9 +144,15 @@ class TrainScreen(TicraftScreen):
 
     def show_warnings(self, warnings: list[str]) -> None:
         """Warnings about this run (one picture, a multi-piece initializer…), one line each, above the plot."""
+        self.warnings = list(warnings)
         label = self.query_one("#train-warnings", Label)
         label.update(plain("\n".join(f"⚠ {w}" for w in warnings)))
         label.display = bool(warnings)
+
+    @on(JobNote)
+    def _note(self, message: JobNote) -> None:
+        self.show_warnings([*self.warnings, message.text])
+        self.notify(message.text, title="Training warning", severity="warning", timeout=10)
 
     # ------------------------------------------------------------------ job messages
     def _busy(self, busy: bool) -> None:
