@@ -6,7 +6,7 @@ backpropagate into it, AdamW over all 49k rows, then copy every untouched row ba
 copy, and read the loss (a host sync) every step. ticraft encodes the images once, trains a spliced
 ``[N, D]`` tensor only, batches many (image, t, ε) samples per step and reads the loss every K steps.
 
-Models are built offline with random weights from the shipped configs (``ticraft/configs``):
+Models are built offline with random weights from the shipped configs (``ticraft/models/configs``):
 
 * ``sd15``  — the exact SD-1.5 architecture (DESIGN.md §8), 512 px;
 * ``sdxl``  — the SDXL architecture (two text encoders, 2.6B-parameter UNet), 1024 px;
@@ -46,7 +46,7 @@ from ticraft.training.config import TrainConfig  # noqa: E402
 from ticraft.training.data import load_images  # noqa: E402
 from ticraft.training.loop import Trainer  # noqa: E402
 
-CONFIGS = ROOT / "ticraft" / "configs"
+CONFIGS = ROOT / "ticraft" / "models" / "configs"
 GIB = 1024 ** 3
 
 

@@ -213,6 +213,8 @@ class Trainer:
         if cfg.compile != "none":
             mode = None if cfg.compile == "default" or cfg.compile_backend != "inductor" else cfg.compile
             self._loss_fn = torch.compile(self._loss, mode=mode, backend=cfg.compile_backend)
+        # CUDA graphs (reduce-overhead) reuse their output buffers: each pass is marked as a new iteration.
+        self._cudagraphs = cfg.compile == "reduce-overhead" and cfg.compile_backend == "inductor" and cuda
 
     # ------------------------------------------------------------------ tokens
     def _check_tokens_free(self, names: Sequence[str]) -> None:
@@ -386,6 +388,8 @@ class Trainer:
         count = self.begin_step()
         for _ in range(cfg.grad_accum):
             inputs = self._batch_inputs(self._draw(cfg.batch_size), count)
+            if self._cudagraphs:
+                torch.compiler.cudagraph_mark_step_begin()
             self.pass_loss(self._loss_fn(*inputs)).backward()
         self.apply_gradients()
         self.train_seconds += time.perf_counter() - start

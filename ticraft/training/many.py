@@ -107,6 +107,8 @@ class ConceptGroup:
     def _forward_backward(self, pack: Sequence[Trainer], counts: dict[int, int]) -> None:
         """One forward pass over the samples of ``pack`` and one backward of the sum of their losses."""
         parts = [_Part(tr, counts[id(tr)]) for tr in pack]
+        if pack[0]._cudagraphs:  # see Trainer.train_step
+            torch.compiler.cudagraph_mark_step_begin()
         if len(parts) == 1:
             p = parts[0]
             preds = [self._predict(p.ids, p.inverse, p.noisy, p.t, p.time_ids)]
