@@ -32,6 +32,18 @@ TARGETS: list[tuple[str, str, str]] = [
     ("many", "train-many, 32 concepts: samples/s against the best single-run samples/s", "≥ 1.0×"),
 ]
 
+#: What the suite measures on a GPU (the plan, for the section before any device run).
+PLANNED_ROWS = [
+    "SD-1.5 arch 512 px: the diffusers-example reference at batch 1; fp32 and bf16-autocast-only at batch 1; bf16 "
+    "weights + autocast at batch 1, 4, 16, 64 (samples/s, latent-cache and training peaks, TFLOP/s, % of bf16 peak)",
+    "the VAE kept on the device vs offloaded at batch 1 (SD-1.5 and SDXL)",
+    "the latent-cache peak with 8 images per VAE call (before) vs 512×512 px at a time (now)",
+    "SDXL arch 1024 px, both encoders: correctness, batch 1 and 4",
+    "the default preset's whole `ticraft train` on a saved SD-1.5 folder, timed in a fresh process",
+    "train-many with 32 concepts at batch 2 and 16 per concept, passes of ≤ 64",
+    "`torch.compile` default and reduce-overhead at batch 1, 4, 16, 64",
+]
+
 
 def fmt(x: float | None, spec: str = ".2f") -> str:
     return "—" if x is None else format(x, spec)
@@ -87,10 +99,12 @@ def section(report: dict[str, Any] | None) -> str:
     """The RESULTS.md section for a suite run (``None``: the plan, nothing measured)."""
     head = f"{SECTION}\n\n"
     if report is None:
-        head += ("**Not measured: no GPU was lent to the session that prepared this suite.** Every row below is "
-                 "unmeasured; the suite passes on a CPU (`python benchmarks/gpu_suite.py --quick`, tiny models, same "
-                 "code paths) and runs in under 8 minutes on one H100/H200 by construction (`--budget 450`: a row "
-                 "that would start after the budget is recorded as skipped, compile rows last).\n\n")
+        head += ("**Not measured: no GPU was lent to the session that prepared this suite.** Every target below is "
+                 "unmeasured, and so is every row the suite measures: " + "; ".join(PLANNED_ROWS) + ". The suite "
+                 "passes on a CPU (`python benchmarks/gpu_suite.py --quick [--compile]`, tiny models, the same code "
+                 "paths). Its length on a GPU is bounded by `--budget 450` (a row that would start after the budget "
+                 "is recorded as skipped; compile rows come last and start only with ≥ 45 s left), meant to end "
+                 "within 8 minutes on one H100/H200 — not yet verified on a device.\n\n")
     else:
         sd, xl = report.get("sd") or {}, report.get("sdxl") or {}
         head += (f"Measured on {report['device']} (torch {report['torch']}), {report.get('date', '')}; random-weight "
