@@ -188,7 +188,7 @@ def _vocab_count(vocab: int | str) -> int | None:
         except ValueError:
             raise MapError(f"--vocab takes a number of tokens or 'all', not {vocab!r}") from None
     if vocab < 0:
-        raise MapError("the vocabulary sample size must be positive")
+        raise MapError(f"--vocab (the vocabulary sample size) must be 0 or more, not {vocab}")
     return int(vocab)
 
 

@@ -34,10 +34,14 @@ class TicraftGroup(typer.core.TyperGroup):
 
         try:
             return super().invoke(ctx)
-        except (TicraftError, FileNotFoundError) as exc:
+        except (TicraftError, OSError) as exc:
             # typer vendors its own click, so a plain click.ClickException would not be recognised:
-            # print the message ourselves and exit like click does for usage errors.
-            err_console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+            # print the message ourselves and exit like click does for usage errors. An OSError (an --out
+            # path under a file, a read-only folder, a full disk) names its file, not "[Errno 20] …".
+            text = str(exc)
+            if isinstance(exc, OSError) and not isinstance(exc, TicraftError) and exc.filename is not None:
+                text = f"{exc.filename}: {(exc.strerror or text).lower()}"
+            err_console.print(f"[red]Error:[/] {escape(text)}", soft_wrap=True)
             raise typer.Exit(1) from exc
 
 

@@ -46,7 +46,12 @@ def info_command(
             )
             err_console.print(f"[red]{escape(str(path))}: no generation parameters{escape(hint)}[/]", soft_wrap=True)
             continue
-        params = parse_parameters(text)
+        try:
+            params = parse_parameters(text)
+        except TicraftError as exc:  # "field 'Seed' is not a number" alone does not say which file
+            failures += 1
+            err_console.print(f"[red]{escape(str(path))}: {escape(str(exc))}[/]", soft_wrap=True)
+            continue
         grid = json.loads(chunks[GRID_CHUNK]) if GRID_CHUNK in chunks else None
         if as_json:
             rec = {k: v for k, v in params.items() if k not in ("text",)}

@@ -32,6 +32,11 @@ def models(
     from ticraft.models.single_file import hf_hub_cache_dir
     from ticraft.user_config import get_config_value
 
+    not_folders = [str(d) for d in dirs or () if not d.expanduser().is_dir()]
+    if not_folders:  # a typo would otherwise list nothing from it, silently
+        from ticraft.errors import TicraftError
+
+        raise TicraftError(f"--dir: not a folder: {', '.join(not_folders)}")
     found = find_models(dirs or ())
     default = get_config_value("model")
     if as_json:
