@@ -748,3 +748,15 @@ def test_bad_files_give_clear_errors(lib: Library, tmp_path: Path) -> None:
 def test_encode_canonical_refuses_other_encoders() -> None:
     with pytest.raises(LibraryError, match="encoders"):
         encode_canonical(Concept("<x>", {"emb": torch.zeros(1, 4)}, family=None))
+
+
+def test_a_hand_edited_meta_json_reaches_the_index(lib: Library) -> None:
+    lib.add(concept("<a>", seed=1), tags=["old"])
+    lib.add(concept("<b>", seed=2))
+    path = lib.root / "a" / META
+    doc = json.loads(path.read_text())
+    doc["tags"], doc["created"] = ["by-hand"], "2026-01-01T00:00:00Z"
+    path.write_text(json.dumps(doc))
+    fresh = Library(lib.root)
+    assert [(e.token, e.tags, e.created) for e in fresh.page(0, 1)] == [("<a>", ("by-hand",), "2026-01-01T00:00:00Z")]
+    assert [e.token for e in fresh.search(tag="by-hand")] == ["<a>"] and fresh.search(tag="old") == []

@@ -110,6 +110,9 @@ _SELECT = (
 )
 
 
+_SELECT_STATS = _SELECT.replace(" FROM concepts", ", meta_mtime_ns, meta_size, meta_ino FROM concepts")
+
+
 class NewerIndex(LibraryError):
     """The index was written by a newer ticraft: read the folders instead, refuse changes."""
 
@@ -292,10 +295,24 @@ def page(
     family: str | None = None,
 ) -> list[Entry]:
     """Rows matching the filters in natural token order, ``offset``/``limit`` applied by SQLite."""
+    return [e for e, _ in page_with_stats(conn, root, offset=offset, limit=limit, text=text, tag=tag, family=family)]
+
+
+def page_with_stats(
+    conn: sqlite3.Connection,
+    root: Path,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+    text: str | None = None,
+    tag: str | None = None,
+    family: str | None = None,
+) -> list[tuple[Entry, tuple[int | None, int | None, int | None]]]:
+    """:func:`page`, each entry with the ``(mtime_ns, size, ino)`` its meta.json had when it was indexed."""
     where, args = _where(text, tag, family)
-    sql = f"{_SELECT}{where} ORDER BY sort_key, token LIMIT ? OFFSET ?"
+    sql = f"{_SELECT_STATS}{where} ORDER BY sort_key, token LIMIT ? OFFSET ?"
     rows = conn.execute(sql, [*args, -1 if limit is None else max(0, int(limit)), max(0, int(offset))])
-    return [row_entry(r, root) for r in rows]
+    return [(row_entry(r, root), (r[14], r[15], r[16])) for r in rows]
 
 
 def find(conn: sqlite3.Connection, root: Path, token: str) -> Entry | None:

@@ -97,13 +97,16 @@ class Library(LibraryChanges):
         family: str | None = None,
     ) -> list[Entry]:
         """Entries ``offset`` … ``offset + limit - 1`` in natural token order (``<c9>`` before ``<c10>``),
-        filtered like :meth:`search`; ``limit=None`` returns the rest. Reads only the index.
+        filtered like :meth:`search`; ``limit=None`` returns the rest. Reads the index, and stats each returned
+        entry's meta.json: one edited by hand since it was indexed is read again (and the index updated when no
+        writer is busy), so what a page shows is what the folders hold.
 
         A list view of a huge library pairs this with :meth:`count`:
         ``lib.page(0, 50)`` is the first screenful, ``lib.count()`` the scrollbar's length.
         """
         with self._reading() as conn:
-            return ix.page(conn, self.root, offset=offset, limit=limit, text=text, tag=tag, family=family)
+            rows = ix.page_with_stats(conn, self.root, offset=offset, limit=limit, text=text, tag=tag, family=family)
+        return self._refresh_rows(rows)
 
     def entries(self) -> list[Entry]:
         """Every indexed entry in natural token order (no file is opened; see :meth:`check`)."""

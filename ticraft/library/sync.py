@@ -353,6 +353,41 @@ class IndexKeeper:
             return e, str(exc)
         return (loaded[0], None) if loaded is not None else (e, None)
 
+    def _refresh_rows(self, rows: list[tuple[Entry, tuple[int | None, int | None, int | None]]]) -> list[Entry]:
+        """Entries of a page, re-read where meta.json changed since indexing; the index is updated when the
+        lock is free (a stale row would otherwise hide from tag/text filters until ``repair``)."""
+        out, stale = [], []
+        for e, recorded in rows:
+            try:
+                st = os.stat(e.folder / META)
+            except OSError:
+                out.append(e)  # meta.json lost: the index keeps what it knew
+                continue
+            if _stat_key(st) == recorded:
+                out.append(e)
+                continue
+            try:
+                loaded = load_folder(e.folder)
+            except LibraryError:
+                loaded = None  # broken: check() reports it
+            if loaded is None:
+                out.append(e)
+                continue
+            out.append(loaded[0])
+            stale.append(loaded)
+        if stale and getattr(self._tls, "writing", None) is None:
+            with contextlib.suppress(LibraryError, sqlite3.Error), self._mutex, self._locked(timeout=0):
+                conn = self._open(create=False)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for entry, _ in stale:  # re-read as recovery does (a hand-edited token may clash)
+                        self._reindex(conn, entry.folder.name, None)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        return out
+
     def _fresh(self, e: Entry) -> Entry:
         return self._refresh(e)[0]
 
