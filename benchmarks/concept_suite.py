@@ -53,28 +53,6 @@ def section_body(result: dict, stem: str, command: str) -> str:
     ]) + "\n\n"
 
 
-def merge(results: list[dict]) -> dict:
-    """One result from runs of the same suite and ladder with different methods (summary recomputed)."""
-    from ticraft.bench.summary import summarize
-
-    first = results[0]
-    for r in results[1:]:
-        for key in ("ladder", "n", "eval_steps", "threads", "seed", "quick"):
-            if r["settings"][key] != first["settings"][key]:
-                raise SystemExit(f"cannot merge: {key} differs ({r['settings'][key]} vs {first['settings'][key]})")
-    out = {**first, "methods": {}, "runs": [], "pairs": [], "total_seconds": 0.0}
-    out["settings"] = {**first["settings"], "methods": []}
-    for r in results:
-        out["methods"].update(r["methods"])
-        out["settings"]["methods"] += r["settings"]["methods"]
-        out["runs"] += r["runs"]
-        out["pairs"] += [p for p in r.get("pairs") or [] if p["method"] != "true words" or
-                         not any(q["method"] == "true words" for q in out["pairs"])]
-        out["total_seconds"] += r["total_seconds"]
-    out["summary"] = summarize(out)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -95,7 +73,9 @@ def main() -> None:
     stem = "concept_suite_quick" if args.quick else "concept_suite"
     command = "nice python benchmarks/concept_suite.py" + (" --quick" if args.quick else "")
     if args.source is not None:
-        result = merge([json.loads(p.read_text()) for p in args.source])
+        from ticraft.bench.summary import merge_results
+
+        result = merge_results([json.loads(p.read_text()) for p in args.source])
         stem = "concept_suite_quick" if result["settings"]["quick"] else "concept_suite"
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     else:

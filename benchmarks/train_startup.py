@@ -19,6 +19,19 @@ import json
 import pstats
 import time
 
+SECTION = "## Training start-up and step (toy model, CPU)"
+
+
+def section(out: dict, args: argparse.Namespace) -> str:
+    import datetime as _dt
+
+    rows = "\n".join(f"| {k} | {v:.3f} |" if not k.startswith("share") else f"| {k} | {v:.0%} |"
+                      for k, v in out.items())
+    return (f"{SECTION}\n\n`nice python benchmarks/train_startup.py --threads {args.threads} --batch {args.batch} "
+            f"--steps {args.steps} --write-results` — {_dt.date.today().isoformat()}, 2-core CPU, this sandbox "
+            f"(shared with other jobs: CPU seconds of this process, so the load does not inflate them; wall times "
+            f"were 3–5× longer).\n\n| phase | CPU seconds |\n|---|---:|\n{rows}\n\n")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,6 +39,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--write-results", action="store_true", help=f"replace the '{SECTION}' section of RESULTS.md")
     args = parser.parse_args()
     out: dict[str, float | str] = {}
     c = time.process_time()
@@ -93,6 +107,14 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"settings": vars(args), "cpu_seconds": out}, f, indent=1)
+    if args.write_results:
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from results_md import write_section
+
+        write_section(section(out, args))
     s = io.StringIO()
     stats.stream = s  # type: ignore[attr-defined]
     stats.sort_stats("tottime").print_stats(8)

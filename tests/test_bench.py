@@ -104,6 +104,24 @@ def test_summary_medians_dvar_verdicts_and_speedup_bound():
     assert s["speedup"]["bound"] == ">" and s["speedup"]["ratio"] == pytest.approx(10.24 / 5.12)
 
 
+def test_merge_results_of_per_method_runs():
+    from ticraft.bench.summary import merge_results
+
+    settings = {"ladder": [256, 512, 1024], "n": 4, "eval_steps": 10, "threads": 1, "seed": 0, "quick": True,
+                "shots": [4], "methods": []}
+    a = {"settings": {**settings, "methods": ["plain"]}, "methods": {"plain": "p"}, "runs": [_run("plain", "a", 256)],
+         "pairs": [{"method": "true words"}], "total_seconds": 5.0}
+    b = {"settings": {**settings, "methods": ["diffusers-recipe"]}, "methods": {"diffusers-recipe": "d"},
+         "runs": [_run("diffusers-recipe", "a", 1024, dvar=False)], "pairs": [{"method": "true words"}],
+         "total_seconds": 7.0}
+    m = merge_results([a, b])
+    assert m["settings"]["methods"] == ["plain", "diffusers-recipe"] and len(m["runs"]) == 2
+    assert len(m["pairs"]) == 1 and m["total_seconds"] == 7.0
+    assert m["summary"]["speedup"]["ratio"] == pytest.approx(4.0)
+    with pytest.raises(BenchError, match="n differs"):
+        merge_results([a, {**b, "settings": {**b["settings"], "n": 8}}])
+
+
 # -------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("call, words", [
     (lambda: get_methods("plain,nope"), "unknown method 'nope'"),

@@ -49,6 +49,8 @@ class BenchSettings:
     dvar: bool = True
     pairs: bool = True
     model: str = "toy"
+    jobs: int = 1
+    """Processes (one torch thread each when ``threads`` is 1): methods are spread over them, results merged."""
 
     def resolved(self) -> "BenchSettings":
         s = BenchSettings(**asdict(self))
@@ -91,6 +93,8 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
     assert s.ladder is not None and s.n is not None
     ladder = check_ladder(s.ladder, methods)
     suite = build_suite(quick=s.quick, names=s.concepts, shots=s.shots)
+    if s.jobs > 1 and len(methods) > 1 and backbone is None:
+        return _run_parallel(s, [m.name for m in methods], say)
     started = time.perf_counter()
     torch.set_num_threads(s.threads)
     if backbone is None:
@@ -150,6 +154,36 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
 
     result["summary"] = summarize(result)
     return result
+
+
+def _worker(settings: BenchSettings) -> dict[str, Any]:
+    return run_bench(settings, say=lambda text: print(text, flush=True))
+
+
+def _run_parallel(s: BenchSettings, names: list[str], say: Say) -> dict[str, Any]:
+    """Spread the methods over ``s.jobs`` processes (most expensive first: the reference), then merge."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from ticraft.bench.summary import merge_results
+
+    jobs = min(s.jobs, len(names))
+    groups: list[list[str]] = [[] for _ in range(jobs)]
+    for i, name in enumerate(sorted(names, key=lambda n: n != "diffusers-recipe")):
+        groups[i % jobs].append(name)
+    say(f"{jobs} processes: " + "; ".join(", ".join(g) for g in groups))
+    parts = [BenchSettings(**{**asdict(s), "methods": g, "jobs": 1}) for g in groups]
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        results = list(pool.map(_worker, parts))
+    merged = merge_results(results)
+    merged["settings"]["jobs"] = jobs
+    order = {n: i for i, n in enumerate(names)}
+    merged["runs"].sort(key=lambda r: order[r["method"]])
+    merged["methods"] = {n: merged["methods"][n] for n in names}
+    from ticraft.bench.summary import summarize
+
+    merged["summary"] = summarize(merged)
+    return merged
 
 
 def _pair_rows(bb: Any, suite: list[SuiteConcept], methods: list[Any], finals: dict[tuple[str, str], Any],

@@ -83,6 +83,29 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from runs of the same suite and ladder with different methods (summary recomputed)."""
+    from ticraft.bench.suite import BenchError
+
+    first = results[0]
+    for r in results[1:]:
+        for key in ("ladder", "n", "eval_steps", "threads", "seed", "quick", "shots"):
+            if r["settings"][key] != first["settings"][key]:
+                raise BenchError(f"cannot merge bench results: {key} differs ({r['settings'][key]} vs "
+                                 f"{first['settings'][key]})")
+    out = {**first, "methods": {}, "runs": [], "pairs": [], "total_seconds": 0.0}
+    out["settings"] = {**first["settings"], "methods": []}
+    for r in results:
+        out["methods"].update(r["methods"])
+        out["settings"]["methods"] += r["settings"]["methods"]
+        out["runs"] += r["runs"]
+        have_truth = any(q["method"] == "true words" for q in out["pairs"])
+        out["pairs"] += [p for p in r.get("pairs") or [] if p["method"] != "true words" or not have_truth]
+        out["total_seconds"] = max(out["total_seconds"], r["total_seconds"])
+    out["summary"] = summarize(out)
+    return out
+
+
 def speedup(methods: dict[str, Any], ladder: list[int], ours: str = "plain", ref: str = "diffusers-recipe"
             ) -> dict[str, Any] | None:
     """Median seconds to a good concept, reference ÷ ours; a lower bound when the reference never got there."""

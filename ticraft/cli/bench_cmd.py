@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +35,9 @@ def bench(
                                                     "(default: quick 256,512,1024,2048; full 256 … 8192).")] = None,
     n: Annotated[int | None, typer.Option("-n", help="Samples per judged prompt (default quick 4, full 8).")] = None,
     eval_steps: Annotated[int, typer.Option(help="Sampling steps of the judged pictures.")] = 10,
-    threads: Annotated[int, typer.Option(help="torch threads (the same for every method).")] = 1,
+    threads: Annotated[int, typer.Option(help="torch threads per process (the same for every method).")] = 1,
+    jobs: Annotated[int | None, typer.Option(help="Processes to spread the methods over (default: 2 when the "
+                                                  "machine has 2 cores or more).")] = None,
     seed: Annotated[int, typer.Option(help="Training and sampling seed.")] = 0,
     dvar: Annotated[bool, typer.Option("--dvar/--no-dvar", help="Record where DVAR early stopping would stop.")] = True,
     pairs: Annotated[bool, typer.Option("--pairs/--no-pairs", help="Two-concept prompts at the ladder's top.")] = True,
@@ -60,6 +63,7 @@ def bench(
         concepts=[c.strip() for c in concepts.split(",") if c.strip()] if concepts is not None else None,
         shots=_ints(shots, "--shots") or [], ladder=_ints(ladder, "--ladder"), n=n, eval_steps=eval_steps,
         threads=threads, seed=seed, quick=quick, dvar=dvar, pairs=pairs,
+        jobs=jobs if jobs is not None else min(2, os.cpu_count() or 1),
     )
     result = run(settings)
     from ticraft.bench.report import full_markdown, write_pictures
