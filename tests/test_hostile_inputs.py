@@ -118,7 +118,7 @@ ROWS: list[tuple[str, str]] = [
     # sample / compose / edit / info: prompts, numbers, files
     (f"sample <nope> {M} {L}", "<nope>"),
     (f"sample <wide> {M} {L} --steps 1", "<wide>"),
-    (f"sample <nan> {M} {L} --steps 1", "nan"),
+    (f"sample <nan> {M} {L} --steps 1", "non-finite"),
     (f'sample "a cat" --negative <nope> {M} {L}', "<nope>"),
     (f'sample "a cat" --steps 0 {M} {L}', "--steps"),
     (f'sample "a cat" --steps 100000 {M} {L}', "100000"),
@@ -137,9 +137,10 @@ ROWS: list[tuple[str, str]] = [
     ("info {root}/missing.png", "missing.png"),
     # analysis commands
     (f"neighbors <nope> {M} {L}", "<nope>"),
-    (f"neighbors <nan> {M} {L}", "nan"),
+    (f"neighbors <nan> {M} {L}", "non-finite"),
     (f"neighbors <ok> -k -1 {M} {L}", "-k"),
     (f'mix "pad(<ok>, 1000000000)" --as <big> {L}', "1000000000"),
+    (f'mix "pad(<ok>, 100000)" --as <big> {L}', "100000 vectors"),
     (f'mix "1e999999 * <ok>" --as <inf> {L}', "1e999999"),
     (f'mix "1e20 * <ok> * 1e20" --as <inf> {L}', "non-finite"),
     (f'mix "concat(<ok>, <wide>)" --as <c> {L}', "<wide>"),
@@ -158,7 +159,7 @@ ROWS: list[tuple[str, str]] = [
     (f"probe style <nope> --content 'a circle' {M} {L}", "<nope>"),
     # library
     ("library show <nope> -L {lib}", "<nope>"),
-    ("library show <nan> -L {lib}", "nan"),
+    ("library show <nan> -L {lib}", "non-finite"),
     ("library import {files}/empty.safetensors -L {lib}", "empty.safetensors"),
     ("library import {files}/text.safetensors -L {lib}", "text.safetensors"),
     ("library import {files}/nan.safetensors -L {lib}", "nan.safetensors"),
@@ -255,6 +256,14 @@ def test_sampling_a_nan_concept_is_refused_not_black(world, one_torch_thread):
     result = _invoke("sample <nan> -m {model} --steps 1 --out {root}/black", world)
     assert result.exit_code == 1 and "non-finite" in flat(result.output)
     assert not (world["root"] / "black").exists() or not any((world["root"] / "black").iterdir())
+
+
+def test_toyworld_render_draws_a_compatible_style(tmp_path):
+    """The issue's exact command failed whenever the unspecified style came out outline/pixelated."""
+    result = CliRunner().invoke(app, ["toyworld", "render", "shape=moon,colour=pink,texture=dotted", "--n", "24",
+                                      "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "r").glob("*.png"))) == 24
 
 
 # --------------------------------------------------------------------------------------- property tests
