@@ -196,7 +196,8 @@ class Concept:
         """Raise :class:`ConceptError` unless ``other`` has the same family, encoders, widths (and count)."""
         if self.family and other.family and self.family != other.family:
             raise ConceptError(
-                f"cannot combine {self.token!r} ({self.family}) with {other.token!r} ({other.family}): different model families"
+                f"cannot combine {self.token!r} ({self.family}) with {other.token!r} ({other.family}): "
+                "different model families"
             )
         if self.dims != other.dims:
             raise ConceptError(

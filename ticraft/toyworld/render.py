@@ -273,12 +273,15 @@ def sample_attributes(rng: np.random.Generator, held_out: bool | None = None, **
         raise ValueError(f"unknown attribute(s) {sorted(unknown)}; known: {sorted(Attributes.__dataclass_fields__)}")
     # Unspecified attributes are drawn only from values compatible with the given ones: a given texture
     # rules out the untextured styles, a given small size rules out pixelated (always large).
-    styles, weights = zip(*[
-        (st, w) for st, w in zip(STYLES, (0.64, 0.13, 0.13, 0.10))
+    allowed = [
+        (st, w) for st, w in zip(STYLES, (0.64, 0.13, 0.13, 0.10), strict=True)
         if not (st in UNTEXTURED_STYLES and constraints.get("texture", "plain") != "plain")
         and not (st == "pixelated" and constraints.get("size", "large") != "large")
-    ])
-    p_style = list(weights) if len(styles) == len(STYLES) else np.asarray(weights) / sum(weights)  # same draws as before
+    ]
+    styles = [st for st, _ in allowed]
+    weights = [w for _, w in allowed]
+    # the full list keeps the very same draws as before; a shorter one is renormalised
+    p_style = weights if len(styles) == len(STYLES) else list(np.asarray(weights) / sum(weights))
     for _ in range(1000):
         style = constraints.get("style", rng.choice(styles, p=p_style))
         colour = constraints.get("colour", rng.choice(COLOURS))
