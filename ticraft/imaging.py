@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -302,13 +301,8 @@ def save_png_text(image: Image.Image, path: str | os.PathLike, text: Mapping[str
     info = PngImagePlugin.PngInfo()
     for key, value in chunks.items():
         info.add_text(key, value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ticraft.io import atomic_file
+
+    with atomic_file(path) as fh:
+        image.save(fh, format="PNG", pnginfo=info)
     return path

@@ -53,9 +53,6 @@ def set_config_value(key: str, value: str | None) -> Path:
         data.pop(key, None)
     else:
         data[key] = value
-    path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    from ticraft.io import atomic_write_text
+
+    return atomic_write_text(config_path(), json.dumps(data, indent=2) + "\n")

@@ -30,7 +30,6 @@ def cache_dir(*parts: str) -> Path:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file and ``os.replace`` (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    from ticraft.io import atomic_write_bytes as write
+
+    write(path, data, fsync=False)  # a cache: losing it in a crash only costs recomputing it

@@ -169,11 +169,9 @@ def _drop_unknown(key: str) -> Path:
 
     data = load_config()
     data.pop(key, None)
-    path = config_path()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    from ticraft.io import atomic_write_text
+
+    return atomic_write_text(config_path(), json.dumps(data, indent=2) + "\n")
 
 
 def config_path_cmd() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -34,9 +33,10 @@ def _lr(step: int, total: int, base: float, warmup: int) -> float:
 def _save_ckpt(path: Path, payload: dict) -> None:
     import torch
 
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    from ticraft.io import atomic_file
+
+    with atomic_file(path) as fh:
+        torch.save(payload, fh)
 
 
 def _load_ckpt(path: Path) -> dict | None:

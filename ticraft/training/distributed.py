@@ -75,17 +75,13 @@ def shutdown_distributed(info: DistInfo) -> None:
 
 
 def pick_device(preference: str, info: DistInfo) -> torch.device:
-    """``auto`` → this process's CUDA device when there is one, else CPU."""
-    if preference == "auto":
-        preference = "cuda" if torch.cuda.is_available() else "cpu"
-    if preference == "cuda":
-        if not torch.cuda.is_available():
-            raise TicraftError("--device cuda was asked for, but no CUDA device is available")
-        return torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
-    try:
-        return torch.device(preference)
-    except RuntimeError as exc:
-        raise TicraftError(f"unknown device {preference!r}: use auto, cpu, cuda or cuda:N") from exc
+    """``auto`` → this process's CUDA device (``LOCAL_RANK``) when there is one, else CPU.
+
+    The same words as everywhere else: :func:`ticraft.devices.resolve_device` (the config file is not read here).
+    """
+    from ticraft.devices import resolve_device
+
+    return resolve_device(preference, use_config=False)
 
 
 def average_gradients(params: Sequence[torch.nn.Parameter], info: DistInfo) -> None:
