@@ -336,7 +336,8 @@ def test_png_refuses_sdxl(tmp_path):
 def test_errors_are_ticraft_errors():
     assert issubclass(FormatError, TicraftError) and issubclass(FormatError, ValueError)
     assert LAYOUTS == ("diffusers", "diffusers-sdxl", "a1111", "a1111-png", "kohya", "kohya-sdxl", "paper",
-                       "comfyui", "diffusers-t5", "onetrainer")  # the last three: SD3/Flux (test_sd3_flux_formats)
+                       "comfyui", "diffusers-t5", "onetrainer",  # these three: SD3/Flux (test_sd3_flux_formats)
+                       "kohya-xti", "ticraft-xti")  # per-layer concepts (test_xti)
 
 
 def test_empty_missing_folder(tmp_path):

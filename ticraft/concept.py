@@ -45,6 +45,10 @@ FAMILY_ENCODERS: dict[str, dict[str, int | None]] = {
     "sd3": {"clip_l": 768, "clip_g": 1280, "t5": 4096},
     "flux": {"clip_l": 768, "t5": 4096},
 }
+#: Metadata that describes how a concept's rows are laid out or constrained (per-layer XTI concepts, directional
+#: concepts' fixed norm); arithmetic, interpolation and mixing carry it to their results.
+LAYOUT_META = ("method", "xti_layers", "norm")
+
 
 SINGLE_KEY = "clip"
 
@@ -131,11 +135,13 @@ class Concept:
                 )
             if not t.is_floating_point():
                 raise ConceptError(f"concept {self.token!r}: vectors[{key!r}] must be floating point")
-            if t.shape[0] > MAX_VECTORS:
+            if t.shape[0] > MAX_VECTORS * self.layers:  # per-layer (XTI) concepts: MAX_VECTORS per layer
                 raise ConceptError(
                     f"concept {self.token!r} has {t.shape[0]} vectors; the limit is {MAX_VECTORS} "
                     f"(a prompt holds at most {MAX_VECTORS} tokens)"
                 )
+        if self.layers > 1 and any(c % self.layers for c in counts):
+            raise ConceptError(f"concept {self.token!r}: {sorted(counts)} rows do not split into {self.layers} layers")
             check_finite(t, f"concept {self.token!r}: vectors[{key!r}]")
             counts.add(t.shape[0])
             clean[key] = t
@@ -151,8 +157,24 @@ class Concept:
     # ------------------------------------------------------------------ shape
     @property
     def num_vectors(self) -> int:
-        """N, the number of vectors per encoder."""
-        return next(iter(self.vectors.values())).shape[0]
+        """N, the number of vectors per encoder (per layer for a per-layer concept)."""
+        return next(iter(self.vectors.values())).shape[0] // self.layers
+
+    @property
+    def layers(self) -> int:
+        """L, cross-attention layers with their own vectors (``meta["xti_layers"]``; 1 for ordinary concepts).
+
+        A per-layer (P+/XTI, :mod:`ticraft.models.layers`) concept stores ``[L·N, D]`` rows, layer-major.
+        """
+        return int(self.meta.get("xti_layers", 1) or 1)
+
+    def _per_layer(self, fn: Any) -> dict[str, torch.Tensor]:
+        """``fn`` applied to each encoder's ``[L, N, D]`` view, flattened back to rows."""
+        out = {}
+        for k, v in self.vectors.items():
+            r = fn(v.reshape(self.layers, -1, v.shape[1]))
+            out[k] = r.reshape(-1, v.shape[1])
+        return out
 
     @property
     def dims(self) -> dict[str, int]:
@@ -190,7 +212,9 @@ class Concept:
         )
 
     def _derived(self, vectors: dict[str, torch.Tensor], op: str) -> "Concept":
-        return Concept(token=self.token, vectors=vectors, family=self.family, meta={"derived": op})
+        # the layout (method, layer count, norm) travels with derived concepts; other metadata does not
+        keep = layout_meta(self)
+        return Concept(token=self.token, vectors=vectors, family=self.family, meta={**keep, "derived": op})
 
     def check_compatible(self, other: "Concept", *, same_count: bool = True) -> None:
         """Raise :class:`ConceptError` unless ``other`` has the same family, encoders, widths (and count)."""
@@ -200,6 +224,11 @@ class Concept:
                 "different model families"
             )
         if self.dims != other.dims:
+        if self.layers != other.layers:
+            raise ConceptError(
+                f"cannot combine {self.token!r} ({self.layers} layer(s)) with {other.token!r} ({other.layers} "
+                "layer(s)): a per-layer concept combines only with one of the same layer count"
+            )
             raise ConceptError(
                 f"cannot combine {self.token!r} {self.dims} with {other.token!r} {other.dims}: different encoder widths"
             )
@@ -251,14 +280,15 @@ class Concept:
             index = slice(index % n, index % n + 1)
         if not isinstance(index, slice):
             raise ConceptError("index a concept with an int or a slice")
-        picked = {k: v[index].clone() for k, v in self.vectors.items()}
+        sl = index
+        picked = self._per_layer(lambda v: v[:, sl].clone())  # per layer for a per-layer concept
         if next(iter(picked.values())).shape[0] == 0:
             raise ConceptError(f"slice {index} selects no vectors of {self.token!r} ({n} vectors)")
         return self._derived(picked, "slice")
 
     def mean_vector(self) -> "Concept":
         """Collapse the N vectors into their mean (one vector per encoder)."""
-        return self._derived({k: v.mean(dim=0, keepdim=True) for k, v in self.vectors.items()}, "mean")
+        return self._derived(self._per_layer(lambda v: v.mean(dim=1, keepdim=True)), "mean")
 
     def normalized(self, norm: float | None = None) -> "Concept":
         """Rescale every vector to L2 norm ``norm`` (default: keep each encoder's mean norm).
@@ -332,6 +362,8 @@ def concat(*concepts: Concept | Iterable[Concept]) -> Concept:
         flat.extend([c] if isinstance(c, Concept) else list(c))
     if not flat:
         raise ConceptError("concat needs at least one concept")
+    if first.layers > 1:
+        raise ConceptError(f"concat of per-layer concept {first.token!r} is not supported; concat ordinary concepts")
     first = flat[0]
     for other in flat[1:]:
         first.check_compatible(other, same_count=False)
@@ -344,6 +376,8 @@ def match_count(a: Concept, n: int, mode: str = "pad") -> Concept:
 
     ``mode="pad"`` repeats the last vector (shorter) or truncates (longer); ``mode="merge"``
     resamples the vectors by linear interpolation along the vector axis, so a 3-vector concept
+    if a.layers > 1 and a.num_vectors != n:
+        raise ConceptError(f"{mode} of per-layer concept {a.token!r} is not supported; flatten it first")
     merged to 1 equals its mean-ish centre and a 1-vector concept expands to ``n`` copies.
     """
     check_vector_count(n, f"{mode}({a.token}, {n})")
@@ -365,6 +399,28 @@ def match_count(a: Concept, n: int, mode: str = "pad") -> Concept:
             w = (src - lo.double()).unsqueeze(1).to(v.dtype)
             out[k] = v[lo] * (1 - w) + v[hi] * w
         return a._derived(out, "merge")
+def layout_meta(c: Concept) -> dict[str, Any]:
+    """The :data:`LAYOUT_META` entries of ``c.meta`` (what a derived concept must keep to be read right)."""
+    return {k: c.meta[k] for k in LAYOUT_META if k in c.meta}
+
+
+def keep_norm(c: Concept) -> Concept:
+    """A directional concept (``meta["method"] == "directional"``) put back on its norm; others unchanged.
+
+    Linear mixes of fixed-norm vectors leave the sphere; this keeps the result word-like.
+
+    >>> c = Concept("<d>", {"clip": torch.tensor([[3.0, 4.0]])}, meta={"method": "directional", "norm": {"clip": 1.0}})
+    >>> keep_norm(c).vectors["clip"].tolist()
+    [[0.6000000238418579, 0.800000011920929]]
+    """
+    norm = c.meta.get("norm") if c.meta.get("method") == "directional" else None
+    if not isinstance(norm, dict):
+        return c
+    out = {k: v * (float(norm[k]) / v.norm(dim=1, keepdim=True).clamp_min(1e-12)) if k in norm else v.clone()
+           for k, v in c.vectors.items()}
+    return c.replace(vectors=out)
+
+
     raise ConceptError(f"unknown count-matching mode {mode!r}: use 'pad' or 'merge'")
 
 
@@ -384,6 +440,8 @@ __all__ = [
     "SINGLE_KEY",
     "check_finite",
     "check_vector_count",
+    "keep_norm",
+    "layout_meta",
     "concat",
     "cosine",
     "guess_family",

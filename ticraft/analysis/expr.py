@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import Callable, Literal, Union
 
-from ticraft.concept import Concept, concat, lerp, match_count, slerp
+from ticraft.concept import Concept, concat, keep_norm, lerp, match_count, slerp
 from ticraft.errors import TicraftError
 
 MAX_LENGTH = 10_000  # characters; longer input is refused before lexing
@@ -555,7 +555,8 @@ def mix(
     value = evaluate(source, concepts=concepts, words=words)
     if not isinstance(value, Concept):
         raise ExprError(f"the expression gives the number {value!r}, not a concept", source, 0)
-    out = value.replace(token=token) if token else value
+    out = keep_norm(value)  # a mix of directional concepts stays on their norm
+    out = out.replace(token=token) if token else out
     out.meta = {**{k: v for k, v in out.meta.items() if k != "derived"}, "expression": source, "derived": "mix"}
     return out
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
-from ticraft.concept import Concept, ConceptError, lerp, match_count, slerp
+from ticraft.concept import Concept, ConceptError, keep_norm, layout_meta, lerp, match_count, slerp
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -103,9 +103,9 @@ def interpolation_path(
     fn = slerp if mode == "slerp" else lerp
     frames = []
     for i, t in enumerate(frame_ts(steps)):
-        c = fn(a2, b2, t)
+        c = keep_norm(fn(a2, b2, t))  # directional concepts stay on their norm
         c = c.replace(token=f"<{token_prefix}-{i}>",
-                      meta={"derived": mode, "t": t, "from": a.token, "to": b.token, **({"match": match} if match else {})})
+                      meta={**layout_meta(c), "derived": mode, "t": t, "from": a.token, "to": b.token, **({"match": match} if match else {})})
         frames.append(Frame(t, c))
     return frames
 

@@ -43,13 +43,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ticraft.concept import Concept, ConceptError, check_finite
-from ticraft.formats import a1111, diffusers, kohya, png, sd3_flux
+from ticraft.formats import a1111, diffusers, kohya, png, sd3_flux, xti
 from ticraft.formats._common import FLOAT_DTYPES, LAYOUTS, FormatError, atomic_write, encoder_keys_ok, where
 from ticraft.formats._load import Loaded, classify, load
 from ticraft.formats.png import read_png_embedding, write_png_embedding
 
 #: Layouts :func:`write_concept` can produce (the paper code's pickled ParameterDict is read-only).
-WRITABLE = ("diffusers", "diffusers-sdxl", "a1111", "a1111-png", "kohya", "kohya-sdxl") + sd3_flux.WRITABLE
+WRITABLE = ("diffusers", "diffusers-sdxl", "a1111", "a1111-png", "kohya", "kohya-sdxl", "kohya-xti",
+            "ticraft-xti") + sd3_flux.WRITABLE
 
 
 def detect_layout(path: str | Path) -> str:
@@ -129,6 +130,8 @@ def _parse(loaded: Loaded, layout: str, *, family: str | None, companion: str | 
         return png.parse(loaded.path, loaded.data, family=family)
     if layout in sd3_flux.LAYOUTS:
         return sd3_flux.parse(loaded, layout, family=family)
+    if layout in ("kohya-xti", "ticraft-xti"):
+        return xti.parse(loaded, family=family, layout=layout)
     raise FormatError(f"{where(loaded.path)}: no reader for layout {layout!r}")  # unreachable
 
 
@@ -183,6 +186,12 @@ def write_concept(concept: Concept, path: str | Path, layout: str = "diffusers")
     if layout.endswith("-sdxl") and not concept.is_sdxl:
         raise FormatError(f"{where(path)}: layout {layout!r} needs an SDXL concept (clip_l + clip_g vectors)")
     p = Path(path)
+    if layout in ("kohya-xti", "ticraft-xti"):
+        return atomic_write(xti.build(concept, p, layout))
+    if concept.layers > 1:  # other tools would read L·N rows as one N-vector word
+        raise FormatError(f"{where(path)}: concept {concept.token!r} has vectors per cross-attention layer "
+                          f"({concept.layers} layers); write layout {xti.layout_for(concept)!r}, or flatten it to one "
+                          "token first")
     if flow:
         return atomic_write(sd3_flux.build(concept, p, layout))
     if layout == "a1111-png":

@@ -15,7 +15,8 @@ from ticraft.errors import TicraftError
 
 #: Every layout ticraft can read; ``detect_layout`` returns one of these.
 LAYOUTS = ("diffusers", "diffusers-sdxl", "a1111", "a1111-png", "kohya", "kohya-sdxl", "paper",
-           "comfyui", "diffusers-t5", "onetrainer")  # the last three: SD3/Flux (formats/sd3_flux.py)
+           "comfyui", "diffusers-t5", "onetrainer",  # these three: SD3/Flux (formats/sd3_flux.py)
+           "kohya-xti", "ticraft-xti")  # per-layer (P+/XTI) concepts, formats/xti.py
 
 #: Float dtypes an embedding may hold; round trips keep them bit for bit.
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)

@@ -75,6 +75,14 @@ def is_token_dict(data: Any) -> bool:
     )
 
 
+def _xti_keys(keys: set[Any]) -> str | None:
+    from ticraft.formats.xti import is_own_keys, is_xti_keys  # (xti imports this module)
+
+    if not all(isinstance(k, str) for k in keys):
+        return None
+    return "kohya-xti" if is_xti_keys(keys) else "ticraft-xti" if is_own_keys(keys) else None
+
+
 def classify(loaded: Loaded) -> str:
     """The layout of one decoded file, before diffusers-SDXL pairing (so never ``diffusers-sdxl``)."""
     data, path = loaded.data, loaded.path
@@ -88,6 +96,8 @@ def classify(loaded: Loaded) -> str:
             return flow
         if keys == {"clip_l", "clip_g"}:
             return "kohya-sdxl"
+        if per_layer := _xti_keys(keys):  # kohya's per-layer (XTI) file (IN01 … OUT11) or ticraft's
+            return per_layer
         if keys == {"emb_params"}:
             # Both kohya and A1111 name the single tensor "emb_params"; A1111 exports also record
             # their dict layout in the header.
@@ -103,6 +113,8 @@ def classify(loaded: Loaded) -> str:
     keys = set(data)
     if keys == {"clip_l", "clip_g"}:
         return "kohya-sdxl"
+    if per_layer := _xti_keys(keys):
+        return per_layer
     if keys == {"emb_params"}:
         return "kohya"
     if is_token_dict(data) and (flow := sd3_flux.classify_keys(keys)):

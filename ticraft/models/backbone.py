@@ -180,11 +180,22 @@ class Backbone:
         vecs = {k: v.to(device=self.device) for k, v in concept.vectors.items()}
         if concept.token in self._concepts:
             self.unload_concept(concept.token)
+        if concept.layers > 1:  # per-layer (P+/XTI) concept: one vector set per cross-attention layer
+            from ticraft.models.layers import load_layered
+
+            ids = load_layered(self, concept)
+            self._concepts[concept.token] = concept
+            return ids
         ids = self.add_placeholder(concept.token, vecs)
         self._concepts[concept.token] = concept
         return ids
 
     def unload_concept(self, token: str) -> None:
+        loaded = self._concepts.get(token)
+        if loaded is not None and loaded.layers > 1:
+            from ticraft.models.layers import unsplice_layers
+
+            unsplice_layers(self, token, loaded.layers, loaded.num_vectors)
         for e in self.encoders:
             e.embedding.remove_block(token)
         self._concepts.pop(token, None)

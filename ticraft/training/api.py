@@ -231,6 +231,8 @@ def _meta(trainer: Trainer, bb: Any, fingerprint: str, init: str, cfg: TrainConf
         "train_seconds": round(trainer.train_seconds, 3),
         "wall_seconds": round(time.time() - started, 3),
         "world_size": trainer.dist.world_size,
+        # xti / directional: the method and its layout (layer count, norm), which loading the concept needs
+        **(trainer.method_meta() if hasattr(trainer, "method_meta") else {}),
     }
 
 
@@ -294,7 +296,10 @@ def write_embedding(concept: Concept, folder: Path) -> list[Path]:
         write_concept = None
     if write_concept is not None:
         # SD3/Flux (T5 vectors): ComfyUI's clip_l/clip_g/t5xxl file, the layout most tools read
-        return list(write_concept(concept, path, "comfyui" if "t5" in concept.vectors else "diffusers"))
+        from ticraft.formats.xti import layout_for  # per-layer (XTI) concepts: kohya's layout or ticraft's
+
+        layout = "comfyui" if "t5" in concept.vectors else layout_for(concept) or "diffusers"
+        return list(write_concept(concept, path, layout))
     from safetensors.torch import save_file
 
     paths = []

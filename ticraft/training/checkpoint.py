@@ -25,7 +25,7 @@ VERSION = 1
 
 #: Options that change the shape or meaning of the state; a resume must keep them.
 RESUME_KEYS = ("num_vectors", "progressive", "per_image", "batch_size", "grad_accum", "style", "captions",
-               "resolution", "flip", "crops", "seed")
+               "resolution", "flip", "crops", "seed", "method", "norm")
 
 
 class CheckpointError(TicraftError):
@@ -73,6 +73,8 @@ def check_compatible(state: dict[str, Any], *, fingerprint: str, token: str, ima
         raise CheckpointError(
             f"{path} was trained on another model (fingerprint {state.get('fingerprint')} from "
             f"{state.get('model', '?')}, this model is {fingerprint}); resume with the same --model"
+    # checkpoints written before method/norm existed are plain runs
+    saved = {"method": "plain", "norm": None, **saved}
         )
     if state.get("token") != token:
         raise CheckpointError(f"{path} trains {state.get('token')!r}, not {token!r}")

@@ -162,10 +162,17 @@ def make_trainer(backbone: Any, images: Sequence[Any], token: str, init: str, co
                  **kwargs: Any) -> Trainer:
     """The trainer for ``backbone``: :class:`FlowTrainer` for SD3/Flux, else the denoising :class:`Trainer`."""
     if mmdit.is_flow(backbone):
+        if config.method != "plain":
+            raise TrainError(f"method {config.method} is for SD-1.x/2.x/XL and the toy model; {backbone.name} is "
+                             f"{backbone.family} (train it with method plain)")
         return FlowTrainer(backbone, images, token, init, config, **kwargs)
     if config.encoders != "all" or config.weighting_scheme != "auto":
         raise TrainError(f"--encoders and --weighting-scheme apply to SD3/Flux models; {backbone.name} is "
                          f"{backbone.family}")
+    if config.method != "plain":  # xti / directional (ticraft/training/methods.py)
+        from ticraft.training.methods import method_trainer
+
+        return method_trainer(backbone, images, token, init, config, **kwargs)
     return Trainer(backbone, images, token, init, config, **kwargs)
 
 
