@@ -94,9 +94,9 @@ def run_demo(
     from ticraft.analysis.interpolate import render_interpolation
     from ticraft.analysis.metrics import evaluate_concept
     from ticraft.analysis.neighbors import find_neighbors, word_concept
-    from ticraft.models.load import load_backbone
-    from ticraft.library import Library
     from ticraft.generate.sample import compose
+    from ticraft.library import Library
+    from ticraft.models.load import load_backbone
     from ticraft.toyworld.vocab import HIDDEN_OBJECTS
     from ticraft.training.api import train
 

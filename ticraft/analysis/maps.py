@@ -168,7 +168,8 @@ class ConceptMap:
 def sample_vocab(valid: torch.Tensor, vocab: int | str, seed: int) -> np.ndarray:
     """Sorted row ids of a seeded sample of ``vocab`` valid rows (``"all"``, or more than there are, keeps all).
 
-    >>> sample_vocab(torch.ones(10, dtype=torch.bool), 3, seed=0).tolist() == sample_vocab(torch.ones(10, dtype=torch.bool), 3, seed=0).tolist()
+    >>> ok = torch.ones(10, dtype=torch.bool)
+    >>> sample_vocab(ok, 3, seed=0).tolist() == sample_vocab(ok, 3, seed=0).tolist()
     True
     """
     ids = np.flatnonzero(valid.numpy())
@@ -258,7 +259,7 @@ def build_map(
     near: dict[int, list[str]] = {}
     if rows and neighbors > 0:
         _, ids = nearest_rows(index, means, neighbors, "cosine")
-        for (token, _), row in zip(rows, ids.tolist()):
+        for (token, _), row in zip(rows, ids.tolist(), strict=True):
             for j in row:
                 near.setdefault(int(j), []).append(token)
     vocab_ids = np.array(sorted(set(sample.tolist()) | set(near)), dtype=np.int64)

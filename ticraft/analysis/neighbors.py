@@ -145,7 +145,7 @@ def _fingerprint(backbone: "Backbone") -> str:
     key = tuple(id(t) for t in tables)
     versions = tuple(t._version for t in tables)
     hit = _FINGERPRINTS.get(key)
-    if hit is not None and all(r() is t for r, t in zip(hit[0], tables)) and hit[1] == versions:
+    if hit is not None and all(r() is t for r, t in zip(hit[0], tables, strict=False)) and hit[1] == versions:
         return hit[2]
     fp = backbone.fingerprint()
     _FINGERPRINTS[key] = ([weakref.ref(t) for t in tables], versions, fp)
@@ -341,7 +341,8 @@ def find_neighbors(
         norms = q.norm(dim=1)
         pct = index.percentile(norms)
         for i, label in enumerate(labels):
-            matches = [TokenMatch(index.tokens[int(j)], int(j), float(s)) for s, j in zip(scores[i], ids[i])]
+            matches = [TokenMatch(index.tokens[int(j)], int(j), float(s))
+                       for s, j in zip(scores[i], ids[i], strict=True)]
             rows.append(VectorNeighbors(label, enc.key, float(norms[i]), float(pct[i]), matches))
         sn = index.sorted_norms
         stats[enc.key] = {"median": float(sn[sn.numel() // 2]), "p99": float(sn[int(0.99 * (sn.numel() - 1))]),

@@ -38,7 +38,8 @@ def load(data: bytes, path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
     if not isinstance(header, dict):
         raise FormatError(f"{where(path)}: damaged safetensors header (not a JSON object)")
     metadata = header.get("__metadata__") or {}
-    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+    strings = isinstance(metadata, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    if not strings:
         raise FormatError(f"{where(path)}: damaged safetensors header (__metadata__ must map strings to strings)")
     try:
         tensors = _st_load(data)

@@ -127,7 +127,8 @@ def _zip_pickles(data: bytes, path: str | Path) -> list[bytes]:
                 raise FormatError(f"{where(path)}: a zip file, but not a torch checkpoint (no data.pkl inside)")
             for info in pickles:
                 if info.file_size > _MAX_PICKLE_BYTES:
-                    raise FormatError(f"{where(path)}: {info.filename} is {info.file_size} bytes; too large for an embedding")
+                    raise FormatError(
+                        f"{where(path)}: {info.filename} is {info.file_size} bytes; too large for an embedding")
             return [zf.read(i) for i in pickles]
     except FormatError:
         raise
@@ -184,7 +185,8 @@ def load(data: bytes, path: str | Path) -> Any:
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Unsupported global" in text or "call reduce for unrecognized" in text:
-            raise FormatError(f"{where(path)}: refused: the file contains code; it was not loaded ({_last_line(text)})") from exc
+            raise FormatError(
+                f"{where(path)}: refused: the file contains code; it was not loaded ({_last_line(text)})") from exc
         if "persistent_load" in text:  # legacy torch.save pickles nn.Modules with their source code
             raise FormatError(
                 f"{where(path)}: refused: a legacy (pre-zip) torch file that pickles a module; it was not loaded "

@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-
 from ticraft.concept import Concept
 from ticraft.formats import _safetensors, _torch
 from ticraft.formats._common import (

@@ -11,8 +11,16 @@ from pathlib import Path
 
 from ticraft.concept import Concept
 from ticraft.formats import _safetensors, _torch
-from ticraft.formats._common import META_KEY, FormatError, as_matrix, decode_meta, encode_meta, make_concept, \
-    token_from_stem, where
+from ticraft.formats._common import (
+    META_KEY,
+    FormatError,
+    as_matrix,
+    decode_meta,
+    encode_meta,
+    make_concept,
+    token_from_stem,
+    where,
+)
 from ticraft.formats._load import Loaded
 
 SUFFIXES = (".safetensors", ".pt", ".bin")

@@ -207,7 +207,8 @@ def _preview(vectors: torch.Tensor) -> Any:
     v = (v - v.min()) / (v.max() - v.min()).clamp_min(1e-12)
     rows = (v * 255).to(torch.uint8).numpy()
     width = min(rows.shape[1], 256)
-    return Image.fromarray(np.ascontiguousarray(rows[:, :width])).resize((256, max(32, 16 * rows.shape[0])), Image.NEAREST)
+    strip = Image.fromarray(np.ascontiguousarray(rows[:, :width]))
+    return strip.resize((256, max(32, 16 * rows.shape[0])), Image.NEAREST)
 
 
 def write_png_embedding(concept: Concept, path: str | Path, image: Any = None) -> Path:

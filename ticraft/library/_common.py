@@ -38,7 +38,8 @@ _ST_DTYPES = {
     "F64": "torch.float64", "F32": "torch.float32", "F16": "torch.float16", "BF16": "torch.bfloat16",
     "F8_E4M3": "torch.float8_e4m3fn", "F8_E5M2": "torch.float8_e5m2",
 }
-_WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))})
+_WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+                               *(f"lpt{i}" for i in range(10))})
 _BAD_TOKEN_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
 _BAD_TAG_CHARS = re.compile(r"[\s,\x00-\x1f\x7f]")
 _MAX_HEADER = 100 * 1024 * 1024

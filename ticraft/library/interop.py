@@ -24,7 +24,8 @@ def apply_family(concept: "Concept", family: str | None) -> "Concept":
     want = FAMILY_ENCODERS[family]
     # Same rule as ticraft.formats: encoder keys must match; fixed single-encoder widths (sd1 768,
     # sd2 1024) too. SDXL is told by its two keys alone, so tiny stand-in test models stay usable.
-    wrong_width = family != "sdxl" and any(w is not None and w != concept.dims[k] for k, w in want.items() if k in concept.dims)
+    wrong_width = family != "sdxl" and any(
+        w is not None and w != concept.dims[k] for k, w in want.items() if k in concept.dims)
     if set(want) != set(concept.dims) or wrong_width:
         expect = ", ".join(f"{k}={w or 'any'}" for k, w in want.items())
         have = ", ".join(f"{k}={d}" for k, d in concept.dims.items())
@@ -90,10 +91,13 @@ def write_file(concept: "Concept", path: str | os.PathLike[str], layout: str = "
     if path.is_dir():
         path = path / f"{slugify(concept.token)}{EXPORT_LAYOUTS[layout]}"
     # SDXL in diffusers layout also writes x_2.safetensors beside x.safetensors.
-    targets = [path, path.with_name(f"{path.stem}_2{path.suffix}")] if layout == "diffusers" and concept.is_sdxl else [path]
+    targets = [path]
+    if layout == "diffusers" and concept.is_sdxl:
+        targets.append(path.with_name(f"{path.stem}_2{path.suffix}"))
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
-        raise LibraryError(f"{existing[0]} already exists; choose another name or overwrite it (--force / overwrite=True)")
+        raise LibraryError(
+            f"{existing[0]} already exists; choose another name or overwrite it (--force / overwrite=True)")
     if not path.parent.is_dir():
         raise LibraryError(f"folder {path.parent} does not exist")
     from ticraft import formats

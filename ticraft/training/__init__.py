@@ -1,4 +1,6 @@
-"""Textual inversion: learn vectors for a new token from a few images (ARCHITECTURE.md, 'a folder of pictures to the loop').
+"""Textual inversion: learn vectors for a new token from a few images.
+
+See ARCHITECTURE.md, "a folder of pictures to the loop".
 
 ``ticraft.train(...)`` is the entry point (:func:`ticraft.training.api.train`, re-exported lazily by
 ``ticraft``); the package is called ``training`` so that ``ticraft.train`` is only ever that function.

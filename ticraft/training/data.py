@@ -284,7 +284,8 @@ def encode_latents(vae: torch.nn.Module, variants: Variants, *, device: torch.de
         res = variants.pixels.shape[-1]
         orig = variants.original_sizes[:, None, :].expand(num_i, num_v, 2)
         target = torch.full((num_i, num_v, 2), res, dtype=torch.long)
-        time_ids = torch.cat([orig, variants.crop_top_left, target], -1).flatten(0, 1).to(device=device, dtype=torch.float32)
+        time_ids = torch.cat([orig, variants.crop_top_left, target], -1).flatten(0, 1)
+        time_ids = time_ids.to(device=device, dtype=torch.float32)
     return LatentCache(mean=mean, std=std, mask=mask, time_ids=time_ids, num_images=num_i, num_variants=num_v)
 
 

@@ -65,10 +65,10 @@ def plot_loss_curve(loss_curve: Sequence[Sequence[float]], path: str | os.PathLi
     fig = Figure(figsize=(6, 3.2), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     if loss_curve:
-        xs, ys = zip(*[(s, v) for s, v in loss_curve])
+        xs, ys = zip(*[(s, v) for s, v in loss_curve], strict=True)
         ax.plot(xs, ys, label="training loss", lw=1.2)
     if eval_curve:
-        xs, ys = zip(*[(s, v) for s, v in eval_curve])
+        xs, ys = zip(*[(s, v) for s, v in eval_curve], strict=True)
         ax.plot(xs, ys, label="evaluation loss (fixed batch)", lw=1.2)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
