@@ -238,7 +238,8 @@ def probe_style(
         from ticraft.analysis.judges import choose_judge
 
         model = choose_judge(judge, backbone.family, clip, what="the style probe", error=ProbeError)
-        scorer = ToyStyleScorer() if model is None else ClipStyleScorer(model)
+        scorer = ToyStyleScorer() if model is None else ClipStyleScorer(model)  # type: ignore[assignment]
+    assert scorer is not None
     rnd = renderer or sample_renderer(backbone, library=library, concepts=[style], steps=steps, guidance=guidance,
                                       batch_size=batch_size)
     report = run_style(style.token, contents, references=refs, renderer=rnd, scorer=scorer,

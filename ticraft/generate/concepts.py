@@ -83,17 +83,17 @@ def prepare_concepts(backbone: "Backbone", texts: Iterable[str], *, library: Any
     missing: list[str] = []
     default_lib: Any = None
     for tok in needed:
-        c = explicit.get(tok)
-        c = c if c is not None else _library_get(lib, tok)
-        c = c if c is not None else loaded.get(tok)
-        if c is None and library is None:
+        hit = explicit.get(tok)
+        hit = hit if hit is not None else _library_get(lib, tok)
+        hit = hit if hit is not None else loaded.get(tok)
+        if hit is None and library is None:
             default_lib = default_lib if default_lib is not None else _default_library()
-            c = _library_get(default_lib, tok)
-        if c is None:
+            hit = _library_get(default_lib, tok)
+        if hit is None:
             missing.append(tok)
         else:
             # The library matches "<Cat-Toy>" to "<cat-toy>"; the placeholder must be the prompt's spelling.
-            chosen[tok] = c if c.token == tok else c.replace(token=tok)
+            chosen[tok] = hit if hit.token == tok else hit.replace(token=tok)
     if missing:
         searched = lib if lib is not None else default_lib  # (an empty Library is falsy: compare with None)
         where = getattr(searched, "root", None)

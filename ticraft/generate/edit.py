@@ -76,7 +76,8 @@ def load_mask(source: str | os.PathLike | Image.Image, size: tuple[int, int]) ->
         except (OSError, SyntaxError) as exc:
             raise SampleError(f"mask {path} is not a readable image ({exc})") from exc
     # A mask drawn on a transparent layer marks the region by alpha; otherwise by brightness.
-    gray = im.getchannel("A") if im.mode in ("RGBA", "LA") and im.getextrema()[-1][0] < 255 else im.convert("L")
+    extrema: Any = im.getextrema()  # per band (min, max) for a multi-band image
+    gray = im.getchannel("A") if im.mode in ("RGBA", "LA") and extrema[-1][0] < 255 else im.convert("L")
     gray = gray.resize(size, Image.Resampling.NEAREST)
     mask = gray.point(lambda v: 255 if v >= 128 else 0)
     if mask.getextrema()[1] == 0:

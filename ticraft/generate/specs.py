@@ -79,9 +79,11 @@ DEFAULTS_FILE = "ticraft.json"
 
 def native_size(backbone: "Backbone") -> tuple[int, int]:
     """The image size the UNet was built for: latent ``sample_size`` × the VAE's downscale."""
-    sample = backbone.unet.config.sample_size
+    unet: Any = backbone.unet  # diffusers models: config attributes are untyped
+    vae: Any = backbone.vae
+    sample = unet.config.sample_size
     h, w = (sample, sample) if isinstance(sample, int) else tuple(sample)
-    scale = 2 ** (len(backbone.vae.config.block_out_channels) - 1)
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
     return int(w * scale), int(h * scale)
 
 
@@ -97,7 +99,9 @@ def _folder_defaults(backbone: "Backbone") -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise SampleError(f"{path} is unreadable ({exc})") from exc
     section = data.get("sampling", data.get("defaults", data)) if isinstance(data, dict) else {}
-    out = {k: section[k] for k in ("steps", "guidance", "scheduler", "width", "height") if k in section}
+    if not isinstance(section, dict):
+        raise SampleError(f"{path}: the sampling defaults must be a JSON object")
+    out: dict[str, Any] = {k: section[k] for k in ("steps", "guidance", "scheduler", "width", "height") if k in section}
     if "guidance_scale" in section and "guidance" not in out:
         out["guidance"] = section["guidance_scale"]
     if "num_inference_steps" in section and "steps" not in out:

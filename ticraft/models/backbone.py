@@ -294,7 +294,8 @@ def load_diffusers_folder(folder: Path, *, family: str | None = None, name: str 
 
     try:
         encoders = []
-        pairs = [("tokenizer", "text_encoder", "clip_l" if xl else "clip", CLIPTextModel)]
+        pairs: list[tuple[str, str, str, Any]] = [
+            ("tokenizer", "text_encoder", "clip_l" if xl else "clip", CLIPTextModel)]
         if xl:
             pairs.append(("tokenizer_2", "text_encoder_2", "clip_g", CLIPTextModelWithProjection))
         for tok_dir, enc_dir, key, enc_cls in pairs:
@@ -326,7 +327,7 @@ def _prepare_encoder(key: str, tokenizer: Any, model: nn.Module) -> TextEncoder:
         if hasattr(module, "eos_token_id") and not isinstance(module, SplicedEmbedding):
             module.eos_token_id = tokenizer.eos_token_id
     if hasattr(model, "config"):
-        model.config.eos_token_id = tokenizer.eos_token_id
+        model.config.eos_token_id = tokenizer.eos_token_id  # type: ignore[union-attr]
     emb = splice(model)
     return TextEncoder(key=key, tokenizer=tokenizer, model=model, embedding=emb)
 

@@ -167,7 +167,7 @@ def _build_backbone(state: dict[str, Any], info: CheckpointInfo, cfg: Path, inde
         te2 = _component("text_encoder_2", name, lambda: create_diffusers_clip_model_from_ldm(
             CLIPTextModelWithProjection, state, subfolder="text_encoder_2", **common))
         tok2 = load_clip_tokenizer(cfg / "tokenizer_2")
-        pipe = diffusers.StableDiffusionXLPipeline(
+        pipe: Any = diffusers.StableDiffusionXLPipeline(
             vae=vae, text_encoder=te, text_encoder_2=te2, tokenizer=tok, tokenizer_2=tok2, unet=unet,
             scheduler=scheduler, force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", True)),
         )

@@ -95,9 +95,9 @@ class SplicedEmbedding(nn.Module):
 
 def splice(encoder: nn.Module) -> SplicedEmbedding:
     """Wrap ``encoder``'s input embedding in a :class:`SplicedEmbedding` (idempotent)."""
-    current = encoder.get_input_embeddings()
+    current = encoder.get_input_embeddings()  # type: ignore[operator]  # transformers' PreTrainedModel method
     if isinstance(current, SplicedEmbedding):
         return current
     spliced = SplicedEmbedding(current)
-    encoder.set_input_embeddings(spliced)
+    encoder.set_input_embeddings(spliced)  # type: ignore[operator]
     return spliced

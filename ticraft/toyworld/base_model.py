@@ -121,7 +121,7 @@ def save_pipeline(folder: Path, tokenizer_dir: Path, text_encoder, unet, vae) ->
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    pipe.save_pretrained(tmp, safe_serialization=True)
+    pipe.save_pretrained(tmp, safe_serialization=True)  # type: ignore[attr-defined]  # a mixin method
     # transformers 5 writes only tokenizer.json; older CLIPTokenizer readers (and people) want vocab.json/merges.txt
     for name in ("vocab.json", "merges.txt", "special_tokens_map.json"):
         shutil.copyfile(tokenizer_dir / name, tmp / "tokenizer" / name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -200,14 +201,14 @@ def concept_attributes(what: str, n: int, rng: np.random.Generator) -> list[Attr
         colours, probs = zip(*BIASED_WORD.colours, strict=True)
         for _ in range(n):
             colour = str(rng.choice(colours, p=probs))
-            fixed = {"shape": BIASED_WORD.shape, "texture": BIASED_WORD.texture, "style": "none"}
-            out.append(sample_attributes(rng, colour=colour, **fixed))
+            out.append(sample_attributes(rng, colour=colour, shape=BIASED_WORD.shape, texture=BIASED_WORD.texture,
+                                         style="none"))
         return out
     if "=" not in word:
         raise ValueError(
             f"{what!r} is neither a hidden word ({', '.join(HIDDEN_WORDS)}) nor a spec like 'shape=star,colour=red'"
         )
-    spec: dict[str, object] = {}
+    spec: dict[str, Any] = {}
     for part in word.split(","):
         if not part.strip():
             continue
