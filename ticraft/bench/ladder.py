@@ -95,7 +95,7 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
     suite = build_suite(quick=s.quick, names=s.concepts, shots=s.shots)
     if s.jobs > 1 and len(methods) > 1 and backbone is None:
         return _run_parallel(s, [m.name for m in methods], say)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     torch.set_num_threads(s.threads)
     if backbone is None:
         from ticraft.models.load import load_backbone
@@ -150,6 +150,8 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
     if s.pairs and "doctor" in truths:
         result["pairs"] = _pair_rows(backbone, suite, methods, finals, truths, s, say)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
+    # all CPU time of this process (training, judging, start-up): the wall time it needs on an idle core
+    result["cpu_seconds"] = [round(time.process_time() - cpu_started, 1)]
     from ticraft.bench.summary import summarize
 
     result["summary"] = summarize(result)

@@ -102,6 +102,7 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
         have_truth = any(q["method"] == "true words" for q in out["pairs"])
         out["pairs"] += [p for p in r.get("pairs") or [] if p["method"] != "true words" or not have_truth]
         out["total_seconds"] = max(out["total_seconds"], r["total_seconds"])
+        out["cpu_seconds"] = out.get("cpu_seconds", []) + list(r.get("cpu_seconds") or [])
     out["summary"] = summarize(out)
     return out
 
