@@ -82,7 +82,7 @@ def run_demo(
     *,
     word: str = "zorb",
     n_images: int = 4,
-    steps: int = 300,
+    steps: int | None = None,
     seed: int = 0,
     eval_samples: int = 8,
     callback: Callable[[int, int, float | None, Any], None] | None = None,
@@ -113,6 +113,10 @@ def run_demo(
     backbone = load_backbone("toy")
     library = Library(out / "library")
     obj = HIDDEN_OBJECTS[word]
+    if steps is None:  # the fast preset's run length (retuned on the concept suite, issue 15)
+        from ticraft.training.config import preset_config
+
+        steps = preset_config("fast").steps
     say(f"learning {token} from them ({steps} steps, initialised from the word 'shape')")
     concept = train(images, token, "shape", model=backbone, preset="fast", steps=steps, seed=seed,
                     library=library, overwrite=True, callback=callback, tags=("demo",))
