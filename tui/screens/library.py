@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from rich.text import Text
 from textual import on
@@ -21,6 +21,11 @@ from ..widgets.thumbnail import Gallery
 from ..workers import JobFailed, JobFinished, JobPhase, start_job
 from .base import TicraftScreen
 from .dialogs import ConfirmDialog, ExportDialog, TextDialog
+
+if TYPE_CHECKING:  # pragma: no cover - typing only (no library import at startup beyond the backend's)
+    from pathlib import Path
+
+    from ticraft.library import Entry
 
 #: Thumbnails shown per gallery in the detail pane (a concept may have hundreds of samples).
 MAX_THUMBS = 8
@@ -212,7 +217,7 @@ class LibraryScreen(TicraftScreen):
         self.query_one("#neighbors", Static).update(plain("Nearest tokens: press Enter or n to compute.", "dim"))
         backend = self.backend
 
-        def load(_: Any) -> tuple[str, Any, Any, list[Any], list[Any]]:
+        def load(_: Any) -> tuple[str, Entry, ConceptInfo, list[Path], list[Path]]:
             entry = backend.entry(token)
             return token, entry, backend.info(token), backend.images(token), backend.samples(token)
 
@@ -252,7 +257,7 @@ class LibraryScreen(TicraftScreen):
         else:
             self.notify(describe(message.error), title="Library", severity="error")
 
-    def _render_detail(self, entry: Any, info: Any, images: list[Any], samples: list[Any]) -> None:
+    def _render_detail(self, entry: Entry, info: ConceptInfo, images: list[Path], samples: list[Path]) -> None:
         self.query_one("#meta", Static).update(format_meta(entry))
         self.query_one("#norms", Static).update(format_norms(info.norms))
         self.query_one("#extra", Static).update(format_extra(info))
@@ -348,7 +353,7 @@ class LibraryScreen(TicraftScreen):
         self.app.push_screen(ConfirmDialog(f"Delete {token} with its images and samples? This cannot be undone.",
                                            yes="Delete"), self.guard(done, "deleting"))
 
-    def _change(self, fn: Any, success: str, select: str | None = None) -> None:
+    def _change(self, fn: Callable[[], object], success: str, select: str | None = None) -> None:
         """Run a library change; notify; refresh the list (cursor on ``select`` when given)."""
         try:
             fn()
@@ -368,7 +373,7 @@ class LibraryScreen(TicraftScreen):
 
 # ---------------------------------------------------------------------- formatting (pure, testable)
 # Everything below builds Text from plain strings: tokens, tags, paths and meta values are never markup.
-def format_meta(entry: Any) -> Text:
+def format_meta(entry: Entry) -> Text:
     """What the library knows about the concept: token, family, tags, steps, origin."""
     rows = [join((entry.token, "bold"), "  ", (f"folder {entry.folder.name}/", "dim")),
             join("family ", (entry.family or "?", "bold"),
