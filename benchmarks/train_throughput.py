@@ -8,7 +8,7 @@ copy, and read the loss (a host sync) every step. ticraft encodes the images onc
 
 Models are built offline with random weights from the shipped configs (``ticraft/models/configs``):
 
-* ``sd15``  — the exact SD-1.5 architecture (DESIGN.md §8), 512 px;
+* ``sd15``  — the exact SD-1.5 architecture (ticraft/models/configs/sd1), 512 px;
 * ``sdxl``  — the SDXL architecture (two text encoders, 2.6B-parameter UNet), 1024 px;
 * ``small`` — an SD-shaped model small enough for a CPU (CLIP table of 49408 rows, 128 px);
 * ``tiny``  — the test suite's tiny model (16 px).

@@ -38,7 +38,7 @@ app = typer.Typer(
 
 
 class ExportFormat(str, Enum):
-    """Layouts ticraft writes (see DESIGN.md §3)."""
+    """Layouts ticraft writes (see ARCHITECTURE.md, "Formats", and ticraft/formats/__init__.py)."""
 
     diffusers = "diffusers"
     a1111 = "a1111"

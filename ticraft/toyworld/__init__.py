@@ -1,4 +1,4 @@
-"""The toy world: ticraft's embedded default (DESIGN.md §6).
+"""The toy world: ticraft's embedded default (ARCHITECTURE.md, "The toy world").
 
 - :mod:`ticraft.toyworld.render`: procedural 32 px images of one object (``Attributes``, ``render``,
   ``sample_attributes``, ``caption``, ``full_prompt``);
