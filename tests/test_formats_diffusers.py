@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from ticraft.concept import Concept
 from ticraft.formats import write_concept
 
-pytest.importorskip("diffusers")
+import diffusers  # noqa: F401,E402 (a core dependency: missing is a failure, not a skip)
 from tiny_models import tiny_sd_pipeline, tiny_sdxl_pipeline  # noqa: E402
 
 

@@ -75,8 +75,9 @@ def console_script() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("ticraft")
 
 
-@pytest.mark.skipif(console_script() is None, reason="the ticraft console script is not installed")
 def test_console_script_help_is_light(tmp_path: Path) -> None:
+    # `pip install -e .` (the test command) installs the script: its absence is a failure, not a skip
+    assert console_script() is not None, "the ticraft console script is not installed"
     names, proc = imported_by([console_script(), "--help"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "library" in proc.stdout

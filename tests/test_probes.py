@@ -225,10 +225,6 @@ def test_clip_metrics(tiny_clip):
 
 
 # ------------------------------------------------------------------------------------- toy-world acceptance
-needs_toy = pytest.mark.skipif(
-    not TOY_WEIGHTS.is_file() or not HIDDEN_FIXTURE.is_file(),
-    reason="the shipped toy model (ticraft/toyworld/weights) or its hidden-word fixture is not built yet",
-)
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +254,6 @@ def _assert_fairer(res) -> None:
     assert fair.entropy > biased.entropy + 0.5 and fair.majority_share < biased.majority_share, res.to_dict()
 
 
-@needs_toy
 def test_toy_world_bias_probe_reports_the_skew(toy):
     from ticraft.toyworld.vocab import BIASED_WORD
 
@@ -278,15 +273,12 @@ def _shipped_fair():
     return lib.get("<fair-doctor>") if (SHIPPED / "manifest.json").is_file() and lib.has("<fair-doctor>") else None
 
 
-@needs_toy
 def test_toy_world_shipped_fair_concept_reduces_the_skew(toy):
     fair = _shipped_fair()
-    if fair is None:
-        pytest.skip("embeddings/ ships no learned <fair-doctor> (the slow test learns one)")
+    assert fair is not None, "embeddings/ ships a learned <fair-doctor>: it must load"
     _assert_fairer(_probe_doctor(*toy, fair=fair))
 
 
-@needs_toy
 @pytest.mark.slow
 def test_toy_world_learned_fair_concept_reduces_the_skew(toy):
     """Learn <fair-doctor> by inversion from crosses in every colour (the paper's curated diverse set), then

@@ -17,7 +17,6 @@ from ticraft.toyworld.render import Attributes
 WEIGHTS = B.WEIGHTS_DIR
 FIXTURE = Path(__file__).parent / "fixtures" / "toyworld_hidden.safetensors"
 
-needs_weights = pytest.mark.skipif(not (WEIGHTS / "model_index.json").is_file(), reason="toy weights not built")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,6 @@ def pipe():
     return B.load_pipeline(WEIGHTS)  # one torch thread, like every test (conftest)
 
 
-@needs_weights
 def test_folder_is_a_small_standard_pipeline() -> None:
     index = json.loads((WEIGHTS / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionPipeline"
@@ -37,7 +35,6 @@ def test_folder_is_a_small_standard_pipeline() -> None:
     assert total <= 25 * 1024 * 1024, total
 
 
-@needs_weights
 def test_loads_with_plain_diffusers_and_transformers(pipe) -> None:
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -49,7 +46,6 @@ def test_loads_with_plain_diffusers_and_transformers(pipe) -> None:
     assert pipe.unet.config.sample_size * pipe.vae_scale_factor == 32
 
 
-@needs_weights
 def test_hidden_words_are_gone_and_their_rows_leak_nothing(pipe) -> None:
     from safetensors import safe_open
 
@@ -73,7 +69,6 @@ def _quality(pipe, n: int, seed: int) -> dict[str, float]:
     return acc
 
 
-@needs_weights
 def test_fast_quality_on_held_out_prompts(pipe) -> None:
     acc = _quality(pipe, 24, seed=11)
     # the targets less a margin for 24 samples (the full 200-prompt figures are in the slow test/RESULTS.md)
@@ -81,7 +76,6 @@ def test_fast_quality_on_held_out_prompts(pipe) -> None:
     assert acc["texture"] >= 0.65 and acc["style"] >= 0.7, acc
 
 
-@needs_weights
 def test_true_row_brings_the_hidden_object_back(pipe) -> None:
     from safetensors.torch import load_file
 
@@ -108,7 +102,6 @@ def test_true_row_brings_the_hidden_object_back(pipe) -> None:
     assert sum(j.background == "black" for j in js) >= 10
 
 
-@needs_weights
 @pytest.mark.slow
 def test_full_quality_targets(pipe) -> None:
     acc = _quality(pipe, 200, seed=0)
