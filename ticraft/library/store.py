@@ -143,8 +143,8 @@ class Library(LibraryChanges):
         """The cheap health check of ``entries`` (header + size, and meta.json against the index):
         token → one sentence for each entry that is broken. See :mod:`ticraft.library.health`."""
         out = {}
-        for e in entries:
-            fresh, problem = self._refresh(e)
+        entries = list(entries)
+        for e, (fresh, problem) in zip(entries, self._refresh_many(entries), strict=True):
             problem = problem or check_embedding(fresh)
             if problem:
                 out[e.token] = problem

@@ -337,15 +337,31 @@ class IndexKeeper:
         ix.upsert(conn, entry, st)
 
     # ------------------------------------------------------------ freshness of one entry
-    def _refresh(self, e: Entry) -> tuple[Entry, str | None]:
-        """``e`` as its folder has it now: a hand-edited meta.json wins over the index row."""
+    def _refresh_many(self, entries: list[Entry]) -> list[tuple[Entry, str | None]]:
+        """:meth:`_refresh` of many entries, their recorded stats fetched in one query per 500."""
+        recorded: dict[str, tuple[Any, Any, Any]] = {}
+        names = [e.folder.name for e in entries]
+        with self._reading() as conn:
+            for i in range(0, len(names), 500):
+                chunk = names[i : i + 500]
+                sql = "SELECT folder, meta_mtime_ns, meta_size, meta_ino FROM concepts WHERE folder IN (%s)"
+                for f, a, b, c in conn.execute(sql % ",".join("?" * len(chunk)), chunk):
+                    recorded[f] = (a, b, c)
+        return [self._refresh(e, recorded.get(e.folder.name)) for e in entries]
+
+    def _refresh(self, e: Entry, recorded: tuple[Any, Any, Any] | None | bool = False) -> tuple[Entry, str | None]:
+        """``e`` as its folder has it now: a hand-edited meta.json wins over the index row.
+
+        ``recorded``: the meta.json stat the index holds for ``e`` (looked up when not given).
+        """
         try:
             st: os.stat_result | None = (e.folder / META).stat()
         except OSError:
             st = None
-        with self._reading() as conn:
-            recorded = ix.meta_stats(conn, e.folder.name)
-        if st is None or recorded is None or _stat_key(st) == recorded:
+        if recorded is False:
+            with self._reading() as conn:
+                recorded = ix.meta_stats(conn, e.folder.name)
+        if st is None or recorded is None or recorded is True or _stat_key(st) == recorded:
             return e, None  # unchanged, or meta.json lost (the index keeps what it knew)
         try:
             loaded = load_folder(e.folder)

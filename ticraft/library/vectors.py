@@ -18,14 +18,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from ticraft.library._common import LibraryError, atomic_write_bytes
-from ticraft.library.entry import Entry
+from ticraft.library import index as ix
+from ticraft.library._common import EMBEDDING, LibraryError, atomic_write_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from ticraft.concept import Concept
@@ -61,6 +61,15 @@ class ConceptMatrix:
             return torch.zeros(0, sum(self.dims.values()))
         return torch.cat([self.means[k] for k in sorted(self.means)], dim=1)
 
+    def unit(self) -> torch.Tensor:
+        """:meth:`concat` with every row scaled to length 1 (float32; computed once per matrix)."""
+        cached = self.__dict__.get("_unit")
+        if cached is None:
+            rows = self.concat().float()
+            cached = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            object.__setattr__(self, "_unit", cached)  # frozen dataclass: a private cache, not a field
+        return cached
+
     def nearest(self, query: "Concept", k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` rows most cosine-similar to ``query``'s mean (its own token and other families skipped).
 
@@ -69,18 +78,16 @@ class ConceptMatrix:
         if query.dims != self.dims or not self.tokens or k <= 0:
             return []
         q = torch.cat([query.vectors[key].double().mean(0) for key in sorted(self.means)])
-        rows = self.concat().double()
-        sims = (rows @ q) / (rows.norm(dim=1) * q.norm()).clamp_min(1e-12)
-        skip = torch.tensor(
-            [
-                t == query.token or bool(query.family and f and f != query.family)
-                for t, f in zip(self.tokens, self.families, strict=False)
-            ]
-        )
-        sims[skip] = float("-inf")
+        sims = (self.unit() @ (q / q.norm().clamp_min(1e-12)).float()).double()
+        if query.family:
+            other = [i for i, f in enumerate(self.families) if f and f != query.family]
+            if other:
+                sims[torch.tensor(other)] = float("-inf")
+        with contextlib.suppress(ValueError):
+            sims[self.tokens.index(query.token)] = float("-inf")
         top = torch.topk(sims, min(k, len(self.tokens)))
         return [
-            (self.tokens[int(i)], float(s)) for s, i in zip(top.values, top.indices, strict=False) if s != float("-inf")
+            (self.tokens[int(i)], float(s)) for s, i in zip(top.values, top.indices, strict=True) if s != float("-inf")
         ]
 
     def subset(self, keep: list[int]) -> "ConceptMatrix":
@@ -101,78 +108,92 @@ def _dims_label(dims: dict[str, int]) -> str:
     return text if len(text) <= 40 else hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _read_means(entry: Entry) -> dict[str, torch.Tensor]:
+def _read_means(path: Path) -> dict[str, torch.Tensor]:
     from ticraft.library.canonical import read_canonical
 
-    c = read_canonical(entry.embedding)
+    c = read_canonical(path)
     return {k: v.float().mean(0) for k, v in c.vectors.items()}
 
 
-def _load_disk(path, dims: dict[str, int]) -> dict[str, dict[str, torch.Tensor]]:
-    """sha256 → {key: mean} from the on-disk cache (empty when absent or unreadable)."""
+def _load_disk(path: Path, dims: dict[str, int]) -> tuple[dict[str, int], dict[str, torch.Tensor]]:
+    """``(sha256 → row, {key: [M, D] means})`` from the on-disk cache (empty when absent or unreadable)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
             if meta.get("format_id") != _FORMAT:
-                return {}
+                return {}, {}
             shas = json.loads(meta["sha256"])
             tensors = {k: f.get_tensor(k) for k in dims}
     except Exception:  # a damaged cache only costs a rebuild
-        return {}
+        return {}, {}
     if any(t.shape != (len(shas), dims[k]) for k, t in tensors.items()):
-        return {}
-    return {sha: {k: tensors[k][i] for k in dims} for i, sha in enumerate(shas)}
+        return {}, {}
+    return {sha: i for i, sha in enumerate(shas)}, tensors
 
 
 def library_matrix(
     lib: "Library", *, dims: dict[str, int] | None = None, family: str | None = None, tag: str | None = None
 ) -> ConceptMatrix:
     """See :meth:`Library.matrix`. ``dims=None`` picks the widths most entries have."""
-    generation = lib.generation()
-    everything = lib.entries()
-    if dims is None:
-        common = Counter(tuple(sorted(e.dims.items())) for e in everything).most_common(1)
-        dims = dict(common[0][0]) if common else {}
-    dims = {str(k): int(v) for k, v in dims.items()}
-    rows = [e for e in everything if e.dims == dims]
-    ckey = (tuple(sorted(dims.items())), generation)
+    with lib._reading() as conn:
+        generation = int(ix.get_state(conn, "generation") or 0)
+        if dims is None:
+            row = conn.execute(
+                "SELECT dims FROM concepts GROUP BY dims ORDER BY count(*) DESC, dims LIMIT 1"
+            ).fetchone()
+            dims = json.loads(row[0]) if row else {}
+    dims = {str(k): int(v) for k, v in (dims or {}).items()}
+    key = tuple(sorted(dims.items()))
     with lib._matrix_mutex:
-        full = lib._matrix_cache.get(ckey[0])
+        full = lib._matrix_cache.get(key)
         if full is None or full.generation != generation:
+            with lib._reading() as conn:  # one lean query: no Entry objects, no file touched
+                rows = conn.execute(
+                    "SELECT folder, token, family, sha256 FROM concepts WHERE dims = ? ORDER BY sort_key, token",
+                    (json.dumps(dims),),
+                ).fetchall()
             full = _build(lib, rows, dims, generation)
-            lib._matrix_cache[ckey[0]] = full
+            lib._matrix_cache[key] = full
     if family is None and tag is None:
         return full
     wanted = {e.token for e in lib.search(tag=tag, family=family)}
     return full.subset([i for i, t in enumerate(full.tokens) if t in wanted])
 
 
-def _build(lib: "Library", rows: list[Entry], dims: dict[str, int], generation: int) -> ConceptMatrix:
+def _build(
+    lib: "Library", rows: list[tuple[str, str, str | None, str]], dims: dict[str, int], generation: int
+) -> ConceptMatrix:
+    """The matrix of ``rows`` (folder, token, family, sha256): cached means gathered in one step, the rest read."""
     path = lib.root / ".index" / f"vectors-{_dims_label(dims)}.safetensors"
-    cached = _load_disk(path, dims) if rows else {}
-    means: dict[str, list[torch.Tensor]] = {k: [] for k in dims}
-    kept: list[Entry] = []
-    changed = False
-    for e in rows:
-        vec = cached.get(e.sha256) if e.sha256 else None
-        if vec is None:
+    where, cached = _load_disk(path, dims) if rows else ({}, {})
+    kept: list[tuple[str, str, str | None, str]] = []
+    hit_pos, hit_rows, fresh_pos, fresh = [], [], [], []
+    for folder, token, fam, sha in rows:
+        if sha and sha in where:
+            hit_pos.append(len(kept))
+            hit_rows.append(where[sha])
+        else:
             try:
-                vec = _read_means(e)
+                vec = _read_means(lib.root / folder / EMBEDDING)
             except LibraryError:
                 continue  # a broken entry is reported by list/verify; it just is not on the map
-            changed = True
-        kept.append(e)
-        for k in dims:
-            means[k].append(vec[k])
-    stacked = {k: torch.stack(v) if v else torch.zeros(0, dims[k]) for k, v in means.items()}
-    shas = [e.sha256 for e in kept]
-    if kept and (changed or set(shas) != set(cached)) and all(shas):
+            fresh_pos.append(len(kept))
+            fresh.append(vec)
+        kept.append((folder, token, fam, sha))
+    stacked = {k: torch.zeros(len(kept), d) for k, d in dims.items()}
+    for k in dims:
+        if hit_pos:
+            stacked[k][torch.tensor(hit_pos)] = cached[k].float()[torch.tensor(hit_rows)]
+        if fresh_pos:
+            stacked[k][torch.tensor(fresh_pos)] = torch.stack([v[k] for v in fresh])
+    shas = [r[3] for r in kept]
+    if kept and (fresh or len(where) != len(shas)) and all(shas):
         from safetensors.torch import save
 
         meta = {"format_id": _FORMAT, "sha256": json.dumps(shas)}
         with contextlib.suppress(OSError):  # a read-only library just reads the files again next time
             path.parent.mkdir(exist_ok=True)
             atomic_write_bytes(path, save({k: v.contiguous() for k, v in stacked.items()}, metadata=meta))
-    return ConceptMatrix([e.token for e in kept], [e.family for e in kept], shas, dims, stacked, generation)
+    return ConceptMatrix([r[1] for r in kept], [r[2] for r in kept], shas, dims, stacked, generation)
