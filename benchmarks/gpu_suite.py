@@ -217,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
                                                         budget_left=budget.left)
     report["wall_s"] = budget.elapsed()
     ok = report["sd"]["correctness"]["ok"] and (report.get("sdxl") or {}).get("correctness", {"ok": True})["ok"]
+    if args.json:  # first: a bug in rendering must not lose a device run's numbers
+        args.json.write_text(json.dumps(report, indent=2, default=str))
     text = section(report)
     print("\n" + text)
     print(f"\ncorrectness: {'ok' if ok else 'FAILED'}; total {budget.elapsed():.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
     if args.markdown:
         args.markdown.write_text(text)
     if args.write and cuda:

@@ -51,7 +51,7 @@ def fmt(x: float | None, spec: str = ".2f") -> str:
 
 def judge(report: dict[str, Any]) -> dict[str, tuple[str, bool | None]]:
     """Measured value (as text) and met/not met/None (unmeasured) for every target."""
-    sd = report.get("sd", {}).get("rows", [])
+    sd = (report.get("sd") or {}).get("rows", [])
     ok = [r for r in sd if r.get("status") == "ok" and r.get("samples_s") and not r.get("reference")]
     out: dict[str, tuple[str, bool | None]] = {}
     best = max(ok, key=lambda r: r["samples_s"], default=None)
@@ -64,15 +64,15 @@ def judge(report: dict[str, Any]) -> dict[str, tuple[str, bool | None]]:
     low = min(b1, key=lambda r: r["peak_gib"], default=None)
     out["peak1"] = ((f"{low['peak_gib']:.2f} GiB ({low['name'].strip()})", low["peak_gib"] <= 4) if low
                     else ("not measured", None))
-    xl = [r for r in report.get("sdxl", {}).get("rows", []) if r.get("status") == "ok" and r["batch"] == 1
+    xl = [r for r in (report.get("sdxl") or {}).get("rows", []) if r.get("status") == "ok" and r["batch"] == 1
           and r.get("peak_gib") is not None]
     xlow = min(xl, key=lambda r: r["peak_gib"], default=None)
     out["xl_peak1"] = ((f"{xlow['peak_gib']:.2f} GiB ({xlow['name'].strip()})", xlow["peak_gib"] <= 10) if xlow
                        else ("not measured", None))
-    user = report.get("user_train", {})
+    user = report.get("user_train") or {}
     out["user"] = ((f"{user['wall_s']:.1f} s", user["wall_s"] <= 60) if user.get("status") == "ok"
                    else (user.get("status", "not measured"), None))
-    many = [r for r in report.get("train_many", {}).get("rows", []) if r.get("status") == "ok"]
+    many = [r for r in (report.get("train_many") or {}).get("rows", []) if r.get("status") == "ok"]
     top = max(many, key=lambda r: r["samples_s"], default=None)
     if top and best:
         ratio = top["samples_s"] / best["samples_s"]
@@ -108,8 +108,9 @@ def section(report: dict[str, Any] | None) -> str:
     else:
         sd, xl = report.get("sd") or {}, report.get("sdxl") or {}
         head += (f"Measured on {report['device']} (torch {report['torch']}), {report.get('date', '')}; random-weight "
-                 f"{sd.get('arch')} architecture at {sd.get('resolution')} px and {xl.get('arch')} at "
-                 f"{xl.get('resolution')} px; suite wall time {report.get('wall_s', 0):.0f} s (budget "
+                 f"{sd.get('arch')} architecture at {sd.get('resolution')} px"
+                 + (f" and {xl['arch']} at {xl['resolution']} px" if xl.get("arch") else " (no SDXL rows)")
+                 + f"; suite wall time {report.get('wall_s', 0):.0f} s (budget "
                  f"{report.get('budget_s', 0):.0f} s). Raw JSON: `benchmarks/results/`.\n\n")
     verdicts = judge(report or {})
     lines = ["| target | goal | measured | met |", "|---|---:|---|---|"]
