@@ -32,6 +32,7 @@ def section_body(result: dict, stem: str, command: str) -> str:
     s = result["settings"]
     runs = result["runs"]
     concepts = list(dict.fromkeys(r["concept"] for r in runs))
+    cpu = result.get("cpu_seconds") or []
     return "\n".join([
         SECTION,
         "",
@@ -47,10 +48,43 @@ def section_body(result: dict, stem: str, command: str) -> str:
         "",
         full_markdown(result),
         "",
+        before_after(result),
+        "",
+        (f"CPU seconds of the bench's processes (training, judging and start-up; one process per method group): "
+         f"{', '.join(f'{c:.0f}' for c in cpu)} — so on an idle 2-core machine with `--jobs 2` the run takes about "
+         f"{max(cpu) / 60:.0f} min." if cpu else ""),
+        "",
         f"![Fig. 10](results/{stem}_fig10.png) ![quality vs seconds](results/{stem}_quality_vs_seconds.png)",
         "",
         f"Raw numbers: `benchmarks/results/{stem}.json`.",
     ]) + "\n\n"
+
+
+def before_after(result: dict) -> str:
+    """The default preset before (fast-v0) and after (plain): the hidden object's good point and the suite median."""
+    methods = result["summary"]["methods"]
+    if "plain" not in methods or "fast-v0" not in methods:
+        return ""
+    runs = {(r["method"], r["concept"]): r for r in result["runs"]}
+
+    def hidden(m: str) -> str:
+        r = runs.get((m, "zorb"))
+        if r is None or r["good_samples"] is None:
+            return "not reached"
+        return f"{r['good_samples']} samples, {r['good_seconds']:.1f} s"
+
+    def med(m: str) -> str:
+        x = methods[m]
+        if x["good_seconds_median"] is None:
+            return "not reached"
+        return f"{x['good_samples_median']:.0f} samples, {x['good_seconds_median']:.1f} s"
+
+    return ("| default preset | hidden object: good point | suite median: good point | a whole default run |\n"
+            "|---|---|---|---|\n"
+            f"| before (`fast-v0`: 400 steps × 16, lr 5e-3 cosine, warm-up 10) | {hidden('fast-v0')} | "
+            f"{med('fast-v0')} | 6400 samples |\n"
+            f"| after (`plain`: 64 steps × 16, lr 5e-3 constant, warm-up 10) | {hidden('plain')} | {med('plain')} | "
+            f"1024 samples |")
 
 
 def main() -> None:
