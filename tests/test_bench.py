@@ -172,6 +172,7 @@ def test_tiny_bench_run_writes_the_schema_and_pictures(tmp_path, one_torch_threa
         assert 0 < r["points"][0]["seconds"] < r["points"][1]["seconds"]
     assert res["references"] and res["references"][0]["word"] == "zorb"
     assert set(res["summary"]["methods"]) == {"plain", "diffusers-recipe"}
+    assert res["cpu_seconds"][0] > 0
     json.dumps(res)  # JSON-able as is
     paths = write_pictures(res, tmp_path)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
