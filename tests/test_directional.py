@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_xti import FAST, _assert_frozen, _frozen, write_images  # noqa: F401  (shared helpers)
 
 import ticraft
 from ticraft.concept import Concept, keep_norm, slerp
 from ticraft.models.load import load_backbone
 from ticraft.training.directional import typical_norm
-
-from test_xti import FAST, _assert_frozen, _frozen, write_images  # noqa: F401  (shared helpers)
 
 
 @pytest.fixture

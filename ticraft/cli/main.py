@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "demo_cmd",
     "toyworld_cmd",
     "bench_cmd",
+    "words_cmd",
 ]
 
 app = typer.Typer(
