@@ -760,3 +760,22 @@ def test_a_hand_edited_meta_json_reaches_the_index(lib: Library) -> None:
     fresh = Library(lib.root)
     assert [(e.token, e.tags, e.created) for e in fresh.page(0, 1)] == [("<a>", ("by-hand",), "2026-01-01T00:00:00Z")]
     assert [e.token for e in fresh.search(tag="by-hand")] == ["<a>"] and fresh.search(tag="old") == []
+
+
+def test_readers_are_not_blocked_by_a_writer_inside_the_index(lib: Library) -> None:
+    """WAL: while another connection holds the index's write transaction (and the library lock), readers read
+    the last committed state."""
+    from filelock import FileLock
+
+    lib.add(concept("<a>"), tags=["x"])
+    writer = sqlite3.connect(ix.index_path(lib.root), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE concepts SET tags = '[\"uncommitted\"]'")
+    try:
+        with FileLock(str(lib.root / ".lock")):
+            reader = Library(lib.root)
+            assert [(e.token, e.tags) for e in reader.entries()] == [("<a>", ("x",))]
+            assert reader.count(tag="x") == 1 and reader.get("<a>").token == "<a>"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
