@@ -77,7 +77,8 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                     "faithful_editability_sd": fai_sd, "paper_editability": pap, "paper_editability_sd": pap_sd,
                     "recolour_faithful": statistics.fmean(recol) if recol else None},
             "dvar": verdicts,
-            "startup_seconds_median": _median([r["startup_seconds"] for r in runs]),
+            "startup_seconds_median": _median([r["startup_seconds"] for r in runs
+                                               if r.get("startup_seconds") is not None]),
         }
     out["speedup"] = speedup(out["methods"], result["settings"]["ladder"])
     return out
