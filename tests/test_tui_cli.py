@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 import textual  # noqa: F401 (in the test extra: missing is a failure, not a skip)
+from typer.testing import CliRunner
 
 from ticraft.cli.main import app  # noqa: E402
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 import textual  # noqa: F401 (in the test extra: missing is a failure, not a skip)
 
 from ticraft_tui.widgets.thumbnail import set_image_mode  # noqa: E402

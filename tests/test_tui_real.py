@@ -11,7 +11,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 import textual  # noqa: F401 (in the test extra: missing is a failure, not a skip)
 import torch
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import textual  # noqa: F401 (in the test extra: missing is a failure, not a skip)
 
 from ticraft_tui.widgets.thumbnail import set_image_mode  # noqa: E402

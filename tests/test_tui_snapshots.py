@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 import pytest_textual_snapshot  # noqa: F401 (in the test extra: missing is a failure, not a skip)
 
 from ticraft_tui.widgets.thumbnail import set_image_mode  # noqa: E402
