@@ -84,8 +84,12 @@ def _pairs(bb: Any, obj: SuiteConcept, obj_c: Any, style_c: Any, bias_c: Any, n:
     return {name: judge_probe(ims, p) for name, p, ims in zip(names, probes, images, strict=True)}
 
 
-def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None) -> dict[str, Any]:
-    """Run the suite; returns the JSON-able result (see :data:`SCHEMA`). Bad input raises one BenchError."""
+def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None,
+              on_run: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the suite; returns the JSON-able result (see :data:`SCHEMA`). Bad input raises one BenchError.
+
+    ``on_run(result_so_far)`` after every concept × method (e.g. to save partial results of a long run).
+    """
     import torch
 
     s = settings.resolved()
@@ -147,6 +151,8 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
                 "good_samples": good["samples"] if good else None, "good_seconds": good["seconds"] if good else None,
                 "dvar_stop_samples": ctx.events.get("dvar_stop") if ctx.dvar else None, "dvar": ctx.dvar,
             })
+            if on_run is not None:
+                on_run(result)
     if s.pairs and "doctor" in truths:
         result["pairs"] = _pair_rows(backbone, suite, methods, finals, truths, s, say)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
