@@ -41,16 +41,19 @@ FAMILY_ENCODERS: dict[str, dict[str, int | None]] = {
     # SD3/SD3.5 and Flux learn in T5-XXL (4096-d) as well as CLIP (keys as ComfyUI names them; issue 17)
     "sd3": {"clip_l": 768, "clip_g": 1280, "t5": 4096},
     "flux": {"clip_l": 768, "t5": 4096},
-    # SD3/SD3.5 and Flux learn in T5-XXL (4096-d) as well as CLIP (keys as ComfyUI names them; issue 17)
-    "sd3": {"clip_l": 768, "clip_g": 1280, "t5": 4096},
-    "flux": {"clip_l": 768, "t5": 4096},
 }
+
+SINGLE_KEY = "clip"
+#: The order of encoder keys in every Concept's ``vectors`` (others follow, alphabetically).
+KEY_ORDER = ("clip", "clip_l", "clip_g", "t5")
+
+
+def _key_rank(key: str) -> tuple[int, str]:
+    return (KEY_ORDER.index(key) if key in KEY_ORDER else len(KEY_ORDER), key)
+
 #: Metadata that describes how a concept's rows are laid out or constrained (per-layer XTI concepts, directional
 #: concepts' fixed norm); arithmetic, interpolation and mixing carry it to their results.
 LAYOUT_META = ("method", "xti_layers", "norm")
-
-
-SINGLE_KEY = "clip"
 
 #: The most vectors one concept may have: CLIP reads 75 tokens of a prompt (77 minus start and end),
 #: so a concept with more could never appear whole in any prompt.
@@ -140,15 +143,17 @@ class Concept:
                     f"concept {self.token!r} has {t.shape[0]} vectors; the limit is {MAX_VECTORS} "
                     f"(a prompt holds at most {MAX_VECTORS} tokens)"
                 )
-        if self.layers > 1 and any(c % self.layers for c in counts):
-            raise ConceptError(f"concept {self.token!r}: {sorted(counts)} rows do not split into {self.layers} layers")
             check_finite(t, f"concept {self.token!r}: vectors[{key!r}]")
             counts.add(t.shape[0])
             clean[key] = t
+        if self.layers > 1 and any(c % self.layers for c in counts):
+            raise ConceptError(f"concept {self.token!r}: {sorted(counts)} rows do not split into {self.layers} layers")
         if len(counts) != 1:
             shapes = {k: tuple(v.shape) for k, v in clean.items()}
             raise ConceptError(f"concept {self.token!r}: encoders disagree on the vector count: {shapes}")
-        self.vectors = clean
+        # One key order whatever the source (a file, an expression, a model): encoders in pipeline order.
+        # Code that serialises `dims` (the library index's JSON) then sees equal concepts as equal.
+        self.vectors = {k: clean[k] for k in sorted(clean, key=_key_rank)}
         if self.family is None:
             self.family = guess_family(self.dims)
         elif self.family not in FAMILY_ENCODERS:
@@ -224,13 +229,13 @@ class Concept:
                 "different model families"
             )
         if self.dims != other.dims:
+            raise ConceptError(
+                f"cannot combine {self.token!r} {self.dims} with {other.token!r} {other.dims}: different encoder widths"
+            )
         if self.layers != other.layers:
             raise ConceptError(
                 f"cannot combine {self.token!r} ({self.layers} layer(s)) with {other.token!r} ({other.layers} "
                 "layer(s)): a per-layer concept combines only with one of the same layer count"
-            )
-            raise ConceptError(
-                f"cannot combine {self.token!r} {self.dims} with {other.token!r} {other.dims}: different encoder widths"
             )
         if same_count and self.num_vectors != other.num_vectors:
             raise ConceptError(
@@ -362,11 +367,11 @@ def concat(*concepts: Concept | Iterable[Concept]) -> Concept:
         flat.extend([c] if isinstance(c, Concept) else list(c))
     if not flat:
         raise ConceptError("concat needs at least one concept")
-    if first.layers > 1:
-        raise ConceptError(f"concat of per-layer concept {first.token!r} is not supported; concat ordinary concepts")
     first = flat[0]
     for other in flat[1:]:
         first.check_compatible(other, same_count=False)
+    if first.layers > 1:
+        raise ConceptError(f"concat of per-layer concept {first.token!r} is not supported; concat ordinary concepts")
     check_vector_count(sum(c.num_vectors for c in flat), f"concat of {len(flat)} concepts")
     return first._derived({k: torch.cat([c.vectors[k] for c in flat], dim=0) for k in first.vectors}, "concat")
 
@@ -376,11 +381,11 @@ def match_count(a: Concept, n: int, mode: str = "pad") -> Concept:
 
     ``mode="pad"`` repeats the last vector (shorter) or truncates (longer); ``mode="merge"``
     resamples the vectors by linear interpolation along the vector axis, so a 3-vector concept
-    if a.layers > 1 and a.num_vectors != n:
-        raise ConceptError(f"{mode} of per-layer concept {a.token!r} is not supported; flatten it first")
     merged to 1 equals its mean-ish centre and a 1-vector concept expands to ``n`` copies.
     """
     check_vector_count(n, f"{mode}({a.token}, {n})")
+    if a.layers > 1 and a.num_vectors != n:
+        raise ConceptError(f"{mode} of per-layer concept {a.token!r} is not supported; flatten it first")
     if a.num_vectors == n:
         return a
     if mode == "pad":
@@ -399,6 +404,9 @@ def match_count(a: Concept, n: int, mode: str = "pad") -> Concept:
             w = (src - lo.double()).unsqueeze(1).to(v.dtype)
             out[k] = v[lo] * (1 - w) + v[hi] * w
         return a._derived(out, "merge")
+    raise ConceptError(f"unknown count-matching mode {mode!r}: use 'pad' or 'merge'")
+
+
 def layout_meta(c: Concept) -> dict[str, Any]:
     """The :data:`LAYOUT_META` entries of ``c.meta`` (what a derived concept must keep to be read right)."""
     return {k: c.meta[k] for k in LAYOUT_META if k in c.meta}
@@ -421,9 +429,6 @@ def keep_norm(c: Concept) -> Concept:
     return c.replace(vectors=out)
 
 
-    raise ConceptError(f"unknown count-matching mode {mode!r}: use 'pad' or 'merge'")
-
-
 def cosine(a: Concept, b: Concept) -> float:
     """Cosine similarity of the flattened mean vectors (all encoders concatenated)."""
     a.check_compatible(b, same_count=False)
@@ -440,11 +445,11 @@ __all__ = [
     "SINGLE_KEY",
     "check_finite",
     "check_vector_count",
-    "keep_norm",
-    "layout_meta",
     "concat",
     "cosine",
     "guess_family",
+    "keep_norm",
+    "layout_meta",
     "lerp",
     "match_count",
     "slerp",
