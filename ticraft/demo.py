@@ -132,6 +132,7 @@ def run_demo(
     circle = word_concept(backbone, "circle").replace(token="<circle-word>")
     strip = render_interpolation(backbone, concept, circle, steps=8, prompt="a photo of a {}", seed=seed,
                                  out=out / "interp.png", library=library).path
+    assert strip is not None  # out= was given, so the strip was written
 
     report = find_neighbors(backbone, concept, k=8)
     mean_row = report.rows[0]

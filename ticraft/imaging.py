@@ -57,17 +57,17 @@ def font_size_for(cell_width: int) -> int:
     return max(12, min(40, round(cell_width / 11)))
 
 
-def _text_width(text: str, font: ImageFont.ImageFont) -> int:
+def _text_width(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> int:
     return math.ceil(font.getlength(text)) if text else 0
 
 
-def line_height(font: ImageFont.ImageFont) -> int:
+def line_height(font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> int:
     """Height of one text line including a little leading."""
     top, bottom = font.getbbox("Ag|")[1::2]
     return int(bottom - min(0, top)) + 3
 
 
-def wrap_text(text: str, font: ImageFont.ImageFont, max_width: int) -> list[str]:
+def wrap_text(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_width: int) -> list[str]:
     """Split ``text`` into lines no wider than ``max_width`` px (words longer than a line are cut).
 
     >>> wrap_text("a b", default_font(12), 1000)
@@ -273,7 +273,7 @@ def make_strip(images: Sequence[Image.Image], labels: Sequence[str] | None = Non
 def read_png_text(source: str | os.PathLike | Image.Image) -> dict[str, str]:
     """All text chunks (tEXt/zTXt/iTXt) of a PNG, as ``{key: text}``."""
     if isinstance(source, Image.Image):
-        return {k: v for k, v in source.info.items() if isinstance(v, str)}
+        return {str(k): v for k, v in source.info.items() if isinstance(v, str)}
     path = Path(source)
     try:
         with Image.open(path) as im:

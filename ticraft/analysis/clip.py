@@ -113,7 +113,7 @@ def load_clip(path: str | os.PathLike | None, *, device: str | torch.device | No
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = CLIPModel.from_pretrained(folder, local_files_only=True).to(dev).eval()
+            model = CLIPModel.from_pretrained(folder, local_files_only=True).to(dev).eval()  # type: ignore[arg-type]
             tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True)
             processor = CLIPImageProcessor.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as exc:

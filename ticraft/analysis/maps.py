@@ -22,7 +22,7 @@ import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -229,19 +229,21 @@ def build_map(
 
     if method not in METHODS:
         raise MapError(f"unknown map method {method!r}: use umap or pca")
-    if hasattr(concepts, "means"):  # a ConceptMatrix: tokens, hashes and mean vectors without Concept objects
-        if len(concepts) and concepts.dims != backbone.dims:
-            raise MapError(f"these concepts have widths {concepts.dims}; the model has {backbone.dims}")
-        rows = list(zip(concepts.tokens, concepts.sha256, strict=True))
+    given: Any = concepts  # a list of Concepts or a ConceptMatrix (told apart by its "means")
+    if hasattr(given, "means"):  # a ConceptMatrix: tokens, hashes and mean vectors without Concept objects
+        if len(given) and given.dims != backbone.dims:
+            raise MapError(f"these concepts have widths {given.dims}; the model has {backbone.dims}")
+        rows = list(zip(given.tokens, given.sha256, strict=True))
     else:
-        for c in concepts:
+        for c in given:
             backbone.check_concept(c)
-        rows = [(c.token, c.sha256()) for c in concepts]
+        rows = [(c.token, c.sha256()) for c in given]
     if len({t for t, _ in rows}) != len(rows):
         raise MapError("the same concept token appears twice")
     index = vocab_index(backbone, key)
-    params = {"neighbors": neighbors, "umap_neighbors": umap_neighbors, "min_dist": min_dist} if method == "umap" \
-        else {"neighbors": neighbors}
+    params: dict[str, object] = {"neighbors": neighbors}
+    if method == "umap":
+        params.update(umap_neighbors=umap_neighbors, min_dist=min_dist)
     ckey = _cache_key({"format": MAP_FORMAT, "model": index.fingerprint, "key": index.key, "method": method,
                        "seed": seed, "vocab": str(vocab), "params": params,
                        "concepts": [list(r) for r in rows]})
@@ -253,8 +255,8 @@ def build_map(
             pass  # a broken cache entry is rebuilt
 
     sample = sample_vocab(index.valid, vocab, seed)
-    means = concepts.means[index.key].float() if hasattr(concepts, "means") and len(rows) else \
-        torch.stack([c.vectors[index.key].float().mean(0) for c in concepts]) if rows \
+    means = given.means[index.key].float() if hasattr(given, "means") and len(rows) else \
+        torch.stack([c.vectors[index.key].float().mean(0) for c in given]) if rows \
         else torch.zeros(0, index.table.shape[1])
     near: dict[int, list[str]] = {}
     if rows and neighbors > 0:
@@ -269,9 +271,8 @@ def build_map(
 
     points = []
     for i, tid in enumerate(vocab_ids.tolist()):
-        kind = "neighbor" if tid in near else "vocab"
-        points.append(MapPoint(index.tokens[tid], kind, float(coords[i, 0]), float(coords[i, 1]), int(tid),
-                               tuple(near.get(tid, ()))))
+        points.append(MapPoint(index.tokens[tid], "neighbor" if tid in near else "vocab", float(coords[i, 0]),
+                               float(coords[i, 1]), int(tid), tuple(near.get(tid, ()))))
     for j, (token, _) in enumerate(rows):
         xy = coords[len(vocab_ids) + j]
         points.append(MapPoint(token, "concept", float(xy[0]), float(xy[1])))

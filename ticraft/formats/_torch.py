@@ -87,17 +87,19 @@ def pickle_imports(data: bytes, start: int = 0) -> tuple[list[str], int]:
             module, _, attr = str(arg).partition(" ")
             found.append(_fix_name(module, attr))
         elif name == "STACK_GLOBAL":
-            module, attr = (pushes[-2], pushes[-1]) if len(pushes) >= 2 else (None, None)
-            ok = isinstance(module, str) and isinstance(attr, str)
-            found.append(_fix_name(module, attr) if ok else "<dynamic import>")
+            mod_name, attr_name = (pushes[-2], pushes[-1]) if len(pushes) >= 2 else (None, None)
+            if isinstance(mod_name, str) and isinstance(attr_name, str):
+                found.append(_fix_name(mod_name, attr_name))
+            else:
+                found.append("<dynamic import>")
         elif name in ("OBJ", "EXT1", "EXT2", "EXT4"):
             found.append(f"<{name} opcode>")  # builds an object from a class on the stack / registry
         if name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[int(arg)] = pushes[-1] if pushes else None
+            memo[int(arg)] = pushes[-1] if pushes else None  # type: ignore[arg-type]  # PUT ops carry an int
         elif name == "MEMOIZE":
             memo[len(memo)] = pushes[-1] if pushes else None
         elif name in ("GET", "BINGET", "LONG_BINGET"):
-            pushes.append(memo.get(int(arg)))
+            pushes.append(memo.get(int(arg)))  # type: ignore[arg-type]  # GET ops carry an int
         elif name in _STRING_OPS:
             pushes.append(arg if isinstance(arg, str) else None)
         elif name not in _NO_PUSH_OPS:

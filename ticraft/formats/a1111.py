@@ -74,7 +74,7 @@ def parse_dict(data: Mapping[str, Any], path: Path, *, family: str | None, layou
     record = decode_meta(data.get(META_KEY), path)
     name = data.get("name")
     name = name if isinstance(name, str) and name.strip() else None
-    foreign_meta = {"imported_from": layout}
+    foreign_meta: dict[str, Any] = {"imported_from": layout}
     for key in _FIELDS:
         value = data.get(key)
         if isinstance(value, (int, str)) and not isinstance(value, bool):

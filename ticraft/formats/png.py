@@ -110,7 +110,7 @@ def _dtype_of(record: Any) -> torch.dtype:
         except ValueError:
             record = None
     name = record.get("dtype") if isinstance(record, dict) else None
-    return _DTYPES.get(name, torch.float32)
+    return _DTYPES.get(str(name), torch.float32)
 
 
 def lcg_mask(n: int) -> np.ndarray:
@@ -136,7 +136,7 @@ _LCG: tuple[np.ndarray, int] = (np.empty(0, dtype=np.uint8), 0)
 
 
 def _crop_black(img: np.ndarray) -> np.ndarray:
-    mask = (img > 0).all(2)
+    mask: Any = (img > 0).all(2)
     cols, rows = mask.any(0), mask.any(1)
     if not cols.any():
         return img[:0, :0]
@@ -208,7 +208,7 @@ def _preview(vectors: torch.Tensor) -> Any:
     rows = (v * 255).to(torch.uint8).numpy()
     width = min(rows.shape[1], 256)
     strip = Image.fromarray(np.ascontiguousarray(rows[:, :width]))
-    return strip.resize((256, max(32, 16 * rows.shape[0])), Image.NEAREST)
+    return strip.resize((256, max(32, 16 * rows.shape[0])), Image.Resampling.NEAREST)
 
 
 def write_png_embedding(concept: Concept, path: str | Path, image: Any = None) -> Path:

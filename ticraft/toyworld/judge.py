@@ -78,7 +78,8 @@ def _as_array(image: Image.Image | np.ndarray) -> np.ndarray:
         if arr.max() <= 1.0 + 1e-6:  # a [0, 1] float image
             arr = arr * 255.0
     if arr.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
-        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX)
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+        img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
         arr = np.asarray(img, dtype=np.float32)
     return arr
 
@@ -217,7 +218,7 @@ def judge(image: Image.Image | np.ndarray) -> Judgement:
                 on = t[pat].mean() if pat.any() else 0.0
                 off = t[~pat].mean() if (~pat).any() else 0.0
                 scores[name] = on - off
-            name = max(scores, key=scores.get)
+            name = max(scores, key=lambda k: scores[k])
             texture = name if scores[name] > TEXTURE_THRESHOLD else "plain"
 
     return Judgement(

@@ -298,8 +298,8 @@ def sample_attributes(rng: np.random.Generator, held_out: bool | None = None, **
             size=size,
             background=str(background),
             style=str(style),
-            dx=int(constraints.get("dx", rng.integers(-JITTER, JITTER + 1))),
-            dy=int(constraints.get("dy", rng.integers(-JITTER, JITTER + 1))),
+            dx=int(constraints.get("dx", rng.integers(-JITTER, JITTER + 1))),  # type: ignore[call-overload]
+            dy=int(constraints.get("dy", rng.integers(-JITTER, JITTER + 1))),  # type: ignore[call-overload]
         )
         fields = {k: (str(v) if isinstance(v, np.str_) else v) for k, v in fields.items()}
         if fields["colour"] == fields["background"]:

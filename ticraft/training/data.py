@@ -260,12 +260,13 @@ def encode_latents(vae: torch.nn.Module, variants: Variants, *, device: torch.de
     if chunk is None:
         chunk = max(1, min(8, (512 * 512) // (flat.shape[-2] * flat.shape[-1])))
     vae_dtype = next(vae.parameters()).dtype
-    scale = float(vae.config.scaling_factor)
-    shift = getattr(vae.config, "shift_factor", None)
+    vae_any: Any = vae  # a diffusers AutoencoderKL: config and encode() are untyped
+    scale = float(vae_any.config.scaling_factor)
+    shift = getattr(vae_any.config, "shift_factor", None)
     means, stds = [], []
     for start in range(0, flat.shape[0], chunk):
         x = flat[start:start + chunk].to(device=device, dtype=vae_dtype)
-        dist = vae.encode(x).latent_dist
+        dist = vae_any.encode(x).latent_dist
         mean = dist.mean.float()
         if shift is not None:
             mean = mean - float(shift)
@@ -337,7 +338,9 @@ def build_prompts(images: Sequence[TrainImage], token: str, *, style: bool = Fal
 
 def native_resolution(unet: torch.nn.Module, vae: torch.nn.Module) -> int:
     """The pixel size a model was built for: UNet sample size × the VAE's down-sampling factor."""
-    factor = 2 ** (len(vae.config.block_out_channels) - 1)
-    size = unet.config.sample_size
+    vae_config: Any = vae.config  # diffusers configs are untyped
+    unet_config: Any = unet.config
+    factor = 2 ** (len(vae_config.block_out_channels) - 1)
+    size = unet_config.sample_size
     size = size[0] if isinstance(size, (list, tuple)) else size
     return int(size) * factor

@@ -90,16 +90,16 @@ def average_gradients(params: Sequence[torch.nn.Parameter], info: DistInfo) -> N
         return
     import torch.distributed as dist
 
-    with_grad = [p for p in params if p.grad is not None]
+    with_grad = [p.grad for p in params if p.grad is not None]  # the tensors themselves: updated in place
     if not with_grad:
         return
-    flat = torch.cat([p.grad.reshape(-1) for p in with_grad])
+    flat = torch.cat([g.reshape(-1) for g in with_grad])
     dist.all_reduce(flat)
     flat /= info.world_size
     offset = 0
-    for p in with_grad:
-        n = p.grad.numel()
-        p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+    for g in with_grad:
+        n = g.numel()
+        g.copy_(flat[offset:offset + n].view_as(g))
         offset += n
 
 
