@@ -200,7 +200,7 @@ Target: ratio ≤ 1.5.
 {rows}
 
 - `library import DIR --recursive` of {imp["files"]:.0f} files ({args.import_files // 2} A1111 `.pt`,
-  {args.import_files // 2} `.safetensors`, 20 byte-identical copies, 10 sub-folders):
+  {args.import_files // 2} kohya-layout `.safetensors` (webui reads both), 20 byte-identical copies, 10 sub-folders):
   **{imp["seconds"]:.1f} s** (target ≤ 60 s on 2 cores);
   {imp["imported"]:.0f} concepts imported, {imp["duplicates_reported"]:.0f} duplicates reported by content hash.
 - A fresh process opening the {args.concepts:,}-concept library, counting it and reading its first 50 rows
