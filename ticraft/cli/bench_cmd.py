@@ -65,29 +65,35 @@ def bench(
         threads=threads, seed=seed, quick=quick, dvar=dvar, pairs=pairs,
         jobs=jobs if jobs is not None else min(2, os.cpu_count() or 1),
     )
-    result = run(settings)
+    target = json_out or out / "bench.json"
+    result = run(settings, partial=target.with_name(target.name + ".partial"))
     from ticraft.bench.report import full_markdown, write_pictures
 
     table = full_markdown(result)
     out.mkdir(parents=True, exist_ok=True)
     pictures = write_pictures(result, out)
     (out / "bench.md").write_text(table + "\n", encoding="utf-8")
-    target = json_out or out / "bench.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+    target.with_name(target.name + ".partial").unlink(missing_ok=True)
     console.print(table, markup=False, highlight=False)
     console.print(f"\nwritten: {escape(str(target))}, {', '.join(escape(str(p)) for p in pictures)}, "
                   f"{escape(str(out / 'bench.md'))}  ({result['total_seconds']:.0f} s)")
 
 
-def run(settings: object) -> dict:
-    """Run the bench with one log line per judged point (separate so tests can call it without the CLI)."""
+def run(settings: object, partial: Path | None = None) -> dict:
+    """Run the bench with one log line per judged point; ``partial`` keeps the runs so far (one process only)."""
     from ticraft.bench.ladder import run_bench
 
     def say(text: str) -> None:
         console.print(f"[dim]•[/] {escape(text)}", highlight=False)
 
-    return run_bench(settings, say=say)  # type: ignore[arg-type]
+    def keep(result: dict) -> None:
+        if partial is not None:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+
+    return run_bench(settings, say=say, on_run=keep)  # type: ignore[arg-type]
 
 
 def register(app: typer.Typer) -> None:
