@@ -8,7 +8,9 @@ See ARCHITECTURE.md, "a folder of pictures to the loop".
 Modules: ``config`` (TrainConfig, presets), ``data`` (images → cached latents, templates, captions),
 ``loop`` (the optimisation), ``schedule`` (progressive extension, regularisation, per-image tokens),
 ``checkpoint`` (save/resume), ``early_stop`` (DVAR), ``distributed`` (torchrun/accelerate data
-parallel), ``report`` (previews, loss curve), ``api`` (``train``).
+parallel), ``report`` (previews, loss curve), ``api`` (``train``); ``many_specs`` (a train-many folder and
+its concepts.toml), ``many`` (ConceptGroup: many concepts' samples in shared forward passes), ``many_api``
+(``train_many``).
 """
 
 from __future__ import annotations
