@@ -290,3 +290,18 @@ def test_other_layer_counts_and_sdxl_use_ticrafts_per_layer_file(tmp_path):
     assert back.family == "sdxl" and back.layers == 70
     assert all(torch.equal(back.vectors[k], c.vectors[k]) and back.vectors[k].dtype == c.vectors[k].dtype
                for k in c.vectors)
+
+
+def test_flatten_gives_one_token_with_its_measured_loss(bb):
+    from ticraft.analysis.flatten import flatten
+
+    L = layer_count(bb.unet)
+    base = bb.token_vector("toy")["clip"]
+    rows = base.repeat(L, 1) + 0.3 * torch.randn(L, base.shape[1], generator=torch.Generator().manual_seed(4))
+    c = _xti(bb, rows, "<fl>")
+    r = flatten(bb, c, steps=30)
+    assert r.concept.layers == 1 and r.concept.vectors["clip"].shape == (1, 32)
+    assert r.floor <= r.loss <= r.start_loss and r.concept.meta["flatten_loss"] == r.loss
+    # equal layers flatten to exactly that vector, at zero loss
+    same = flatten(bb, _xti(bb, base.repeat(L, 1), "<fl>"), steps=0)
+    assert torch.allclose(same.concept.vectors["clip"], base) and same.loss < 1e-10

@@ -124,7 +124,7 @@ def trainer_method(name: str, description: str, preset: str = "fast", **options:
     def run(ctx: RunContext) -> Iterator[Snapshot]:
         from ticraft.concept import Concept
         from ticraft.training.early_stop import DVAR
-        from ticraft.training.loop import Trainer
+        from ticraft.training.methods import method_trainer  # plain | xti | directional (issue 16)
 
         opts = dict(options)
         if callable(opts.get("progressive")):  # e.g. "add a vector half-way through the run"
@@ -138,7 +138,7 @@ def trainer_method(name: str, description: str, preset: str = "fast", **options:
                                        captions=ctx.concept.kind == "style", previews=0, **opts)
         setup = _Clock()
         with setup:
-            trainer = Trainer(ctx.backbone, ctx.images, ctx.token, ctx.concept.init, cfg)
+            trainer = method_trainer(ctx.backbone, ctx.images, ctx.token, ctx.concept.init, cfg)
         ctx.events["startup_seconds"] = setup.cpu
         ctx.events["config"] = cfg.to_dict()
         dvar = DVAR(cfg.early_stop_window, cfg.early_stop_threshold) if ctx.dvar else None
@@ -154,8 +154,9 @@ def trainer_method(name: str, description: str, preset: str = "fast", **options:
                         ctx.events["dvar_stop"] = samples
                 if samples in points:
                     vectors = trainer.result_vectors()
+                    layout = trainer.method_meta() if hasattr(trainer, "method_meta") else {}  # xti layers, norm
                     yield Snapshot(samples, clock.cpu, clock.wall,
-                                   Concept(ctx.token, vectors, family=ctx.backbone.family))
+                                   Concept(ctx.token, vectors, family=ctx.backbone.family, meta=layout))
         finally:
             trainer.close()
 
@@ -179,6 +180,10 @@ def _register_builtin() -> None:
     register_method(trainer_method("fast-v0", "the fast preset before issue 15's retune (400 steps × batch 16, "
                                               "lr 5e-3, cosine, warm-up 10), judged along its run", **FAST_V0))
     register_method(reference_method())
+    # issue 16: per-layer tokens and direction-only vectors, on the default preset otherwise
+    register_method(trainer_method("xti", "one vector per UNet cross-attention layer (P+/XTI)", method="xti"))
+    register_method(trainer_method("directional", "one vector of the vocabulary's median norm, direction learned",
+                                   method="directional"))
 
 
 #: The fast preset's values before the retune, so the before/after comparison stays runnable.

@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ticraft.cli.common import LibraryOption, console, open_library
+from ticraft.cli.options import DeviceOption, DtypeOption, ModelOption
 
 if TYPE_CHECKING:  # pragma: no cover
     from ticraft.library import Entry
@@ -45,6 +46,8 @@ class ExportFormat(str, Enum):
     kohya = "kohya"
     comfyui = "comfyui"  # SD3/Flux: clip_l, clip_g, t5xxl
     diffusers_t5 = "diffusers-t5"  # SD3/Flux: clip_l, clip_g, t5
+    kohya_xti = "kohya-xti"  # per-layer concepts of SD-1.x/2.x (16 layers): kohya's XTI scripts read it
+    ticraft_xti = "ticraft-xti"  # per-layer concepts of any other model: ticraft reads it back
 
 
 FamilyOption = Annotated[
@@ -298,12 +301,28 @@ def export_cmd(
         Optional[ExportFormat], typer.Option("--format", "-f", help="Layout (default: from the suffix; .pt → a1111).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    flatten: Annotated[bool, typer.Option("--flatten", help="A per-layer (XTI) concept as one token for tools that "
+                                          "read no per-layer files (needs --model; prints the measured loss).")] = False,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
     library: LibraryOption = None,
 ) -> None:
     """Write a concept to an embedding file for diffusers, A1111/ComfyUI or kohya."""
     lib = open_library(library)
     layout = format.value if format else _default_format(out)
-    for path in lib.export(token, out, layout, overwrite=force):
+    if flatten:  # issue 16: a single-token approximation of a per-layer concept
+        from ticraft.analysis.flatten import flatten as flatten_concept
+        from ticraft.cli.common import load_model
+        from ticraft.library import write_file
+
+        result = flatten_concept(load_model(model, device, dtype), lib.get(token))
+        console.print(f"flattened {escape(token)}: text-encoder loss {result.loss:.5f} (the mean of its layers: "
+                      f"{result.start_loss:.5f}; no single token can go below {result.floor:.5f})")
+        paths = write_file(result.concept, out, layout, overwrite=force)
+    else:
+        paths = lib.export(token, out, layout, overwrite=force)
+    for path in paths:
         console.print(f"Wrote {escape(str(path))} ({layout})", soft_wrap=True)
 
 

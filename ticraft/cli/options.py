@@ -87,6 +87,14 @@ class Optimizer(str, Enum):
     adamw = "adamw"
 
 
+class Method(str, Enum):
+    """How a concept is learned (``TrainConfig.method``; issue 16)."""
+
+    plain = "plain"
+    xti = "xti"
+    directional = "directional"
+
+
 class Encoders(str, Enum):
     """Which text encoders of an SD3/Flux model learn (``TrainConfig.encoders``)."""
 

@@ -32,6 +32,7 @@ from ticraft.cli.options import (
     DtypeOption,
     Encoders,
     LibraryOption,
+    Method,
     LrSchedule,
     ModelOption,
     Optimizer,
@@ -61,6 +62,8 @@ TYPED_FIELDS = (
     "progressive",
     "reg_weight",
     "encoders",
+    "method",
+    "norm",
     "per_image",
     "style",
     "captions",
@@ -165,6 +168,15 @@ def train_command(
         typer.Option(help="SD3/Flux: learn in every text encoder (all), only T5 or only CLIP; the others keep the "
                      "initializer (--set weighting_scheme=... picks the timestep density)." + P("encoders")),
     ] = None,
+    method: Annotated[
+        Optional[Method],
+        typer.Option(help="plain (the paper's), xti (one vector set per UNet cross-attention layer, P+) or directional "
+                     "(vectors keep a word-like norm, only the direction is learned)." + P("method")),
+    ] = None,
+    norm: Annotated[
+        Optional[float], typer.Option(metavar="N", help="directional: the vectors' norm (default: the vocabulary's "
+                                      "median row norm).")
+    ] = None,
     per_image: Annotated[
         bool, typer.Option("--per-image", help='Extra token per image ("a photo of S* with S_i"), dropped at the end.')
     ] = False,
@@ -240,6 +252,8 @@ def train_command(
         previews=previews,
         early_stop=early_stop,
         device=device,
+        method=method,
+        norm=norm,
         dtype=dtype,
         precision=precision,
         compile=compile,
@@ -326,6 +340,8 @@ def train_options(*, sets: list[str], **flags: Any) -> dict[str, Any]:
         "captions": f("captions") or None,
         "mask": f("mask") or None,
         "early_stop": f("early_stop") or None,
+        "method": value(f("method")),
+        "norm": f("norm"),
         "device": f("device"),
         "mixed_precision": value(f("precision")),
         "compile": value(f("compile")),

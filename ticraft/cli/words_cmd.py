@@ -32,7 +32,7 @@ def words_command(
     steps: Annotated[int, typer.Option("--steps", help="Projected-gradient steps.")] = 200,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate of the continuous vectors (PEZ: 0.1).")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", "-s", min=0, help="Seed of the starting words and samples.")] = 0,
-    judge: Annotated[bool, typer.Option("--judge/--no-judge",
+    use_judge: Annotated[bool, typer.Option("--judge/--no-judge",
                                         help="Toy model: judge 'a photo of a <words>' beside the concept.")] = True,
     n: Annotated[int, typer.Option("--n", min=1, help="Samples per prompt for the judge.")] = 8,
     model: ModelOption = None,
@@ -63,7 +63,7 @@ def words_command(
         table.add_row(str(i), escape(c.token), f"{c.cosine:.3f}", escape(c.runner_up), f"{c.runner_up_cosine:.3f}")
     console.print(table)
     data: dict[str, Any] = result.to_dict()
-    if judge and bb.family == "toy":
+    if use_judge and bb.family == "toy":
         refs = _references(lib, target.token)
         scores = judge_words(bb, target, result.text, references=refs, n=n, seed=seed)
         console.print(f"toy judge, '{escape(scores['template'].format('…'))}', {n} samples, identity from "

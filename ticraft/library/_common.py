@@ -30,7 +30,8 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".
 CANONICAL_KEYS = ({"clip"}, {"clip_l", "clip_g"}, {"clip_l", "clip_g", "t5"}, {"clip_l", "t5"})  # +SD3, Flux
 #: Layouts :meth:`Library.export` can write, with the file suffix used when given a folder.
 EXPORT_LAYOUTS = {"diffusers": ".safetensors", "a1111": ".pt", "kohya": ".safetensors",
-                  "comfyui": ".safetensors", "diffusers-t5": ".safetensors"}  # the last two: SD3/Flux
+                  "comfyui": ".safetensors", "diffusers-t5": ".safetensors",  # these two: SD3/Flux
+                  "kohya-xti": ".safetensors", "ticraft-xti": ".safetensors"}  # per-layer concepts (formats/xti.py)
 #: meta fields that only dedicated methods may change.
 _RESERVED_META = frozenset({"token", "family", "tags", "num_vectors", "dims", "sha256", "created", "images", "schema"})
 #: safetensors dtype names → the ``str(torch.dtype)`` that Concept.sha256 hashes.

@@ -52,7 +52,8 @@ def _header_problem(header: Any, size: int, start: int, entry: Entry) -> str | N
         return f"{EMBEDDING} is truncated: {size} bytes, but its header describes {start + end}"
     if start + end < size:
         return f"{EMBEDDING} has {size - start - end} unexpected bytes after its tensor data"
-    if dims != entry.dims or counts != {entry.num_vectors}:
+    layers = _layers(header.get("__metadata__"))  # a per-layer (XTI) concept stores layers × vectors rows
+    if dims != entry.dims or counts != {entry.num_vectors * layers}:
         have = ", ".join(f"{k} {sorted(counts)[0] if len(counts) == 1 else '?'}×{d}" for k, d in sorted(dims.items()))
         return f"{EMBEDDING} header holds {have}, but the index says {_shape_label(entry.dims, entry.num_vectors)}"
     meta = header.get("__metadata__")
@@ -66,6 +67,15 @@ def _header_problem(header: Any, size: int, start: int, entry: Entry) -> str | N
     if token != entry.token:
         return f"{EMBEDDING} header names token {token!r}, but the index says {entry.token!r}"
     return None
+
+
+def _layers(meta: Any) -> int:
+    """``xti_layers`` of the ticraft record in a safetensors header (1 for ordinary concepts)."""
+    try:
+        value = json.loads(meta.get("ticraft") or "{}").get("meta", {}).get("xti_layers", 1)
+    except (AttributeError, ValueError):
+        return 1
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
 
 
 def check_embedding(entry: Entry) -> str | None:

@@ -84,7 +84,9 @@ def write_file(concept: "Concept", path: str | os.PathLike[str], layout: str = "
                overwrite: bool = False) -> list[Path]:
     """Write ``concept`` in ``layout`` (``diffusers``, ``a1111`` or ``kohya``) to a file or folder."""
     if layout == "auto":  # no format asked for: ComfyUI's layout for SD3/Flux (T5) concepts, else diffusers
-        layout = "comfyui" if "t5" in concept.vectors else "diffusers"
+        from ticraft.formats.xti import layout_for  # per-layer (XTI) concepts: kohya's layout, or ticraft's
+
+        layout = "comfyui" if "t5" in concept.vectors else layout_for(concept) or "diffusers"
     if layout not in EXPORT_LAYOUTS:
         raise LibraryError(f"unknown export format {layout!r}; choose one of {', '.join(EXPORT_LAYOUTS)}")
     path = Path(path).expanduser()
