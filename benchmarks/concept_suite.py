@@ -26,7 +26,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 SECTION = "## Concept suite (ticraft bench)"
 
 
-def section_body(result: dict, stem: str, command: str) -> str:
+def section_body(result: dict, stem: str, command: str, note: str = "") -> str:
     from ticraft.bench.report import full_markdown
 
     s = result["settings"]
@@ -39,6 +39,8 @@ def section_body(result: dict, stem: str, command: str) -> str:
         f"`{command}` — {_dt.date.today().isoformat()}, 2-core CPU, this sandbox (shared with other jobs; seconds are "
         f"CPU seconds of the training steps, {s['threads']} torch thread, so other jobs do not inflate them). "
         f"Total {result['total_seconds']:.0f} s wall.",
+        "",
+        note,
         "",
         f"Concepts: {', '.join(concepts)}; ladder {', '.join(map(str, s['ladder']))} seen samples; judged with "
         f"{s['n']} samples per prompt at {s['eval_steps']} DDIM steps (toy judge, exact). Good point = first ladder "
@@ -99,6 +101,8 @@ def main() -> None:
                         help="re-report earlier JSON(s); several runs of the same settings (different methods, run "
                              "one after another on this machine) are merged into one result")
     parser.add_argument("--write-results", action="store_true", help=f"replace the '{SECTION}' section")
+    parser.add_argument("--command", default=None, help="the command line to record (with --from)")
+    parser.add_argument("--note", default="", help="a paragraph on how the numbers were made (with --from)")
     args = parser.parse_args()
 
     from ticraft.bench.ladder import BenchSettings, run_bench
@@ -132,7 +136,7 @@ def main() -> None:
 
     print(full_markdown(result))
     if args.write_results:
-        write_section(section_body(result, stem, command + " --write-results"))
+        write_section(section_body(result, stem, args.command or command + " --write-results", args.note))
 
 
 if __name__ == "__main__":
