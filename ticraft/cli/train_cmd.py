@@ -155,7 +155,8 @@ def train_command(
         typer.Option("--flip/--no-flip", help="Also train on mirrored pictures." + P("flip"), show_default=False),
     ] = None,
     seed: Annotated[
-        Optional[int], typer.Option("--seed", "-s", help="Random seed (runs are deterministic given it)." + P("seed"))
+        Optional[int],
+        typer.Option("--seed", "-s", help="Random seed (bitwise repeatable with --deterministic)." + P("seed")),
     ] = None,
     progressive: Annotated[
         Optional[int], typer.Option(metavar="K", help="Start with 1 vector, add one every K steps.")
@@ -202,6 +203,15 @@ def train_command(
     early_stop: Annotated[
         bool, typer.Option("--early-stop", help="Stop when a fixed-batch evaluation loss flattens (DVAR).")
     ] = False,
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic",
+            help="Bitwise-repeatable CPU run and exact --resume (same seed, options and thread count): "
+            "deterministic algorithms while training, ~1.25x slower. Without it, same-seed CPU runs on several "
+            "threads agree to about 1e-8, not bit for bit.",
+        ),
+    ] = False,
     set_: Annotated[
         Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help=set_help(TYPED_FIELDS))
     ] = None,
@@ -243,6 +253,8 @@ def train_command(
         progressive=progressive,
         reg=reg,
         encoders=encoders,
+        method=method,
+        norm=norm,
         per_image=per_image,
         style=style,
         captions=captions,
@@ -251,9 +263,8 @@ def train_command(
         preview_every=preview_every,
         previews=previews,
         early_stop=early_stop,
+        deterministic=deterministic,
         device=device,
-        method=method,
-        norm=norm,
         dtype=dtype,
         precision=precision,
         compile=compile,
@@ -330,6 +341,8 @@ def train_options(*, sets: list[str], **flags: Any) -> dict[str, Any]:
         "progressive": f("progressive"),
         "reg_weight": f("reg"),
         "encoders": value(f("encoders")),
+        "method": value(f("method")),
+        "norm": f("norm"),
         "save_every": f("save_every"),
         "preview_every": f("preview_every"),
         "previews": f("previews"),
@@ -340,8 +353,7 @@ def train_options(*, sets: list[str], **flags: Any) -> dict[str, Any]:
         "captions": f("captions") or None,
         "mask": f("mask") or None,
         "early_stop": f("early_stop") or None,
-        "method": value(f("method")),
-        "norm": f("norm"),
+        "deterministic": f("deterministic") or None,
         "device": f("device"),
         "mixed_precision": value(f("precision")),
         "compile": value(f("compile")),

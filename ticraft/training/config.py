@@ -126,6 +126,9 @@ class TrainConfig:
     fused_optimizer: bool | None = None
     """``None`` = fused Adam on CUDA, the default implementation elsewhere."""
     gradient_checkpointing: bool = False
+    deterministic: bool = False
+    """Bitwise-repeatable CPU runs and exact resume (same thread count): deterministic algorithms for the run
+    (:mod:`ticraft.training.exact` says what is exact under which settings). Off: runs agree to ~1e-8."""
     dedup_text: bool = True
     """Run the text encoder once per distinct prompt in a batch."""
     offload_vae: bool = True

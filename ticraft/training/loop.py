@@ -481,7 +481,14 @@ class Trainer:
         """Train until ``config.steps``, early stopping, or a callback's stop request.
 
         ``on_step(trainer)`` runs after every step on every process (checkpoints/previews hang here).
+        With ``config.deterministic`` the steps run under :func:`ticraft.training.exact.deterministic`.
         """
+        from ticraft.training.exact import deterministic
+
+        with deterministic(self.cfg.deterministic):
+            self._run(callback, on_step)
+
+    def _run(self, callback: Callback | None, on_step: Callable[["Trainer"], None] | None) -> None:
         cfg = self.cfg
         total = cfg.steps
         while self.step < total and self.stopped is None:
