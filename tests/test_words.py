@@ -87,3 +87,31 @@ def test_toy_hidden_object_words_are_judged(tmp_path):
     scores = judge_words(bb, c, r.text, n=4)
     assert scores["concept"] == 1.0 and 0.0 <= scores["words"] <= 1.0
     assert "orange" in r.words or "star" in r.words
+
+
+def test_tui_library_words_key(tmp_path):
+    """Library screen: `w` shows the hard prompt where the nearest tokens go (fake model backend)."""
+    import asyncio
+
+    from ticraft_tui.app import TicraftApp
+    from ticraft_tui.testing import FakeModelBackend, make_library
+    from ticraft_tui.widgets.concept_list import ConceptList
+
+    backend = FakeModelBackend(make_library(tmp_path / "lib", 3))
+
+    async def go() -> None:
+        app = TicraftApp(backend)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            app.screen.query_one(ConceptList).focus()
+            await pilot.press("enter")
+            await app.workers.wait_for_complete()
+            await pilot.press("w")
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            shown = str(app.screen.query_one("#neighbors").render())
+            assert "Words (PEZ" in shown and "loss 0.1000" in shown
+            assert any(c[0] == "hard_prompt" for c in backend.calls)
+
+    asyncio.run(go())

@@ -154,6 +154,15 @@ class RealBackend:
         return [(f"{row.key} {row.label}" if multi else row.label, [(m.token, m.score) for m in row.matches])
                 for row in report.rows]
 
+    def hard_prompt(self, token: str, length: int = 4, progress: Progress | None = None) -> str:
+        """``ticraft words``: K real words whose prompt encodes like ``token`` (PEZ), with the search's loss."""
+        from ticraft.analysis.words import hard_prompt
+
+        backbone = self.backbone(progress)
+        _phase(progress, f"searching {length} words")
+        result = hard_prompt(backbone, self.library.get(token), length=length)
+        return f"{result.text}   (loss {result.loss:.4f}, from {result.initial_loss:.4f})"
+
     def generate(self, request: GenerateRequest, progress: Progress | None = None) -> list[PILImage]:
         """``request.count`` images with seeds ``seed, seed+1, …``; ``<tokens>`` come from the library."""
         from ticraft.generate.sample import SampleSpec, generate

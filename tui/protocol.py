@@ -157,6 +157,9 @@ class Backend(Protocol):
     def neighbors(self, token: str, k: int = 8, progress: Progress | None = None) -> NeighborRows:
         """*Slow.* Nearest vocabulary tokens of ``token``."""
 
+    def hard_prompt(self, token: str, length: int = 4, progress: Progress | None = None) -> str:
+        """K real vocabulary words whose prompt encodes like ``token`` (PEZ, ``ticraft words``), as one line."""
+
     def generate(self, request: GenerateRequest, progress: Progress | None = None) -> list[PILImage]:
         """*Slow.* ``request.count`` pictures, seeds ``seed, seed+1, …``."""
 

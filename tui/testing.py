@@ -90,6 +90,11 @@ class FakeModelBackend(RealBackend):
     def backbone(self, progress: Progress | None = None) -> Any:
         return None
 
+    def hard_prompt(self, token: str, length: int = 4, progress: Progress | None = None) -> str:
+        self.calls.append(("hard_prompt", token))
+        self._fail("hard_prompt")
+        return " ".join(self.words[i % len(self.words)] for i in range(length)) + "   (loss 0.1000, from 1.0000)"
+
     def neighbors(self, token: str, k: int = 8, progress: Progress | None = None) -> NeighborRows:
         self.calls.append(("neighbors", token))
         self._fail("neighbors")

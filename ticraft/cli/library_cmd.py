@@ -301,8 +301,9 @@ def export_cmd(
         Optional[ExportFormat], typer.Option("--format", "-f", help="Layout (default: from the suffix; .pt → a1111).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
-    flatten: Annotated[bool, typer.Option("--flatten", help="A per-layer (XTI) concept as one token for tools that "
-                                          "read no per-layer files (needs --model; prints the measured loss).")] = False,
+    flatten: Annotated[bool, typer.Option(
+        "--flatten", help="A per-layer (XTI) concept as one token for tools that read no per-layer files (needs "
+        "--model; prints the measured loss).")] = False,
     model: ModelOption = None,
     device: DeviceOption = None,
     dtype: DtypeOption = None,

@@ -63,6 +63,7 @@ class LibraryScreen(TicraftScreen):
         Binding("d,delete", "delete", "Delete"),
         Binding("c", "compose", "Compose"),
         Binding("n", "neighbors", "Nearest"),
+        Binding("w", "words", "Words", show=False),  # issue 16: ticraft words (PEZ) beside the nearest tokens
         Binding("ctrl+r", "reload", "Reload", show=False),
         Binding("escape", "escape", "Leave field", show=False),
     ]
@@ -241,19 +242,25 @@ class LibraryScreen(TicraftScreen):
                 neighbors = self.query_one("#neighbors", Static)
                 neighbors.update(format_neighbors(rows))
                 self.query_one("#detail").scroll_to_widget(neighbors, animate=False, top=False)
+        elif message.job == "words":
+            token, line = message.result
+            if token == self.current:
+                self.query_one("#neighbors", Static).update(join(("Words (PEZ, 4 real tokens)", "bold"), "\n",
+                                                                  (line, "")))
 
     @on(JobPhase)
     def _job_phase(self, message: JobPhase) -> None:
-        if message.job == "neighbors":
-            self.query_one("#neighbors", Static).update(
-                join(("Nearest tokens", "bold"), "\n", (f"{message.name}…", "dim")))
+        if message.job in ("neighbors", "words"):
+            title = "Nearest tokens" if message.job == "neighbors" else "Words (PEZ)"
+            self.query_one("#neighbors", Static).update(join((title, "bold"), "\n", (f"{message.name}…", "dim")))
 
     @on(JobFailed)
     def _job_failed(self, message: JobFailed) -> None:
-        if message.job == "neighbors":
+        if message.job in ("neighbors", "words"):
             # Shown in place (not a toast): a missing model should not nag on every concept.
+            title = "Nearest tokens" if message.job == "neighbors" else "Words (PEZ)"
             self.query_one("#neighbors", Static).update(
-                join(("Nearest tokens", "bold"), "\n", (f"unavailable: {describe(message.error)}", "red")))
+                join((title, "bold"), "\n", (f"unavailable: {describe(message.error)}", "red")))
         else:
             self.notify(describe(message.error), title="Library", severity="error")
 
@@ -289,6 +296,16 @@ class LibraryScreen(TicraftScreen):
             join(("Nearest tokens", "bold"), "\n", (f"computing with model {self.backend.model_spec}…", "dim")))
         backend = self.backend
         start_job(self, "neighbors", lambda progress: (token, backend.neighbors(token, progress=progress)))
+
+    def action_words(self) -> None:
+        """``ticraft words`` for the highlighted concept: 4 real words that encode like it (shown as the neighbours)."""
+        token = self.query_one(ConceptList).current_token()
+        if token is None:
+            return
+        self.query_one("#neighbors", Static).update(
+            join(("Words (PEZ)", "bold"), "\n", (f"searching with model {self.backend.model_spec}…", "dim")))
+        backend = self.backend
+        start_job(self, "words", lambda progress: (token, backend.hard_prompt(token, progress=progress)))
 
     async def action_compose(self) -> None:
         token = self.query_one(ConceptList).current_token()
