@@ -305,3 +305,13 @@ def test_flatten_gives_one_token_with_its_measured_loss(bb):
     # equal layers flatten to exactly that vector, at zero loss
     same = flatten(bb, _xti(bb, base.repeat(L, 1), "<fl>"), steps=0)
     assert torch.allclose(same.concept.vectors["clip"], base) and same.loss < 1e-10
+
+
+def test_neighbors_per_layer(bb):
+    from ticraft.analysis.neighbors import find_neighbors
+
+    L = layer_count(bb.unet)
+    c = _xti(bb, bb.token_vector("toy")["clip"].repeat(L, 1), "<nb>")
+    report = find_neighbors(bb, c, k=1, per_vector=True, disk_cache=False)
+    assert [r.label for r in report.rows] == ["mean"] + [f"layer {i}" for i in range(L)]
+    assert all(r.matches[0].token == "toy" for r in report.rows)

@@ -334,7 +334,9 @@ def find_neighbors(
         labels = ["mean"]
         queries = [vecs.mean(dim=0)]
         if per_vector and vecs.shape[0] > 1:
-            labels += [f"vector {i}" for i in range(vecs.shape[0])]
+            n = concept.num_vectors  # a per-layer (XTI) concept: rows are layer-major, labelled per layer
+            labels += ([f"layer {i // n}" + (f" v{i % n}" if n > 1 else "") for i in range(vecs.shape[0])]
+                       if concept.layers > 1 else [f"vector {i}" for i in range(vecs.shape[0])])
             queries += list(vecs)
         q = torch.stack(queries)
         scores, ids = nearest_rows(index, q, k, metric)  # one matmul for all of this encoder's queries
