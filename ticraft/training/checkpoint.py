@@ -12,7 +12,6 @@ so a checkpoint can never run code.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +33,12 @@ class CheckpointError(TicraftError):
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` (see :meth:`ticraft.training.loop.Trainer.state_dict`) atomically to ``path``."""
+    from ticraft.io import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh:
+        torch.save(payload, fh)
     return path
 
 
@@ -73,14 +67,14 @@ def check_compatible(state: dict[str, Any], *, fingerprint: str, token: str, ima
         raise CheckpointError(
             f"{path} was trained on another model (fingerprint {state.get('fingerprint')} from "
             f"{state.get('model', '?')}, this model is {fingerprint}); resume with the same --model"
-    # checkpoints written before method/norm existed are plain runs
-    saved = {"method": "plain", "norm": None, **saved}
         )
     if state.get("token") != token:
         raise CheckpointError(f"{path} trains {state.get('token')!r}, not {token!r}")
     if list(state.get("images", [])) != list(image_hashes):
         raise CheckpointError(f"{path} was trained on other images; resume with the same image folder")
     saved = state.get("config", {})
+    # checkpoints written before method/norm existed are plain runs
+    saved = {"method": "plain", "norm": None, **saved}
     changed = [k for k in RESUME_KEYS if saved.get(k) != config.get(k)]
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} → {config.get(k)!r}" for k in changed)
