@@ -38,7 +38,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import reduce
-from typing import Callable, Literal, Union
+from typing import Any, Callable, Literal, Union
 
 from ticraft.concept import Concept, concat, keep_norm, lerp, match_count, slerp
 from ticraft.errors import TicraftError
@@ -460,13 +460,14 @@ class _Evaluator:
                 raise self.fail(f"cannot {op} a number and a concept; scale a concept with * or / instead", col)
             if op == "/":
                 raise self.fail("cannot divide a number by a concept; divide a concept by a number", col)
+        x: Any = a  # a number or a concept: the refused pairs were ruled out above
         if op == "+":
-            return self.apply(lambda: a + b, col)
+            return self.apply(lambda: x + b, col)
         if op == "-":
-            return self.apply(lambda: a - b, col)
+            return self.apply(lambda: x - b, col)
         if op == "*":
-            return self.apply(lambda: a * b, col)
-        return self.apply(lambda: a / b, col)
+            return self.apply(lambda: x * b, col)
+        return self.apply(lambda: x / b, col)
 
     def call(self, node: Call) -> Value:
         spec = FUNCTIONS[node.name]
@@ -493,7 +494,8 @@ def _first_col(node: Node) -> int:
 
 
 def _as_index(ev: _Evaluator, node: Call, value: Value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value)):
         raise ev.fail(f"{what} must be a whole number, got {value!r}", _arg_col(node, 1))
     return int(value)
 

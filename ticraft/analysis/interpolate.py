@@ -30,8 +30,8 @@ from ticraft.concept import Concept, ConceptError, keep_norm, layout_meta, lerp,
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ticraft.models.backbone import Backbone
     from ticraft.generate.sample import ProgressCallback
+    from ticraft.models.backbone import Backbone
 
 Mode = Literal["slerp", "lerp"]
 Match = Literal["pad", "merge"]
@@ -105,7 +105,8 @@ def interpolation_path(
     for i, t in enumerate(frame_ts(steps)):
         c = keep_norm(fn(a2, b2, t))  # directional concepts stay on their norm
         c = c.replace(token=f"<{token_prefix}-{i}>",
-                      meta={**layout_meta(c), "derived": mode, "t": t, "from": a.token, "to": b.token, **({"match": match} if match else {})})
+                      meta={**layout_meta(c), "derived": mode, "t": t, "from": a.token, "to": b.token,
+                            **({"match": match} if match else {})})
         frames.append(Frame(t, c))
     return frames
 
@@ -150,8 +151,8 @@ def render_interpolation(
 
     >>> res = render_interpolation(bb, a, b, steps=5, seed=7, out="strip.png")   # doctest: +SKIP
     """
-    from ticraft.imaging import make_strip, save_png_text
     from ticraft.generate.sample import SampleSpec, generate
+    from ticraft.imaging import make_strip, save_png_text
 
     if "{}" not in prompt:
         raise ConceptError(f"the prompt {prompt!r} needs a {{}} where the interpolated concept goes")

@@ -37,13 +37,13 @@ class ExpressionCommand(typer.core.TyperCommand):
             out.append(arg if arg[:2] in options else " " + arg)
         return out
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         names: set[str] = set()
-        for param in self.get_params(ctx):
+        for param in self.get_params(ctx):  # type: ignore[arg-type]  # typer re-exports click's Context
             names.update(getattr(param, "opts", ()))
             names.update(getattr(param, "secondary_opts", ()))
         options = {n for n in names if n.startswith("-")}
-        return super().parse_args(ctx, self.shield(list(args), options))
+        return super().parse_args(ctx, self.shield(list(args), options))  # type: ignore[arg-type]
 
 
 def strip_marker(text: Any) -> Any:

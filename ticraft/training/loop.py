@@ -295,7 +295,7 @@ class Trainer:
               t: torch.Tensor, noise: torch.Tensor, post_noise: torch.Tensor | None) -> torch.Tensor:
         """Per-sample denoising loss ``[B]`` (fp32)."""
         noisy, target = self._noised(rows, t, noise, post_noise)
-        time_ids = self.cache.time_ids.index_select(0, rows) if self.sdxl else None
+        time_ids = self.cache.time_ids.index_select(0, rows) if self.sdxl else None  # type: ignore[union-attr]
         pred = self._predict(ids, inverse, noisy, t, time_ids)
         return self._per_sample_loss(pred, target, rows)
 
@@ -359,8 +359,9 @@ class Trainer:
                 if self.cache.std is not None else None)
         part = self.dist.slice(batch)
         prompt = self.prompts.choices[img, k][part]
-        return {"rows": (img * n_var + var)[part], "t": t[part], "prompt": prompt, "noise": noise[part],
-                "post": post[part] if post is not None else None}
+        draw: dict[str, Any] = {"rows": (img * n_var + var)[part], "t": t[part], "prompt": prompt,
+                                "noise": noise[part], "post": post[part] if post is not None else None}
+        return draw
 
     def _batch_inputs(self, draw: dict[str, torch.Tensor], count: int) -> tuple[Any, ...]:
         prompt = draw["prompt"]
@@ -437,7 +438,7 @@ class Trainer:
 
     def current_rows(self) -> dict[str, torch.Tensor]:
         """The active rows per encoder with their autograd history (for the regulariser)."""
-        return {k: torch.cat(self.rows[k][: self._active]) for k in self.keys}
+        return {k: torch.cat(tuple(self.rows[k][: self._active])) for k in self.keys}
 
     def read_loss(self) -> float | None:
         """Mean training loss since the last read (a host sync; all processes must call it together)."""
