@@ -315,3 +315,29 @@ def test_neighbors_per_layer(bb):
     report = find_neighbors(bb, c, k=1, per_vector=True, disk_cache=False)
     assert [r.label for r in report.rows] == ["mean"] + [f"layer {i}" for i in range(L)]
     assert all(r.matches[0].token == "toy" for r in report.rows)
+
+
+def test_interp_mix_and_edit_work_on_per_layer_concepts(bb):
+    from PIL import Image
+
+    from ticraft.analysis.expr import mix
+    from ticraft.analysis.interpolate import interpolation_path
+    from ticraft.generate.edit import edit
+    from ticraft.generate.sample import generate
+    from ticraft.generate.specs import SampleSpec
+
+    L = layer_count(bb.unet)
+    g = torch.Generator().manual_seed(5)
+    a = _xti(bb, torch.randn(L, 32, generator=g) * 0.3, "<a>")
+    b = _xti(bb, torch.randn(L, 32, generator=g) * 0.3, "<b>")
+    frames = interpolation_path(a, b, steps=3, mode="slerp")
+    assert all(f.concept.layers == L for f in frames)
+    assert torch.equal(frames[0].concept.vectors["clip"], a.vectors["clip"])
+    m = mix("0.5*<a> + 0.5*<b>", concepts={"<a>": a, "<b>": b}.get, token="<m>")
+    assert m.layers == L
+    spec = [SampleSpec("<interp-1> next to <m>", seed=0, steps=2)]
+    assert generate(bb, spec, concepts=[frames[1].concept, m])[0].size == (16, 16)
+    src = Image.new("RGB", (16, 16), (120, 30, 200))
+    assert len(edit(bb, src, "a photo of <a>", strength=0.5, steps=4, concepts=[a])) >= 1
+    for t in ("<interp-1>", "<m>", "<a>"):
+        bb.unload_concept(t)

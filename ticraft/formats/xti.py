@@ -6,8 +6,9 @@ block, output blocks 3–11), in that order, as ``.safetensors`` or ``.pt``; its
 values in file order. Those 16 layers are exactly :func:`ticraft.models.layers.cross_attention_layers` of an
 SD-1.x/2.x UNet (down, mid, up), so a ticraft per-layer concept is these tensors stacked layer-major.
 
-Which tools load it: kohya's own XTI scripts (``train_textual_inversion_XTI.py --weights``, and its
-``gen_img_diffusers.py`` XTI path). AUTOMATIC1111, ComfyUI and diffusers do not: for them, write a single-token
+Which tools load it: kohya's sd-scripts only — ``train_textual_inversion_XTI.py --weights`` (to continue
+training) and ``gen_img_diffusers.py --XTI_embeddings`` (to sample; kohya's release note says the Web UI does not
+load it). AUTOMATIC1111, ComfyUI and diffusers condition every layer on one encoding: for them, write a single-token
 approximation (``ticraft library export --flatten``, :func:`ticraft.analysis.flatten.flatten`).
 
 Per-layer concepts of other models (SDXL's two encoders, the toy model's 7 layers, any layer count but SD's 16)
