@@ -157,6 +157,12 @@ ROWS: list[tuple[str, str]] = [
     (f"eval <ok> -n 0 {M} {L}", "--num"),
     (f"probe bias 'a photo' --attribute nope {M} {L}", "nope"),
     (f"probe style <nope> --content 'a circle' {M} {L}", "<nope>"),
+    (f"words <nope> {M} {L} --steps 1 --no-judge", "<nope>"),
+    (f"words <wide> {M} {L} --steps 1 --no-judge", "<wide>"),
+    (f"words <nan> {M} {L} --steps 1 --no-judge", "non-finite"),
+    (f"words <ok> -k 0 {M} {L} --steps 1 --no-judge", "0"),
+    (f"words <ok> --steps -1 {M} {L} --no-judge", "-1"),
+    (f"words <ok> --lr nan {M} {L} --steps 1 --no-judge", "nan"),
     # library
     ("library show <nope> -L {lib}", "<nope>"),
     ("library show <nan> -L {lib}", "non-finite"),

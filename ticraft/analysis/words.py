@@ -124,6 +124,8 @@ def hard_prompt(backbone: "Backbone", concept: Concept, *, length: int = 4, step
         raise WordsError(f"--length must be a whole number ≥ 1, got {length!r}")
     if steps < 1:
         raise WordsError(f"--steps must be ≥ 1, got {steps!r}")
+    if not 0 < lr < float("inf"):  # nan/inf/≤0 would otherwise reach the optimiser as a bare ValueError
+        raise WordsError(f"--lr must be a finite number > 0, got {lr!r}")
     enc = backbone.encoders[0]
     tok = enc.tokenizer
     max_len = int(tok.model_max_length)
