@@ -85,3 +85,12 @@ def test_a_map_from_the_matrix_equals_the_map_from_concepts(bb, tmp_path: Path) 
     assert [(p.label, p.kind) for p in by_matrix.points] == [(p.label, p.kind) for p in by_concepts.points]
     for a, b in zip(by_matrix.points, by_concepts.points, strict=True):
         assert a.x == pytest.approx(b.x, abs=1e-5) and a.y == pytest.approx(b.y, abs=1e-5)
+
+
+def test_widths_match_in_any_key_order(tmp_path: Path) -> None:
+    lib = Library(tmp_path / "lib")
+    g = torch.Generator().manual_seed(0)
+    lib.add(Concept("<xl>", {"clip_l": torch.randn(1, 768, generator=g), "clip_g": torch.randn(1, 1280, generator=g)}))
+    assert lib.matrix(dims={"clip_g": 1280, "clip_l": 768}).tokens == ["<xl>"]
+    assert lib.matrix(dims={"clip_l": 768, "clip_g": 1280}).tokens == ["<xl>"]
+    assert lib.matrix().tokens == ["<xl>"]

@@ -139,21 +139,25 @@ def library_matrix(
     """See :meth:`Library.matrix`. ``dims=None`` picks the widths most entries have."""
     with lib._reading() as conn:
         generation = int(ix.get_state(conn, "generation") or 0)
-        if dims is None:
-            row = conn.execute(
-                "SELECT dims FROM concepts GROUP BY dims ORDER BY count(*) DESC, dims LIMIT 1"
-            ).fetchone()
-            dims = json.loads(row[0]) if row else {}
+        if dims is None:  # the widths most entries have (the same widths in any key order count as one)
+            counts: dict[tuple[tuple[str, int], ...], int] = {}
+            for text, n in conn.execute("SELECT dims, count(*) FROM concepts GROUP BY dims"):
+                widths = tuple(sorted(json.loads(text).items()))
+                counts[widths] = counts.get(widths, 0) + n
+            dims = dict(max(counts, key=lambda w: (counts[w], w))) if counts else {}
     dims = {str(k): int(v) for k, v in (dims or {}).items()}
     key = tuple(sorted(dims.items()))
     with lib._matrix_mutex:
         full = lib._matrix_cache.get(key)
         if full is None or full.generation != generation:
             with lib._reading() as conn:  # one lean query: no Entry objects, no file touched
-                rows = conn.execute(
-                    "SELECT folder, token, family, sha256 FROM concepts WHERE dims = ? ORDER BY sort_key, token",
-                    (json.dumps(dims),),
-                ).fetchall()
+                rows = [
+                    r[:4]
+                    for r in conn.execute(
+                        "SELECT folder, token, family, sha256, dims FROM concepts ORDER BY sort_key, token"
+                    )
+                    if json.loads(r[4]) == dims  # dict equality: encoder keys may be stored in any order
+                ]
             full = _build(lib, rows, dims, generation)
             lib._matrix_cache[key] = full
     if family is None and tag is None:
