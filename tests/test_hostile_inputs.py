@@ -120,6 +120,7 @@ ROWS: list[tuple[str, str]] = [
     (f"sample <wide> {M} {L} --steps 1", "<wide>"),
     (f"sample <nan> {M} {L} --steps 1", "non-finite"),
     (f'sample "a cat" --negative <nope> {M} {L}', "<nope>"),
+    (f'sample "a cat" --negative <wide> {M} {L} --steps 1', "<wide>"),
     (f'sample "a cat" --steps 0 {M} {L}', "--steps"),
     (f'sample "a cat" --steps 100000 {M} {L}', "100000"),
     (f'sample "a cat" --size 7x7 {M} {L}', "7"),

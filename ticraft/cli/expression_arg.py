@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import typer
 
 
@@ -37,7 +36,7 @@ class ExpressionCommand(typer.core.TyperCommand):
             out.append(arg if arg[:2] in options else " " + arg)
         return out
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's vendored click.Context  # type: ignore[override]
         names: set[str] = set()
         for param in self.get_params(ctx):  # type: ignore[arg-type]  # typer re-exports click's Context
             names.update(getattr(param, "opts", ()))
