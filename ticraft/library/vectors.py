@@ -144,7 +144,7 @@ def library_matrix(
             for text, n in conn.execute("SELECT dims, count(*) FROM concepts GROUP BY dims"):
                 widths = tuple(sorted(json.loads(text).items()))
                 counts[widths] = counts.get(widths, 0) + n
-            dims = dict(max(counts, key=lambda w: (counts[w], w))) if counts else {}
+            dims = dict(max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]) if counts else {}
     dims = {str(k): int(v) for k, v in (dims or {}).items()}
     key = tuple(sorted(dims.items()))
     with lib._matrix_mutex:
