@@ -341,3 +341,39 @@ def test_interp_mix_and_edit_work_on_per_layer_concepts(bb):
     assert len(edit(bb, src, "a photo of <a>", strength=0.5, steps=4, concepts=[a])) >= 1
     for t in ("<interp-1>", "<m>", "<a>"):
         bb.unload_concept(t)
+
+
+def _tiny_sd2_backbone(tmp_path):
+    """SD-2.x's differences in a tiny random model: v-prediction, linear projections in the transformers."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from tiny_models import _text_encoder, _vae, tiny_tokenizer
+
+    from ticraft.models.backbone import components_from_pipeline
+
+    tok = tiny_tokenizer(tmp_path / "tok")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=(2, 4), norm_num_groups=4, use_linear_projection=True,
+    )
+    sched = DDIMScheduler(beta_schedule="scaled_linear", prediction_type="v_prediction", clip_sample=False,
+                          set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=_vae(0), text_encoder=_text_encoder(len(tok), 32), tokenizer=tok, unet=unet,
+                                   scheduler=sched, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    return components_from_pipeline(pipe, name="tiny-sd2")
+
+
+@pytest.mark.parametrize("method", ["xti", "directional"])
+def test_sd2_shaped_model_trains_and_samples(method, images, tmp_path):
+    from ticraft.generate.sample import generate
+    from ticraft.generate.specs import SampleSpec
+
+    bb = _tiny_sd2_backbone(tmp_path)
+    before = _frozen(bb)
+    c = ticraft.train(images, "<thing>", "toy", model=bb, **dict(FAST, method=method))
+    _assert_frozen(bb, before)
+    assert c.meta["prediction_type"] == "v_prediction" and c.meta["method"] == method
+    assert c.layers == (layer_count(bb.unet) if method == "xti" else 1)
+    assert generate(bb, [SampleSpec("a photo of <thing>", seed=0, steps=2)], concepts=[c])[0].size == (16, 16)
