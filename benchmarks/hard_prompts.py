@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         scores = toy_reconstruction(generate(bb, specs, concepts=concepts), identity)
         return sum(scores) / len(scores)
 
-    rows = [{"prompt": "learned concept <zorb-learned>", "words": None,
+    rows = [{"prompt": "learned concept `<zorb-learned>`", "words": None,
              "reconstruction": judged("<zorb-learned>", [learned])},
             {"prompt": f"initializer word '{sc.init}'", "words": sc.init, "reconstruction": judged(sc.init, [])},
-            {"prompt": "true row <zorb-true>", "words": None, "reconstruction": judged("<zorb-true>", [true_row])}]
+            {"prompt": "true row `<zorb-true>` (the ceiling)", "words": None, "reconstruction": judged("<zorb-true>", [true_row])}]
     for k in [int(x) for x in args.lengths.split(",")]:
         t0 = time.process_time()
         r = hard_prompt(bb, learned, length=k, steps=args.steps)
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                  "", "| prompt | words | reconstruction |", "|---|---|---|"]
         for r in rows:
             lines.append(f"| {r['prompt']} | {r['words'] or '—'} | {r['reconstruction']:.0%} |")
+        lines += ["", f"The words are searched from the learned concept (text-encoder matching, 1–2 CPU s per search; "
+                  f"training the concept took {result['train_cpu_seconds']} CPU s). Reconstruction = share of zorb's "
+                  "4 attributes the judge reads, averaged over the samples."]
         write_section("\n".join(lines))
     return 0
 
