@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -102,7 +100,8 @@ def check_family(family: str, dims: Mapping[str, int], path: str | Path, source:
     expected = FAMILY_ENCODERS[family]
     if set(expected) != set(dims):
         raise FormatError(
-            f"{where(path)}: family {family!r} ({source}) needs encoders {sorted(expected)}, the file has {sorted(dims)}"
+            f"{where(path)}: family {family!r} ({source}) needs encoders {sorted(expected)}, "
+            f"the file has {sorted(dims)}"
         )
     if family == "sdxl":
         return
@@ -185,28 +184,10 @@ def atomic_write(files: list[tuple[Path, bytes]]) -> list[Path]:
     All temp files are written before any is moved into place, so a crash leaves either the old
     files or the new ones (a pair of files is swapped back to back, not as one transaction).
     """
-    staged: list[tuple[str, Path]] = []
+    from ticraft.io import atomic_write_many
+
     try:
-        for path, data in files:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            staged.append((tmp, path))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            # mkstemp makes 0600; keep an existing file's mode, else the usual rw-r--r--.
-            os.chmod(tmp, (path.stat().st_mode & 0o777) if path.exists() else 0o644)
-        for tmp, path in staged:
-            os.replace(tmp, path)
-        staged.clear()
+        return atomic_write_many(files)
     except OSError as exc:
         raise FormatError(f"{files[0][0]}: could not write ({exc})") from exc
-    finally:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-    return [p for p, _ in files]
 

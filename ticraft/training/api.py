@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from ticraft.concept import MAX_VECTORS, Concept
+from ticraft.devices import parse_dtype
 from ticraft.errors import TicraftError
 from ticraft.prompts import CONCEPT_TOKEN
 from ticraft.training import inputs
@@ -172,11 +173,10 @@ def _weight_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     if choice == "auto":
         if device.type != "cuda":
             return None
-        mp = cfg.mixed_precision
-        if mp == "auto":
-            mp = "bf16" if torch.cuda.is_bf16_supported() else "no"
-        choice = {"bf16": "bf16", "fp16": "fp16"}.get(mp, "fp32")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+        from ticraft.devices import autocast_dtype
+
+        return autocast_dtype(cfg.mixed_precision, device)
+    return None if choice == "fp32" else parse_dtype(choice)
 
 
 # ------------------------------------------------------------------ outputs
@@ -193,8 +193,10 @@ class _Hooks:
         if cfg.save_every and trainer.step % cfg.save_every == 0:
             self.save()
         if cfg.preview_every and cfg.previews and trainer.step % cfg.preview_every == 0:  # previews=0: none
-            prompts = [trainer.preview_prompt(p) for p in preview_prompts(trainer.token, style=cfg.style, count=cfg.previews)]
-            images = render_previews(trainer.bb, prompts, seed=cfg.seed, steps=cfg.preview_steps, size=trainer.resolution)
+            texts = preview_prompts(trainer.token, style=cfg.style, count=cfg.previews)
+            prompts = [trainer.preview_prompt(p) for p in texts]
+            images = render_previews(trainer.bb, prompts, seed=cfg.seed, steps=cfg.preview_steps,
+                                     size=trainer.resolution)
             folder = self.out / "previews"
             folder.mkdir(parents=True, exist_ok=True)
             for i, im in enumerate(images):
@@ -241,7 +243,8 @@ def _finish(trainer: Trainer, concept: Concept, images: Sequence[TrainImage], *,
     cfg = trainer.cfg
     previews: list[Any] = []
     if (lib is not None or out is not None) and cfg.previews:
-        prompts = [trainer.preview_prompt(p) for p in preview_prompts(trainer.token, style=cfg.style, count=cfg.previews)]
+        prompts = [trainer.preview_prompt(p)
+                   for p in preview_prompts(trainer.token, style=cfg.style, count=cfg.previews)]
         previews = render_previews(trainer.bb, prompts, seed=cfg.seed, steps=cfg.preview_steps, size=trainer.resolution)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -293,7 +296,7 @@ def write_embedding(concept: Concept, folder: Path) -> list[Path]:
     try:
         from ticraft.formats import write_concept
     except ImportError:  # formats not importable: the plain layout diffusers reads
-        write_concept = None
+        write_concept = None  # type: ignore[assignment]
     if write_concept is not None:
         # SD3/Flux (T5 vectors): ComfyUI's clip_l/clip_g/t5xxl file, the layout most tools read
         from ticraft.formats.xti import layout_for  # per-layer (XTI) concepts: kohya's layout or ticraft's

@@ -52,7 +52,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, refused globals
-        raise CheckpointError(f"{path} is not a readable ticraft checkpoint ({str(exc).splitlines()[0][:120]})") from exc
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable ticraft checkpoint ({first})") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a ticraft training checkpoint")
     if state.get("version", 0) > VERSION:
