@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from PIL.Image import Image as PILImage
 
     from ticraft.library import Entry, Library
+    from ticraft.library.vectors import ConceptMatrix
 
 #: File endings that make an export path a file (anything else names a folder).
 _FILE_SUFFIXES = {".safetensors", ".pt", ".bin", ".png"}
@@ -254,27 +255,24 @@ class RealBackend:
         return files
 
     def map_points(self, method: str = "pca", vocab: int = 1000, progress: Progress | None = None) -> list[MapPoint]:
-        """2-D coordinates of every library concept that fits the model, among ``vocab`` sampled tokens."""
+        """2-D coordinates of every library concept that fits the model, among ``vocab`` sampled tokens.
+
+        The concepts come from the library's cached vector matrix (:meth:`ticraft.library.Library.matrix`, as
+        ``ticraft map --concepts all`` does): one file for the whole library, not one per concept, so 10,000
+        concepts map as quickly as 10. Per-layer (XTI) concepts are placed by the mean of all their rows.
+        """
         import sys
 
         from ticraft.analysis.maps import build_map
 
         backbone = self.backbone(progress)
-        entries = self.library.entries()
-        _phase(progress, f"reading {len(entries)} concepts")
-        concepts = []
-        for entry in entries:
-            concept = self.library.get(entry.token)
-            try:
-                backbone.check_concept(concept)
-            except Exception:  # noqa: BLE001 - concepts of another model family are left off the map
-                continue
-            concepts.append(concept)
+        _phase(progress, f"reading the vectors of {self.library.count()} concepts")
+        concepts = _fitting(self.library.matrix(dims=backbone.dims), backbone)
         if method == "umap" and "umap" not in sys.modules:
             _phase(progress, "compiling UMAP (first use in this session) and computing the map")
         else:
             _phase(progress, f"computing the {method.upper()} map of {len(concepts)} concepts")
-        result = build_map(backbone, concepts, method=method, vocab=vocab)  # type: ignore[arg-type]
+        result = build_map(backbone, concepts, method=method, vocab=vocab)  # type: ignore[arg-type]  # method: str
         return [MapPoint(p.label, p.x, p.y, p.kind) for p in result.points]
 
 
@@ -322,6 +320,16 @@ def _notes_from_warnings(progress: Progress | None) -> Iterator[None]:
 
         warnings.showwarning = to_note
         yield
+
+
+def _fitting(matrix: ConceptMatrix, backbone: Any) -> ConceptMatrix:
+    """The rows of ``matrix`` (already of the model's widths) whose family fits ``backbone``, by the rule of
+    ``Backbone.check_concept``: a concept learned for another family is left off the map, one without a family
+    and any concept on a ``custom`` model stay."""
+    if backbone.family == "custom":
+        return matrix
+    keep = [i for i, family in enumerate(matrix.families) if not family or family == backbone.family]
+    return matrix if len(keep) == len(matrix) else matrix.subset(keep)
 
 
 def _default_model() -> str:
