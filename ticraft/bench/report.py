@@ -48,8 +48,9 @@ def markdown_table(result: dict[str, Any]) -> str:
                      f"{_pct(ref.get('recolour_faithful'))} | — |")
     sp = result["summary"].get("speedup")
     if sp and sp.get("ratio"):
+        per = ", ".join(f"{c} {r:.1f}×" for c, r in (sp.get("per_concept") or {}).items() if r)
         lines += ["", f"Seconds to a good concept, {sp['note']}: **{sp['bound'] if sp['bound'] == '>' else ''}"
-                      f"{sp['ratio']:.1f}×**."]
+                      f"{sp['ratio']:.1f}×**" + (f" (per concept: {per})." if per else ".")]
     return "\n".join(lines)
 
 

@@ -80,7 +80,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             "startup_seconds_median": _median([r["startup_seconds"] for r in runs
                                                if r.get("startup_seconds") is not None]),
         }
-    out["speedup"] = speedup(out["methods"], result["settings"]["ladder"])
+    out["speedup"] = speedup(out["methods"], result["settings"]["ladder"], runs=result["runs"])
     return out
 
 
@@ -108,18 +108,33 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def speedup(methods: dict[str, Any], ladder: list[int], ours: str = "plain", ref: str = "diffusers-recipe"
-            ) -> dict[str, Any] | None:
-    """Median seconds to a good concept, reference ÷ ours; a lower bound when the reference never got there."""
+def speedup(methods: dict[str, Any], ladder: list[int], ours: str = "plain", ref: str = "diffusers-recipe",
+            runs: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """Median seconds to a good concept, reference ÷ ours, over the concepts both ran (``per_concept`` ratios too);
+    a lower bound when the reference never got there."""
     if ours not in methods or ref not in methods:
         return None
-    a, b = methods[ours], methods[ref]
+    a, b = dict(methods[ours]), dict(methods[ref])
+    per_concept: dict[str, float | None] = {}
+    if runs is not None:
+        mine = {r["concept"]: r for r in runs if r["method"] == ours}
+        theirs = {r["concept"]: r for r in runs if r["method"] == ref}
+        common = [c for c in mine if c in theirs]
+
+        def secs(r: dict[str, Any]) -> float:
+            return float(r["good_seconds"]) if r["good_seconds"] is not None else math.inf
+
+        a["good_seconds_median"] = _median([secs(mine[c]) for c in common])
+        b["good_seconds_median"] = _median([secs(theirs[c]) for c in common])
+        for c in common:
+            x, y = secs(mine[c]), secs(theirs[c])
+            per_concept[c] = y / x if math.isfinite(x) and math.isfinite(y) else None
     if a["good_seconds_median"] is None:
         return {"ratio": None, "bound": None, "note": f"{ours} did not reach the good point within the ladder"}
     if b["good_seconds_median"] is not None:
-        return {"ratio": b["good_seconds_median"] / a["good_seconds_median"], "bound": "=",
-                "note": f"{ref} ÷ {ours}, median seconds to a good concept"}
+        return {"ratio": b["good_seconds_median"] / a["good_seconds_median"], "bound": "=", "per_concept": per_concept,
+                "note": f"{ref} ÷ {ours}, median seconds to a good concept over the concepts both ran"}
     # the reference never got good: it needs more than its whole ladder
     top = ladder[-1] / b["samples_per_second"] if b["samples_per_second"] else None
-    return {"ratio": top / a["good_seconds_median"] if top else None, "bound": ">",
+    return {"ratio": top / a["good_seconds_median"] if top else None, "bound": ">", "per_concept": per_concept,
             "note": f"{ref} did not reach the good point within {ladder[-1]} samples (median); ratio is a lower bound"}
