@@ -135,9 +135,10 @@ def test_concepts_come_from_the_library(bb, tmp_path):
 
 
 def test_budget_warning_counts_concept_vectors(bb):
-    long, short = concept("<long>", n=80, seed=1), concept("<short>", n=60, seed=1)
+    # one concept holds at most 75 vectors (issue 13), so two of 40 make the over-long prompt
+    long, short = concept("<long>", n=40, seed=1), concept("<short>", n=60, seed=1)
     with pytest.warns(PromptBudgetWarning, match="concept vectors: 80"):
-        generate(bb, spec("a photo of <long>", seed=0, steps=1), concepts=[long])
+        generate(bb, spec("a photo of <long> <long>", seed=0, steps=1), concepts=[long])
     with warnings.catch_warnings():
         warnings.simplefilter("error", PromptBudgetWarning)
         generate(bb, spec("a photo of <short>", seed=0, steps=1), concepts=[short])

@@ -60,7 +60,7 @@ def budget_warning(prompt: str, counts: Mapping[str, int], tokenizer: Any) -> st
     used = count_tokens(expand_prompt(prompt, counts), tokenizer)
     if used <= USABLE_TOKENS:
         return None
-    vec = sum(counts[t] for t in find_concept_tokens(prompt))
+    vec = sum(counts[m.group(0)] for m in CONCEPT_TOKEN.finditer(prompt))  # every occurrence takes its tokens
     return (
         f"prompt uses {used} tokens (concept vectors: {vec}); CLIP reads only {USABLE_TOKENS}, "
         f"the rest is cut off: shorten it"
