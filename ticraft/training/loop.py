@@ -165,12 +165,12 @@ class Trainer:
 
         # ---- precision and speed levers
         cuda = self.device.type == "cuda"
-        mp = cfg.mixed_precision
-        if mp == "auto":
-            mp = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
-        self.mixed_precision = mp
-        self._amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mp)
-        self._scaler = torch.amp.GradScaler(self.device.type) if mp == "fp16" else None
+        from ticraft.devices import autocast_dtype
+
+        self._amp_dtype = autocast_dtype(cfg.mixed_precision, self.device)  # the one auto/bf16/fp16/no rule
+        self.mixed_precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self._amp_dtype, "no") \
+            if self._amp_dtype is not None else "no"
+        self._scaler = torch.amp.GradScaler(self.device.type) if self.mixed_precision == "fp16" else None
         if cfg.channels_last:
             backbone.unet.to(memory_format=torch.channels_last)
         if cfg.gradient_checkpointing:
