@@ -147,6 +147,8 @@ ROWS: list[tuple[str, str]] = [
     (f'mix "concat(<ok>, <wide>)" --as <c> {L}', "<wide>"),
     (f'mix "-<nope>" --as <n> {L}', "<nope>"),
     (f'mix "<ok> +" --as <n> {L}', "<ok> +"),
+    (f'mix "{"(" * 100}<ok>{")" * 100}" --as <n> {L}', "nested too deeply"),
+    (f'mix "{"<ok> + " * 2000}<ok>" --as <n> {L}', "expression too long (14004 characters"),
     (f"mix \"__import__('os')\" --as <n> {L}", "__import__"),
     (f'mix "<ok>" --as <ok> {L}', "<ok>"),
     (f"interp <ok> <wide> --no-render {M} {L}", "<wide>"),
@@ -218,6 +220,7 @@ def test_hostile_input(world, line, needle, one_torch_thread, tmp_path):
     assert "Traceback" not in result.output
     assert flat(needle.format(**{k: str(v) for k, v in world.items()})) in out, out[-600:]
     assert "object at 0x" not in out  # no Python reprs (<_io.BytesIO object at 0x…>)
+    assert len(out) < 1500, "the message should be a sentence, not a dump"
     assert tree_hash(world["lib"]) == before, "the library changed"
 
 

@@ -58,7 +58,12 @@ class ExprError(TicraftError):
         self.source = source
         self.column = max(0, min(column, len(source)))
         shown = re.sub(r"\s", " ", source)  # tabs/newlines would misplace the caret
-        super().__init__(f"{message} (column {self.column + 1})\n  {shown}\n  {' ' * self.column}^")
+        caret = self.column
+        if len(shown) > 100:  # a window around the column, not the whole of a 10,000-character input
+            start = max(0, caret - 50)
+            head, tail = ("…" if start else ""), ("…" if start + 100 < len(shown) else "")
+            shown, caret = head + shown[start:start + 100] + tail, caret - start + len(head)
+        super().__init__(f"{message} (column {self.column + 1})\n  {shown}\n  {' ' * caret}^")
 
 
 # ----------------------------------------------------------------------------------------------------- lexing
