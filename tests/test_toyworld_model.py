@@ -120,12 +120,31 @@ def _tiny(seed: int = 0) -> B.BaseConfig:
     )  # fmt: skip
 
 
+def _small() -> B.BaseConfig:
+    """A small run that still stops mid-way and resumes: 1 step per VAE stage, 4 UNet steps."""
+    return B.BaseConfig(**{**_tiny().__dict__, "n_images": 8, "vae_steps": 1, "decoder_steps": 1})
+
+
+def test_train_base_writes_a_loadable_pipeline(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    cfg = _small()
+    a = B.train_base(tmp_path / "a", cfg, work=tmp_path / "wa", device="cpu", fixture=tmp_path / "a.safetensors")
+    assert set(load_file(str(tmp_path / "a.safetensors"))) == set(V.HIDDEN_WORDS)
+    assert all(f.stat().st_mode & 0o044 == 0o044 for f in a.rglob("*.safetensors"))  # readable by everyone
+    pipe = B.load_pipeline(a)
+    out = B.generate(pipe, ["a red star"], steps=2)
+    assert out[0].shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="different config"):
+        B.train_base(tmp_path / "a2", _tiny(seed=1), work=tmp_path / "wa")
+
+
+@pytest.mark.slow  # three toy trainings; the fast test above runs one
 def test_train_base_is_deterministic_and_resumable(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    # a small run that still stops mid-way and resumes: 1 step per VAE stage, 4 UNet steps, stop after 2
-    cfg = B.BaseConfig(**{**_tiny().__dict__, "n_images": 8, "vae_steps": 1, "decoder_steps": 1})
-    a = B.train_base(tmp_path / "a", cfg, work=tmp_path / "wa", device="cpu", fixture=tmp_path / "a.safetensors")
+    cfg = _small()
+    a = B.train_base(tmp_path / "a", cfg, work=tmp_path / "wa", device="cpu")
     B.train_base(tmp_path / "b", cfg, work=tmp_path / "wb", device="cpu", stop_after=2)
     b = B.train_base(tmp_path / "b", cfg, work=tmp_path / "wb", device="cpu", resume=True)
     parts = (("unet", "diffusion_pytorch_model"), ("text_encoder", "model"), ("vae", "diffusion_pytorch_model"))
@@ -134,13 +153,6 @@ def test_train_base_is_deterministic_and_resumable(tmp_path: Path) -> None:
         assert ta.keys() == tb.keys()
         # equal up to float rounding: CPU kernels may sum in another order in a fresh process (memory alignment)
         assert all(torch.allclose(ta[k], tb[k], rtol=0, atol=1e-6) for k in ta), sub
-    assert set(load_file(str(tmp_path / "a.safetensors"))) == set(V.HIDDEN_WORDS)
-    assert all(f.stat().st_mode & 0o044 == 0o044 for f in a.rglob("*.safetensors"))  # readable by everyone
-    pipe = B.load_pipeline(a)
-    out = B.generate(pipe, ["a red star"], steps=2)
-    assert out[0].shape == (32, 32, 3)
-    with pytest.raises(ValueError, match="different config"):
-        B.train_base(tmp_path / "b", _tiny(seed=1), work=tmp_path / "wb")
 
 
 def test_missing_weights_folder_says_what_to_do(tmp_path: Path) -> None:
