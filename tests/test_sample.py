@@ -164,7 +164,7 @@ def test_metadata_round_trip_and_bit_exact_reproduction(bb, tmp_path):
 def test_scheduler_names_and_model_settings_carry_over(bb):
     with pytest.raises(SampleError, match="unknown scheduler 'nope'.*ddim.*euler_a.*dpm\\+\\+"):
         generate(bb, spec(scheduler="nope"))
-    fake = types.SimpleNamespace(scheduler=bb.scheduler.__class__.from_config(
+    fake = types.SimpleNamespace(name="fake-v", family="sd2", extra={}, scheduler=bb.scheduler.__class__.from_config(
         bb.scheduler.config, prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing"))
     for name in ("ddim", "euler", "dpm++", "unipc", "ddpm"):
         s = make_scheduler(fake, name)
