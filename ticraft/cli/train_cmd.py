@@ -18,7 +18,6 @@ Examples::
 from __future__ import annotations
 
 import os
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -78,20 +77,6 @@ TYPED_FIELDS = (
     "compile",
 )
 P = preset_hint
-
-
-class Device(str, Enum):
-    """Deprecated: use ``options.DeviceOption`` (auto, cpu, mps, cuda, cuda:N and the configured default).
-
-    Kept, with ``_warnings_to``, for command modules that still import them from here.
-    """
-
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-_warnings_to = warnings_to
 
 
 def register(app: typer.Typer) -> None:

@@ -25,7 +25,8 @@ import typer
 from rich.markup import escape
 
 from ticraft.cli.common import LibraryOption, ModelOption, console, err_console
-from ticraft.cli.train_cmd import Compile, Device, Precision, Preset, _warnings_to
+from ticraft.cli.options import Compile, DeviceOption, Precision, Preset, device_or_default
+from ticraft.cli.progress import warnings_to
 
 
 def register(app: typer.Typer) -> None:
@@ -67,7 +68,7 @@ def train_many_command(
         typer.Option("--tag", help="Library tag for every concept (repeatable).")] = None,
     overwrite: Annotated[bool,
         typer.Option("--overwrite", help="Replace library entries with the same tokens.")] = False,
-    device: Annotated[Device, typer.Option(help="Where to train.")] = Device.auto,
+    device: DeviceOption = None,
     precision: Annotated[Precision,
         typer.Option(help="Mixed precision (auto: bf16 on CUDA, fp32 on CPU).")] = Precision.auto,
     compile: Annotated[Compile,
@@ -82,7 +83,7 @@ def train_many_command(
     options: dict[str, Any] = {
         "num_vectors": vectors, "steps": steps, "batch_size": batch, "lr": lr, "resolution": resolution,
         "seed": seed, "save_every": save_every, "early_stop": early_stop or None, "previews": previews,
-        "device": device.value, "mixed_precision": precision.value, "compile": compile.value,
+        "device": device_or_default(device), "mixed_precision": precision.value, "compile": compile.value,
     }
     if out is None and save_every:
         out = Path("ticraft-runs") / (folder.resolve().name or "train-many")
@@ -93,7 +94,7 @@ def train_many_command(
 
         lib = open_library(library)
     main = int(os.environ.get("RANK", "0")) == 0
-    with _Progress(enabled=main) as progress, _warnings_to(err_console):
+    with _Progress(enabled=main) as progress, warnings_to(err_console):
         result = many_api.train_many(
             folder, model, init=init, style=style or None, preset=preset.value, callback=progress.callback,
             library=lib, tags=tag or (), overwrite=overwrite, output_dir=out, resume=resume, max_batch=max_batch,
