@@ -22,16 +22,13 @@ One :class:`Trainer` owns one run. Its design follows from what textual inversio
 * **Same code on CPU and GPU.** bf16 autocast (and bf16 frozen weights) on CUDA, fp32 on CPU;
   ``torch.compile`` of the loss function on request.
 
-The loss is diffusers' training objective: ``noisy = √ᾱ_t z + √(1-ᾱ_t) ε`` and the target follows the
-scheduler's ``prediction_type`` (ε, v = √ᾱ_t ε − √(1-ᾱ_t) z, or z). SDXL adds the pooled projection of
-its second text encoder and the six micro-conditioning ``time_ids``, and conditions on the
-penultimate hidden states of both encoders, concatenated — exactly as its pipeline's ``encode_prompt``.
+The loss, its batches and its evaluation live in :mod:`ticraft.training.objective`; the splicing and
+tokenising of the placeholder rows in :mod:`ticraft.training.prompt_ids` (mixins of :class:`Trainer`).
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -39,7 +36,7 @@ from torch import nn
 
 from ticraft.concept import Concept
 from ticraft.errors import TicraftError
-from ticraft.prompts import expand_prompt, find_concept_tokens
+from ticraft.prompts import find_concept_tokens
 from ticraft.training import inputs, schedule
 from ticraft.training.config import TrainConfig
 from ticraft.training.data import (
@@ -53,6 +50,8 @@ from ticraft.training.data import (
 )
 from ticraft.training.distributed import DistInfo, all_reduce_sum, average_gradients
 from ticraft.training.early_stop import DVAR
+from ticraft.training.objective import DenoisingObjective
+from ticraft.training.prompt_ids import PromptTokens
 
 #: ``callback(step, total, loss, vectors)``; ``loss`` is ``None`` on steps where it was not read.
 #: Returning ``True`` asks the trainer to stop after this step.
@@ -63,7 +62,7 @@ class TrainError(TicraftError):
     """Training cannot start or continue."""
 
 
-class Trainer:
+class Trainer(PromptTokens, DenoisingObjective):
     """One inversion run on a loaded :class:`~ticraft.models.backbone.Backbone`.
 
     Args:
@@ -236,37 +235,6 @@ class Trainer:
                     f"e.g. '<{self.token.strip('<>')}-2>'"
                 )
 
-    def _activate(self, count: int) -> None:
-        """Splice rows ``[active, count)`` in and tokenise the prompts for ``count`` vectors."""
-        for i in range(self._active, count):
-            self.bb.add_placeholder(self.names[i], {k: self.rows[k][i] for k in self.keys})
-        self._active = max(self._active, count)
-        if count not in self._tables:
-            self._tables[count] = self._tokenize(self.prompts.prompts, count)
-
-    def _counts(self, count: int) -> dict[str, int]:
-        """Vectors per concept token in the prompts: the trained one (``count``), per-image ones, references."""
-        return {**{t: c.num_vectors for t, c in self.references.items()}, self.token: count,
-                **{t: 1 for t in self.image_tokens}}
-
-    def _tokenize(self, prompts: Sequence[str], count: int) -> dict[str, torch.Tensor]:
-        counts = self._counts(count)
-        expanded = [self._expand(p, counts) for p in prompts]
-        out = {}
-        for e in self.bb.encoders:
-            ids = e.tokenizer(expanded, padding="max_length", max_length=e.tokenizer.model_max_length,
-                              truncation=True, return_tensors="pt").input_ids
-            out[e.key] = ids.to(self.device)
-        return out
-
-    def _expand(self, prompt: str, counts: dict[str, int]) -> str:
-        # Placeholder pieces are "<tok>" "<tok>_1" …, which expand_prompt writes for us. A caption may hold
-        # other <...> words that are not concepts: leave those alone.
-        from ticraft.prompts import CONCEPT_TOKEN
-
-        return CONCEPT_TOKEN.sub(lambda m: expand_prompt(m.group(0), counts) if m.group(0) in counts else m.group(0),
-                                 prompt)
-
     def parameters(self) -> list[nn.Parameter]:
         """All learned rows: concept rows per encoder, then per-image rows."""
         return [p for k in self.keys for p in self.rows[k]] + [p for k in self.keys for p in self.image_rows[k]]
@@ -278,109 +246,6 @@ class Trainer:
     def current_vectors(self) -> dict[str, torch.Tensor]:
         """The active vectors per encoder, ``[active, D]``, detached (on the training device)."""
         return {k: torch.cat([p.detach() for p in self.rows[k][: self._active]]) for k in self.keys}
-
-    # -------------------------------------------------------------------- loss
-    def _encode_text(self, ids: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if not self.sdxl:
-            enc = self.bb.encoders[0]
-            return enc.model(input_ids=ids[enc.key], return_dict=False)[0], None
-        hidden, pooled = [], None
-        for enc in self.bb.encoders:
-            out = enc.model(input_ids=ids[enc.key], output_hidden_states=True)
-            hidden.append(out.hidden_states[-2])
-            pooled = out[0]  # the last encoder's projected pooled output, as in encode_prompt
-        return torch.cat(hidden, dim=-1), pooled
-
-    def _loss(self, ids: dict[str, torch.Tensor], inverse: torch.Tensor | None, rows: torch.Tensor,
-              t: torch.Tensor, noise: torch.Tensor, post_noise: torch.Tensor | None) -> torch.Tensor:
-        """Per-sample denoising loss ``[B]`` (fp32)."""
-        noisy, target = self._noised(rows, t, noise, post_noise)
-        time_ids = self.cache.time_ids.index_select(0, rows) if self.sdxl else None  # type: ignore[union-attr]
-        pred = self._predict(ids, inverse, noisy, t, time_ids)
-        return self._per_sample_loss(pred, target, rows)
-
-    # The three parts of the loss are separate so that ticraft.training.many can run the frozen model once
-    # over the samples of many concepts (each with its own latent cache) and split the result again.
-    def _noised(self, rows: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                post_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The noisy latents of cache ``rows`` at ``t`` and the model's target for them."""
-        z = self.cache.mean.index_select(0, rows)
-        if post_noise is not None and self.cache.std is not None:
-            z = z + self.cache.std.index_select(0, rows) * post_noise
-        sa = self._sqrt_ab.index_select(0, t).view(-1, 1, 1, 1)
-        s1 = self._sqrt_1mab.index_select(0, t).view(-1, 1, 1, 1)
-        noisy = sa * z + s1 * noise
-        if self.prediction_type == "epsilon":
-            target = noise
-        elif self.prediction_type == "v_prediction":
-            target = sa * noise - s1 * z
-        else:
-            target = z
-        return noisy, target
-
-    def _predict(self, ids: dict[str, torch.Tensor], inverse: torch.Tensor | None, noisy: torch.Tensor,
-                 t: torch.Tensor, time_ids: torch.Tensor | None) -> torch.Tensor:
-        """Text encoding (once per distinct prompt) and the UNet's prediction for ``noisy``."""
-        amp = (torch.autocast(self.device.type, dtype=self._amp_dtype) if self._amp_dtype is not None
-               else nullcontext())
-        with amp:
-            hidden, pooled = self._encode_text(ids)
-            if inverse is not None:
-                hidden = hidden.index_select(0, inverse)
-                pooled = pooled.index_select(0, inverse) if pooled is not None else None
-            added = None
-            if self.sdxl:
-                added = {"text_embeds": pooled, "time_ids": time_ids}
-            x = noisy.to(self._unet_dtype)
-            if self.cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            return self.bb.unet(x, t, encoder_hidden_states=hidden.to(self._unet_dtype),
-                                added_cond_kwargs=added, return_dict=False)[0]
-
-    def _per_sample_loss(self, pred: torch.Tensor, target: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        se = (pred.float() - target).pow(2)
-        if self.cache.mask is not None:
-            m = self.cache.mask.index_select(0, rows)
-            return (se * m).sum((1, 2, 3)) / (m.sum((1, 2, 3)) * se.shape[1]).clamp_min(1e-6)
-        return se.mean((1, 2, 3))
-
-    # -------------------------------------------------------------------- steps
-    def _draw(self, batch: int) -> dict[str, torch.Tensor]:
-        """The global batch's choices (host) and noise (device), then this process's slice."""
-        g = self.host_gen
-        n_img, n_var = self.cache.num_images, self.cache.num_variants
-        img = torch.randint(n_img, (batch,), generator=g)
-        var = torch.randint(n_var, (batch,), generator=g)
-        k = torch.randint(self.prompts.choices.shape[1], (batch,), generator=g)
-        t = torch.randint(self.num_timesteps, (batch,), generator=g)
-        shape = (batch, *self.cache.mean.shape[1:])
-        noise = torch.randn(shape, generator=self.noise_gen, device=self.device)
-        post = (torch.randn(shape, generator=self.noise_gen, device=self.device)
-                if self.cache.std is not None else None)
-        part = self.dist.slice(batch)
-        prompt = self.prompts.choices[img, k][part]
-        draw: dict[str, Any] = {"rows": (img * n_var + var)[part], "t": t[part], "prompt": prompt,
-                                "noise": noise[part], "post": post[part] if post is not None else None}
-        return draw
-
-    def _batch_inputs(self, draw: dict[str, torch.Tensor], count: int) -> tuple[Any, ...]:
-        prompt = draw["prompt"]
-        if self.cfg.dedup_text:
-            uniq, inverse = torch.unique(prompt, return_inverse=True)  # CPU tensors: no device sync
-            if self.cfg.compile != "none":  # fixed shapes for compiled graphs: pad the distinct prompts
-                size = min(prompt.numel(), len(self.prompts.prompts))
-                uniq = torch.cat([uniq, uniq[:1].expand(size - uniq.numel())])
-        else:
-            uniq, inverse = prompt, None
-        parts = [draw["rows"], draw["t"], uniq] + ([inverse] if inverse is not None else [])
-        packed = torch.cat(parts)
-        if self.device.type == "cuda":  # pinned (cached by torch's host allocator): a truly async copy
-            packed = packed.pin_memory()
-        packed = packed.to(self.device, non_blocking=True)  # one small host→device copy, no sync
-        sizes = [p.numel() for p in parts]
-        rows, t, uniq_d, *rest = packed.split(sizes)
-        ids = {k: v.index_select(0, uniq_d) for k, v in self._tables[count].items()}
-        return ids, (rest[0] if rest else None), rows, t, draw["noise"], draw["post"]
 
     def train_step(self) -> None:
         """One optimiser step (``grad_accum`` forward/backward passes of ``batch_size`` samples)."""
@@ -455,27 +320,6 @@ class Trainer:
         self._loss_count = 0
         self.loss_curve.append([self.step, value])
         return value
-
-    # ------------------------------------------------------------ evaluation
-    def _make_eval_batch(self) -> dict[str, Any]:
-        """Fixed images (variant 0), prompts (each image's first), timesteps (evenly spread) and noise."""
-        n = self.cfg.eval_samples
-        img = torch.arange(n) % self.cache.num_images
-        rows = img * self.cache.num_variants
-        t = torch.linspace(0, self.num_timesteps - 1, n).round().long()
-        g = torch.Generator().manual_seed(self.cfg.seed + 7919)
-        noise = torch.randn((n, *self.cache.mean.shape[1:]), generator=g).to(self.device)
-        return {"rows": rows.to(self.device), "t": t.to(self.device), "noise": noise,
-                "prompt": self.prompts.choices[img, 0]}
-
-    @torch.no_grad()
-    def evaluate(self) -> float:
-        """The DVAR evaluation loss: the same inputs every time, only the vectors change."""
-        if self._eval_batch is None:
-            self._eval_batch = self._make_eval_batch()
-        b = self._eval_batch
-        ids = {k: v.index_select(0, b["prompt"].to(self.device)) for k, v in self._tables[self._active].items()}
-        return float(self._loss(ids, None, b["rows"], b["t"], b["noise"], None).mean())
 
     # ------------------------------------------------------------------- run
     def run(self, callback: Callback | None = None, *, on_step: Callable[["Trainer"], None] | None = None) -> None:
