@@ -43,7 +43,6 @@ _WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in 
                                *(f"lpt{i}" for i in range(10))})
 _BAD_TOKEN_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
 _BAD_TAG_CHARS = re.compile(r"[\s,\x00-\x1f\x7f]")
-_MAX_HEADER = 100 * 1024 * 1024
 
 
 class LibraryError(TicraftError):

@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ticraft.library._common import _MAX_HEADER, _ST_DTYPES, CANONICAL_KEYS, SCHEMA, LibraryError
+from ticraft.io import SafetensorsHeaderError, parse_safetensors_header
+from ticraft.io import read_safetensors_header as _read_file_header
+from ticraft.library._common import _ST_DTYPES, CANONICAL_KEYS, SCHEMA, LibraryError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
     from ticraft.concept import Concept
@@ -21,20 +23,13 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
 def read_safetensors_header(data: bytes, name: str = "file") -> tuple[dict[str, Any], int]:
     """Parse a safetensors header without torch: ``(header, data_start)``.
 
-    Raises :class:`LibraryError` for a truncated or corrupt file.
+    The parsing is :func:`ticraft.io.parse_safetensors_header`'s; its error is raised as a
+    :class:`LibraryError` (same message) for a truncated or corrupt file.
     """
-    if len(data) < 8:
-        raise LibraryError(f"{name} is truncated ({len(data)} bytes): not a safetensors file")
-    size = int.from_bytes(data[:8], "little")
-    if size > _MAX_HEADER or 8 + size > len(data):
-        raise LibraryError(f"{name} is truncated or not a safetensors file (header size {size})")
     try:
-        header = json.loads(data[8 : 8 + size])
-    except ValueError as exc:
-        raise LibraryError(f"{name} has a corrupt safetensors header ({exc})") from exc
-    if not isinstance(header, dict):
-        raise LibraryError(f"{name} has a corrupt safetensors header")
-    return header, 8 + size
+        return parse_safetensors_header(data, name)
+    except SafetensorsHeaderError as exc:
+        raise LibraryError(str(exc)) from exc
 
 
 def _with_header_metadata(data: bytes, metadata: Mapping[str, str], name: str) -> bytes:
@@ -132,18 +127,11 @@ def is_canonical(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a library-style embedding: ``clip`` or ``clip_l``/``clip_g`` tensors and a
     ticraft token in the header (checked from the header alone; never raises)."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                return False
-            size = int.from_bytes(head, "little")
-            if size > _MAX_HEADER:
-                return False
-            header = json.loads(fh.read(size))
+        header, _ = _read_file_header(path)
         if not isinstance(header, dict) or set(header) - {"__metadata__"} not in CANONICAL_KEYS:
             return False
         parse_header_metadata(header.get("__metadata__"), str(path))
-    except (OSError, ValueError, LibraryError):
+    except (OSError, ValueError, SafetensorsHeaderError, LibraryError):
         return False
     return True
 

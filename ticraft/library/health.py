@@ -18,7 +18,8 @@ import json
 import os
 from typing import Any
 
-from ticraft.library._common import _MAX_HEADER, _ST_DTYPES, EMBEDDING
+from ticraft.io import MAX_HEADER, SafetensorsHeaderError, parse_safetensors_header
+from ticraft.library._common import _ST_DTYPES, EMBEDDING
 from ticraft.library.entry import Entry
 
 
@@ -92,7 +93,7 @@ def check_embedding(entry: Entry) -> str | None:
             if len(head) < 8:
                 return f"{EMBEDDING} is truncated ({size} bytes): not a safetensors file"
             n = int.from_bytes(head, "little")
-            if n > _MAX_HEADER:
+            if n > MAX_HEADER:
                 return f"{EMBEDDING} is not a safetensors file (it declares a {n}-byte header)"
             if 8 + n > size:
                 return f"{EMBEDDING} is truncated ({size} bytes; its header alone needs {8 + n})"
@@ -104,10 +105,12 @@ def check_embedding(entry: Entry) -> str | None:
     except OSError as exc:
         return f"{EMBEDDING} is unreadable ({exc.strerror or exc})"
     try:
-        header = json.loads(raw)
-    except ValueError:
+        header, start = parse_safetensors_header(head + raw, EMBEDDING)
+    except SafetensorsHeaderError as exc:
+        if exc.__cause__ is None and "not a JSON object" in str(exc):  # valid JSON, but not an object
+            return f"{EMBEDDING} is not a safetensors file (its header is not a JSON object)"
         return f"{EMBEDDING} is not a safetensors file (its header is not JSON)"
-    return _header_problem(header, size, 8 + n, entry)
+    return _header_problem(header, size, start, entry)
 
 
 def verify_embedding(entry: Entry) -> str | None:
