@@ -118,6 +118,25 @@ def test_resume_is_exact(tmp_path, tiny_sd_dir):
         ticraft.train_many(root, model=str(tiny_sd_dir), output_dir=run, resume=run, **opts)
 
 
+def test_deterministic_reaches_the_packed_steps(tmp_path, tiny_sd_dir):
+    """--deterministic holds inside train-many's steps as in `ticraft train`'s, and is restored afterwards."""
+    root = tmp_path / "two"
+    write_pictures(root / "one", 2, seed=1)
+    write_pictures(root / "two", 2, seed=2)
+    seen: list[bool] = []
+
+    def spy(step, total, losses):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+
+    before = torch.are_deterministic_algorithms_enabled()
+    ticraft.train_many(root, model=str(tiny_sd_dir), init="toy", callback=spy, deterministic=True, **FAST)
+    assert seen and all(seen)
+    assert torch.are_deterministic_algorithms_enabled() == before
+    seen.clear()
+    ticraft.train_many(root, model=str(tiny_sd_dir), init="toy", callback=spy, **FAST)
+    assert seen and not any(seen)
+
+
 def test_every_concept_failing_is_reported(tmp_path, tiny_sd_dir):
     root = tmp_path / "bad"
     (root / "empty").mkdir(parents=True)
@@ -182,3 +201,23 @@ def test_cli_train_many(catalogue, tiny_sd_dir, tmp_path):
     assert (tmp_path / "run" / "my-paint").is_dir()
     again = runner.invoke(app, ["train-many", str(catalogue / "nowhere"), "--model", str(tiny_sd_dir)])
     assert again.exit_code == 1 and "no such folder" in again.output + (again.stderr or "")
+
+
+def test_cli_deterministic_and_device_reach_train_many(tmp_path, monkeypatch):
+    """train-many shares train's --deterministic and --device options, and both reach ticraft.train_many."""
+    import ticraft.training.many_api as many_api
+    from ticraft.cli.main import app
+
+    seen: dict = {}
+
+    def fake(folder, model, **kwargs):
+        seen.update(kwargs)
+        raise TicraftError("stopped by the test")  # the CLI prints it and exits 1
+
+    monkeypatch.setattr(many_api, "train_many", fake)
+    root = write_pictures(tmp_path / "c" / "one", 2).parent
+    res = CliRunner().invoke(app, ["train-many", str(root), "--deterministic", "--device", "cpu", "--no-library"])
+    assert res.exit_code == 1 and "stopped by the test" in res.output + (res.stderr or "")
+    assert seen.get("deterministic") is True and seen.get("device") == "cpu", seen
+    bad = CliRunner().invoke(app, ["train-many", str(root), "--device", "gpu9"])
+    assert bad.exit_code == 2 and "gpu9" in bad.output + (bad.stderr or "")

@@ -182,6 +182,15 @@ DeviceOption = Annotated[
         help="auto, cpu, mps, cuda or cuda:N (default: `ticraft config set device`, else auto).",
     ),
 ]
+DeterministicOption = Annotated[
+    bool,
+    typer.Option(
+        "--deterministic",
+        help="Bitwise-repeatable CPU run and exact --resume (same seed, options and thread count): "
+        "deterministic algorithms while training, ~1.25x slower. Without it, same-seed CPU runs on several "
+        "threads agree to about 1e-8, not bit for bit.",
+    ),
+]
 DtypeOption = Annotated[
     Optional[Dtype], typer.Option("--dtype", help="Weight dtype (default auto: bf16/fp16 on CUDA, fp32 elsewhere).")
 ]

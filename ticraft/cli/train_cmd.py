@@ -27,6 +27,7 @@ from rich.markup import escape
 from ticraft.cli.common import console, err_console
 from ticraft.cli.options import (
     Compile,
+    DeterministicOption,
     DeviceOption,
     DtypeOption,
     Encoders,
@@ -188,15 +189,7 @@ def train_command(
     early_stop: Annotated[
         bool, typer.Option("--early-stop", help="Stop when a fixed-batch evaluation loss flattens (DVAR).")
     ] = False,
-    deterministic: Annotated[
-        bool,
-        typer.Option(
-            "--deterministic",
-            help="Bitwise-repeatable CPU run and exact --resume (same seed, options and thread count): "
-            "deterministic algorithms while training, ~1.25x slower. Without it, same-seed CPU runs on several "
-            "threads agree to about 1e-8, not bit for bit.",
-        ),
-    ] = False,
+    deterministic: DeterministicOption = False,
     set_: Annotated[
         Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help=set_help(TYPED_FIELDS))
     ] = None,

@@ -25,7 +25,7 @@ import typer
 from rich.markup import escape
 
 from ticraft.cli.common import LibraryOption, ModelOption, console, err_console
-from ticraft.cli.options import Compile, DeviceOption, Precision, Preset, device_or_default
+from ticraft.cli.options import Compile, DeterministicOption, DeviceOption, Precision, Preset, device_or_default
 from ticraft.cli.progress import warnings_to
 
 
@@ -59,6 +59,7 @@ def train_many_command(
         typer.Option(metavar="K", help="Checkpoint all concepts every K steps (into --out).")] = None,
     early_stop: Annotated[bool,
         typer.Option("--early-stop", help="Stop each concept when its evaluation loss flattens (DVAR).")] = False,
+    deterministic: DeterministicOption = False,
     previews: Annotated[Optional[int], typer.Option(help="Preview samples per concept at the end (0: none).")] = None,
     resume: Annotated[Optional[Path],
         typer.Option(help="train-many checkpoint file (or run folder) to continue.")] = None,
@@ -82,7 +83,8 @@ def train_many_command(
 
     options: dict[str, Any] = {
         "num_vectors": vectors, "steps": steps, "batch_size": batch, "lr": lr, "resolution": resolution,
-        "seed": seed, "save_every": save_every, "early_stop": early_stop or None, "previews": previews,
+        "seed": seed, "save_every": save_every, "early_stop": early_stop or None,
+        "deterministic": deterministic or None, "previews": previews,
         "device": device_or_default(device), "mixed_precision": precision.value, "compile": compile.value,
     }
     if out is None and save_every:

@@ -137,7 +137,16 @@ class ConceptGroup:
         steps and at the end; DVAR early stopping (``early_stop``) retires a concept on its own.
         ``lockstep`` keeps counting steps until ``steps`` even when no concept is left, so that
         processes of a sharded run call ``on_step`` (and its collectives) the same number of times.
+        With ``config.deterministic`` the steps run under :func:`ticraft.training.exact.deterministic`, as in
+        :meth:`Trainer.run`.
         """
+        from ticraft.training.exact import deterministic
+
+        with deterministic(bool(self.cfg.deterministic)):
+            self._run(callback, on_step, lockstep)
+
+    def _run(self, callback: ManyCallback | None, on_step: Callable[["ConceptGroup"], None] | None,
+             lockstep: bool) -> None:
         total = self.cfg.steps
         while self.step < total and self.stopped is None:
             stepped = self.train_step()
