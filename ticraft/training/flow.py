@@ -74,6 +74,11 @@ class FlowTrainer(Trainer):
         self.prediction_type = "flow"
         guided = bool(getattr(backbone.unet.config, "guidance_embeds", False))
         self._guidance = FLUX_TRAIN_GUIDANCE if self.flow_family == "flux" and guided else None
+        # Flux's latent position ids depend only on the latent size: built once, not on the host every pass.
+        h, w = self.cache.mean.shape[-2:]
+        self._image_ids_hw = (int(h), int(w))
+        self._image_ids = flux_model.image_ids(h, w, self.device, self._unet_dtype) \
+            if self.flow_family == "flux" else None
         # Encoders not being trained keep their initial vectors: no gradient, so Adam never moves them.
         self._frozen_keys = frozenset(k for k in self.keys if k not in self.learned_keys)
         for key in self.keys:
@@ -87,8 +92,7 @@ class FlowTrainer(Trainer):
 
     # ------------------------------------------------------------------ inputs
     def _tokenize(self, prompts: Sequence[str], count: int) -> dict[str, torch.Tensor]:
-        counts_of = getattr(self, "_counts", None)  # the base trainer's token → vector-count map, when it has one
-        counts = counts_of(count) if counts_of else {self.token: count, **{t: 1 for t in self.image_tokens}}
+        counts = self._counts(count)
         expanded = [self._expand(p, counts) for p in prompts]
         return {k: v.to(self.device) for k, v in mmdit.tokenize(self.bb, expanded).items()}
 
@@ -124,6 +128,11 @@ class FlowTrainer(Trainer):
         target = z if self.precondition else noise - z
         return noisy, self._sqrt_weight(sigma) * target
 
+    def _flux_image_ids(self, h: int, w: int) -> torch.Tensor:
+        if self._image_ids is not None and (h, w) == self._image_ids_hw:
+            return self._image_ids
+        return flux_model.image_ids(h, w, self.device, self._unet_dtype)
+
     def _predict(self, ids: dict[str, torch.Tensor], inverse: torch.Tensor | None, noisy: torch.Tensor,
                  t: torch.Tensor, time_ids: torch.Tensor | None) -> torch.Tensor:
         """Text encoding (once per distinct prompt) and the transformer's (preconditioned, √w-scaled) output."""
@@ -149,7 +158,7 @@ class FlowTrainer(Trainer):
                     hidden_states=flux_model.pack(noisy).to(dtype), timestep=timestep / 1000, guidance=guidance,
                     pooled_projections=pooled, encoder_hidden_states=embeds,
                     txt_ids=flux_model.text_ids(embeds.shape[1], self.device, dtype),
-                    img_ids=flux_model.image_ids(h, w, self.device, dtype), return_dict=False)[0]
+                    img_ids=self._flux_image_ids(h, w), return_dict=False)[0]
                 pred = flux_model.unpack(out, h, w)
         sigma = self._sigma(t)
         pred = pred.float()
