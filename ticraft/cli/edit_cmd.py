@@ -27,6 +27,7 @@ from ticraft.cli.options import (
     RandomSeedOption,
     SchedulerOption,
     SizeOption,
+    first_seed,
     value,
 )
 from ticraft.cli.outputs import attach, parse_size, print_paths, save_all
@@ -65,11 +66,10 @@ def edit_command(
 ) -> None:
     """Edit an image with concepts: img2img, or inpainting inside --mask (the paper's downstream use)."""
     from ticraft.generate.edit import edit
-    from ticraft.generate.sample import random_seed
 
     lib = open_library(library)
     backbone = load_model(model, device, dtype)
-    start = random_seed() if seed == -1 else seed
+    start = first_seed(seed)
     with sampling_progress(f"editing ({'inpaint' if mask else 'img2img'})") as callback:
         images = edit(
             backbone,

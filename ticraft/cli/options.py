@@ -139,6 +139,15 @@ def value(choice: Enum | None) -> str | None:
     return None if choice is None else str(choice.value)
 
 
+def first_seed(seed: int) -> int:
+    """A --seed value as used: -1 (``RandomSeedOption``) draws a fresh random seed, any other stays."""
+    if seed != -1:
+        return seed
+    from ticraft.generate.sample import random_seed
+
+    return random_seed()
+
+
 # ----------------------------------------------------------------------------------------------------- devices
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 

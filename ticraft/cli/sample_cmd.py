@@ -33,6 +33,7 @@ from ticraft.cli.options import (
     Scheduler,
     SchedulerOption,
     SizeOption,
+    first_seed,
     value,
 )
 from ticraft.cli.outputs import (
@@ -111,11 +112,11 @@ def sample_command(
             dtype=value(dtype),
         )
     else:
-        from ticraft.generate.sample import SampleSpec, generate, random_seed
+        from ticraft.generate.sample import SampleSpec, generate
 
         backbone = load_model(model, device, dtype)
         assert prompt is not None  # checked above: a prompt or --from
-        start = random_seed() if seed == -1 else (seed or 0)
+        start = first_seed(seed or 0)
         specs = [
             SampleSpec(
                 prompt=prompt,
@@ -172,10 +173,8 @@ def _sample_from(
     params = read_parameters(path)
     base = spec_from_parameters(params)
     backbone = load_model(_model_for(params, model), device, dtype)
-    if seed == -1:
-        from ticraft.generate.sample import random_seed
-
-        seed = random_seed()
+    if seed is not None:
+        seed = first_seed(seed)
     overrides: dict[str, Any] = {
         k: v
         for k, v in dict(
