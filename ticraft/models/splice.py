@@ -33,7 +33,7 @@ class SplicedEmbedding(nn.Module):
             raise TypeError("the embedding is already spliced")
         self.base = base
         self._blocks: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._cache: tuple[torch.Tensor, list[torch.Tensor]] | None = None
+        self._ids: torch.Tensor | None = None  # all blocks' ids, concatenated once per change
 
     # nn.Embedding look-alikes, so code that reads `.weight`/`.num_embeddings` keeps working.
     @property
@@ -60,11 +60,11 @@ class SplicedEmbedding(nn.Module):
         if clash:
             raise ValueError(f"block {name!r}: token ids {sorted(clash)} are already spliced")
         self._blocks[name] = (ids_t.to(self.base.weight.device), vectors)
-        self._cache = None
+        self._ids = None
 
     def remove_block(self, name: str) -> None:
         self._blocks.pop(name, None)
-        self._cache = None
+        self._ids = None
 
     def blocks(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         return dict(self._blocks)
@@ -72,10 +72,9 @@ class SplicedEmbedding(nn.Module):
     def _all_ids(self) -> torch.Tensor | None:
         if not self._blocks:
             return None
-        if self._cache is None:
-            ids = torch.cat([b[0] for b in self._blocks.values()])
-            self._cache = (ids, [])
-        return self._cache[0]
+        if self._ids is None:
+            self._ids = torch.cat([b[0] for b in self._blocks.values()])
+        return self._ids
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         all_ids = self._all_ids()
