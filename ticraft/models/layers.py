@@ -106,13 +106,13 @@ class _Router:
     def layer_ids(self, key: str, input_ids: torch.Tensor) -> torch.Tensor:
         """``[B, S]`` ids → ``[L·B, S]``: copy ``l`` has layer-0 placeholder ids replaced by layer ``l``'s."""
         L = self.layers
-        out = input_ids.unsqueeze(0).repeat(L, *([1] * input_ids.ndim))
+        out = input_ids.unsqueeze(0).expand(L, *input_ids.shape)
         for table in self.ids.get(key, {}).values():
             table = table.to(input_ids.device)
-            for j in range(table.shape[1]):
-                hit = input_ids == table[0, j]
-                for layer in range(1, L):
-                    out[layer] = torch.where(hit, table[layer, j], out[layer])
+            # one match per token against the N layer-0 ids (as in SplicedEmbedding), then each layer's id
+            match = input_ids.unsqueeze(-1) == table[0]
+            hit = match.any(-1)
+            out = torch.where(hit, table[:, match.to(torch.int8).argmax(-1)], out)
         return out.reshape(L * input_ids.shape[0], *input_ids.shape[1:])
 
 
