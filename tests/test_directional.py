@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_xti import FAST, _assert_frozen, _frozen, write_images  # noqa: F401  (shared helpers)
+from test_xti import FAST, _assert_frozen, _frozen  # noqa: F401  (shared helpers)
+from train_images import write_images
 
 import ticraft
 from ticraft.concept import Concept, keep_norm, slerp
@@ -16,7 +17,7 @@ from ticraft.training.directional import typical_norm
 
 @pytest.fixture
 def images(tmp_path):
-    return write_images(tmp_path / "images")
+    return write_images(tmp_path / "images", n=3)
 
 
 def _norms(c: Concept, key: str) -> torch.Tensor:

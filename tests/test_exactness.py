@@ -8,11 +8,10 @@ measurements); this test trains on two threads and checks bitwise-equal runs and
 
 from __future__ import annotations
 
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from train_images import write_images
 
 import ticraft
 from ticraft.training.exact import deterministic
@@ -26,16 +25,6 @@ def two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(n)
-
-
-def write_images(folder: Path) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
-    return folder
 
 
 def test_deterministic_runs_and_resume_are_bitwise_equal_from_two_threads(tmp_path, tiny_sd_dir, two_threads):

@@ -18,7 +18,7 @@ FAST = dict(steps=3, batch_size=2, lr=5e-2, lr_schedule="constant", warmup_steps
 
 @pytest.fixture
 def images(tmp_path):
-    from test_train_core import write_images
+    from train_images import write_images
 
     return write_images(tmp_path / "images", n=2, size=16)
 

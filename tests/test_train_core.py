@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from train_images import write_images
 
 import ticraft
 from ticraft.models.load import load_backbone
@@ -27,20 +27,9 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def write_images(folder: Path, n: int = 3, size: int = 20, seed: int = 0, alpha: bool = False) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        arr = rng.integers(0, 255, (size, size, 4 if alpha else 3), dtype=np.uint8)
-        Image.fromarray(arr, "RGBA" if alpha else "RGB").save(folder / f"img{i}.png")
-    return folder
-
-
 @pytest.fixture
 def images(tmp_path) -> Path:
-    return write_images(tmp_path / "images")
+    return write_images(tmp_path / "images", n=3)
 
 
 def trainer(model_dir: Path, images: Path, **options) -> Trainer:
@@ -193,7 +182,7 @@ def test_v_prediction_loss_matches_diffusers(tiny_sd_dir, images):
 
 
 def test_mask_weights_the_loss(tiny_sd_dir, tmp_path):
-    folder = write_images(tmp_path / "rgba", alpha=True)
+    folder = write_images(tmp_path / "rgba", n=3, alpha=True)
     tr = trainer(tiny_sd_dir, folder, mask=True)
     assert tr.cache.mask is not None and tr.cache.mask.shape[1] == 1
     assert 0.0 < float(tr.cache.mask.mean()) < 1.0

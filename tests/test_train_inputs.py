@@ -5,34 +5,16 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from train_images import write_images
 
 import ticraft
-from ticraft.models.load import load_backbone
 from ticraft.errors import TicraftError
+from ticraft.models.load import load_backbone
 from ticraft.training.config import TrainConfig, preset_config
 
 FAST = dict(steps=2, batch_size=2, log_every=1, previews=0)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def write_images(folder: Path, n: int = 2, size: int = 20) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
-    return folder
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ initializer unchanged); now each is a clear error or a one-line TrainWarning.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from train_images import write_images
 from typer.testing import CliRunner
 
 import ticraft
@@ -30,18 +29,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def write_images(folder: Path, n: int = 2, captions: list[str] | None = None) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
-        if captions is not None:
-            (folder / f"img{i}.txt").write_text(captions[i])
-    return folder
 
 
 LONG = "a photo of " + "red " * 80  # 83 tokens of the tiny tokenizer: the placeholder at the end is cut off

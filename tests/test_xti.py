@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from train_images import write_images
 
 import ticraft
 from ticraft.concept import Concept
@@ -23,19 +24,9 @@ from ticraft.models.load import load_backbone
 FAST = dict(steps=4, batch_size=2, lr=1e-2, lr_schedule="constant", warmup_steps=0, log_every=2, previews=0)
 
 
-def write_images(folder: Path, n: int = 3, size: int = 20) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
-    return folder
-
-
 @pytest.fixture
 def images(tmp_path) -> Path:
-    return write_images(tmp_path / "images")
+    return write_images(tmp_path / "images", n=3)
 
 
 def _sd15_shaped_unet():
