@@ -17,14 +17,13 @@ Examples::
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 
-from ticraft.cli.common import console, err_console
+from ticraft.cli.common import console, err_console, open_library
 from ticraft.cli.options import (
     Compile,
     DeterministicOption,
@@ -41,6 +40,7 @@ from ticraft.cli.options import (
     device_or_default,
     value,
 )
+from ticraft.cli.outputs import is_main_process
 from ticraft.cli.progress import TrainProgress, warnings_to
 from ticraft.cli.train_options import parse_sets, preset_hint, set_help
 
@@ -256,12 +256,8 @@ def train_command(
     if out is None and (options.get("save_every") or options.get("preview_every")):
         out = Path("ticraft-runs") / _slug(token)
         console.print(f"run folder: {escape(str(out))}")
-    lib = None
-    if not no_library:
-        from ticraft.cli.common import open_library
-
-        lib = open_library(library)
-    main = int(os.environ.get("RANK", "0")) == 0
+    lib = None if no_library else open_library(library)
+    main = is_main_process()
 
     with TrainProgress(enabled=main) as progress, warnings_to(err_console):
         concept = api.train(

@@ -17,15 +17,15 @@ the end and the others are trained and saved; the exit status is then 1.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 
-from ticraft.cli.common import LibraryOption, ModelOption, console, err_console
+from ticraft.cli.common import LibraryOption, ModelOption, console, err_console, open_library
 from ticraft.cli.options import Compile, DeterministicOption, DeviceOption, Precision, Preset, device_or_default
+from ticraft.cli.outputs import is_main_process
 from ticraft.cli.progress import warnings_to
 
 
@@ -90,12 +90,8 @@ def train_many_command(
     if out is None and save_every:
         out = Path("ticraft-runs") / (folder.resolve().name or "train-many")
         console.print(f"run folder: {escape(str(out))}")
-    lib = None
-    if not no_library:
-        from ticraft.cli.common import open_library
-
-        lib = open_library(library)
-    main = int(os.environ.get("RANK", "0")) == 0
+    lib = None if no_library else open_library(library)
+    main = is_main_process()
     with _Progress(enabled=main) as progress, warnings_to(err_console):
         result = many_api.train_many(
             folder, model, init=init, style=style or None, preset=preset.value, callback=progress.callback,
