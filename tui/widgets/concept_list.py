@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -80,7 +81,7 @@ class ConceptList(GuardedHandlers, ScrollView, can_focus=True):
         keep = self.current_token()
         self.entries = list(entries)
         self._index = {e.token: i for i, e in enumerate(self.entries)}
-        longest = max((Text(clean(e.token)).cell_len for e in self.entries[:2000]), default=5)
+        longest = max((cell_len(clean(e.token)) for e in self.entries[:2000]), default=5)
         self._token_width = max(5, longest)
         self.virtual_size = Size(self.size.width or 80, len(self.entries) + 1)
         row = self._index.get(keep, 0) if keep is not None else 0
