@@ -284,18 +284,10 @@ def count(conn: sqlite3.Connection, text: str | None = None, tag: str | None = N
     return int(conn.execute(f"SELECT count(*) FROM concepts{where}", args).fetchone()[0])
 
 
-def page(
-    conn: sqlite3.Connection,
-    root: Path,
-    *,
-    offset: int = 0,
-    limit: int | None = None,
-    text: str | None = None,
-    tag: str | None = None,
-    family: str | None = None,
-) -> list[Entry]:
-    """Rows matching the filters in natural token order, ``offset``/``limit`` applied by SQLite."""
-    return [e for e, _ in page_with_stats(conn, root, offset=offset, limit=limit, text=text, tag=tag, family=family)]
+def page(conn: sqlite3.Connection, root: Path, **filters: Any) -> list[Entry]:
+    """Rows matching the filters in natural token order, ``offset``/``limit`` applied by SQLite
+    (the keywords of :func:`page_with_stats`)."""
+    return [e for e, _ in page_with_stats(conn, root, **filters)]
 
 
 def page_with_stats(
