@@ -30,6 +30,7 @@ from torch import nn
 from ticraft.concept import Concept
 from ticraft.errors import TicraftError
 from ticraft.models.splice import SplicedEmbedding, splice
+from ticraft.prompts import placeholder_names
 
 
 class BackboneError(TicraftError):
@@ -143,7 +144,7 @@ class Backbone:
 
     def placeholder_tokens(self, token: str, n: int) -> list[str]:
         """Tokenizer tokens standing for the ``n`` vectors of ``token`` (diffusers' ``tok``, ``tok_1``, …)."""
-        return [token] + [f"{token}_{i}" for i in range(1, n)]
+        return placeholder_names(token, n)
 
     def add_placeholder(self, token: str, vectors: dict[str, torch.Tensor]) -> dict[str, list[int]]:
         """Make ``token`` (with ``len(vectors)`` rows) usable in prompts; return its ids per encoder.

@@ -30,6 +30,7 @@ from torch import nn
 
 from ticraft.concept import Concept
 from ticraft.errors import TicraftError
+from ticraft.prompts import placeholder_names
 
 LAYERS_KEY = "xti_layers"
 
@@ -61,7 +62,7 @@ def layer_count(unet: nn.Module) -> int:
 def layer_names(token: str, layer: int, n: int) -> list[str]:
     """Tokenizer names of layer ``layer``'s ``n`` vectors (layer 0 uses the user's placeholder names)."""
     base = token if layer == 0 else f"{token}@{layer}"
-    return [base] + [f"{base}_{i}" for i in range(1, n)]
+    return placeholder_names(base, n)
 
 
 def concept_layers(concept: Concept) -> int:
