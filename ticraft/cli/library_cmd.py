@@ -24,7 +24,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ticraft.cli.common import LibraryOption, console, open_library
+from ticraft.cli.common import LibraryOption, console, load_model, open_library
 from ticraft.cli.options import DeviceOption, DtypeOption, ModelOption
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -314,7 +314,6 @@ def export_cmd(
     layout = format.value if format else _default_format(out)
     if flatten:  # issue 16: a single-token approximation of a per-layer concept
         from ticraft.analysis.flatten import flatten as flatten_concept
-        from ticraft.cli.common import load_model
         from ticraft.library import write_file
 
         result = flatten_concept(load_model(model, device, dtype), lib.get(token))
