@@ -11,9 +11,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from train_images import write_images
 from typer.testing import CliRunner
 
 from ticraft.cli.main import app
@@ -24,24 +24,9 @@ from ticraft.training.loop import Trainer
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def images(tmp_path) -> Path:
-    from PIL import Image
-
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
-    return folder
+    return write_images(tmp_path / "images")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 import ticraft
@@ -25,14 +24,6 @@ concept = ticraft.train({images!r}, "<thing>", "toy", model={model!r}, **{option
 torch.save({{"vectors": concept.vectors["clip"], "loss": concept.meta["loss_curve"],
             "world": concept.meta["world_size"]}}, {out!r} + f".rank{{os.environ['RANK']}}")
 """
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_two_processes_equal_one(tmp_path, tiny_sd_dir):

@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 import ticraft
@@ -26,14 +25,6 @@ torch.save({{"vectors": {{t: c.vectors["clip"] for t, c in result.concepts.items
             "failed": result.failed, "trained_by": {{t: c.meta["train_many"]["processes"] for t, c in result.concepts.items()}}}},
            {out!r} + f".rank{{os.environ['RANK']}}")
 """
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_two_processes_split_the_concepts(tmp_path, tiny_sd_dir):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from train_images import write_images
 
 import ticraft
 from ticraft.training.early_stop import DVAR
@@ -15,24 +15,9 @@ from ticraft.training.early_stop import DVAR
 FAST = dict(steps=4, batch_size=2, log_every=2, previews=2, preview_steps=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def images(tmp_path) -> Path:
-    from PIL import Image
-
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
-    return folder
+    return write_images(tmp_path / "images")
 
 
 def test_library_entry_has_images_loss_curve_and_previews(tmp_path, images, tiny_sd_dir):
