@@ -53,8 +53,7 @@ def test_compose_generate_save_cancel_fail(tmp_path: Path) -> None:
             screen = app.screen
             # completion: type "<re", accept the suggestion with →
             await pilot.press(*"a photo of <re")
-            await pilot.pause(0.1)
-            assert "<red-ball>" in text(app, "#completions")
+            await until(pilot, lambda: "<red-ball>" in text(app, "#completions"))
             await pilot.press("right")
             assert screen.query_one("#prompt").value == "a photo of <red-ball>"
             screen.query_one("#count").value = "2"
@@ -63,13 +62,12 @@ def test_compose_generate_save_cancel_fail(tmp_path: Path) -> None:
             await until(pilot, lambda: len(screen.images) == 2)
             request = backend.calls[-1][1]
             assert (request.prompt, request.seed, request.count) == ("a photo of <red-ball>", 7, 2)
-            assert len(screen.query_one("#gallery").children) == 2
-            assert "done" in text(app, "#status")
+            await until(pilot, lambda: len(screen.query_one("#gallery").children) == 2)
+            await until(pilot, lambda: "done" in text(app, "#status"))
             # save to the concept named in the prompt
             assert screen.query_one("#save-to").value == "<red-ball>"
             await pilot.press("ctrl+s")
-            await pilot.pause()
-            assert len(backend.library.samples("<red-ball>")) == 2
+            await until(pilot, lambda: len(backend.library.samples("<red-ball>")) == 2)
             # cancel halfway
             backend.step_delay, backend.steps = 0.1, 50
             await pilot.press("ctrl+g")
