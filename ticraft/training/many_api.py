@@ -161,6 +161,12 @@ def train_many(
                 continue
             result.concepts[m.spec.token] = concept
         _gather(result, specs, dist)
+        if dist.enabled:
+            # every rank has its gathered results before any tears the group down: gloo aborted a rank
+            # ('terminate called without an active exception') when its peer destroyed the group first
+            import torch.distributed as tdist
+
+            tdist.barrier()
     finally:
         if group is not None:
             group.close()
