@@ -26,6 +26,7 @@ splicing concept tokens) and :mod:`~ticraft.generate.batches` (the one pipeline 
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import warnings
@@ -87,6 +88,19 @@ def default_dtype(device: torch.device, name: str | None = None) -> torch.dtype:
     return resolve_dtype(name, device)
 
 
+def _close_process_group() -> None:
+    """At exit: wait for every rank, then destroy the group accelerate opened.
+
+    Left to the interpreter's teardown, gloo's threads were sometimes still joinable when the group was
+    destroyed, and a rank aborted ("terminate called without an active exception") after its images were saved.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _distributed(flag: bool | None) -> bool:
     if flag is not None:
         return flag
@@ -130,6 +144,8 @@ def generate(backbone: "Backbone", specs: SampleSpec | Sequence[SampleSpec], *, 
 
         # A model on the CPU talks over gloo; accelerate only picks it when told the run is CPU-only.
         state = PartialState(cpu=backbone.device.type == "cpu")
+        if state.num_processes > 1:
+            atexit.register(_close_process_group)  # a repeat registration finds no group and does nothing
         with state.split_between_processes(batches) as mine:
             batches = list(mine)
 
