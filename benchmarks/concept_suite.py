@@ -85,8 +85,23 @@ def before_after(result: dict) -> str:
             "|---|---|---|---|\n"
             f"| before (`fast-v0`: 400 steps × 16, lr 5e-3 cosine, warm-up 10) | {hidden('fast-v0')} | "
             f"{med('fast-v0')} | 6400 samples |\n"
-            f"| after (`plain`: 64 steps × 16, lr 5e-3 constant, warm-up 10) | {hidden('plain')} | {med('plain')} | "
-            f"1024 samples |")
+            f"| after (`plain`: {_preset()}) | {hidden('plain')} | {med('plain')} | "
+            f"{_preset_samples()} samples |")
+
+
+def _preset() -> str:
+    from ticraft.training.config import preset_config
+
+    c = preset_config("fast")
+    return (f"{c.steps} steps × {c.samples_per_step}, lr {c.effective_lr:g} {c.lr_schedule}, "
+            f"warm-up {c.warmup_steps}")
+
+
+def _preset_samples() -> int:
+    from ticraft.training.config import preset_config
+
+    c = preset_config("fast")
+    return c.steps * c.samples_per_step
 
 
 def main() -> None:
@@ -100,6 +115,8 @@ def main() -> None:
     parser.add_argument("--from", dest="source", type=Path, nargs="+", default=None,
                         help="re-report earlier JSON(s); several runs of the same settings (different methods, run "
                              "one after another on this machine) are merged into one result")
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="state folder: finished runs are kept there and skipped when run again")
     parser.add_argument("--write-results", action="store_true", help=f"replace the '{SECTION}' section")
     parser.add_argument("--command", default=None, help="the command line to record (with --from)")
     parser.add_argument("--note", default="", help="a paragraph on how the numbers were made (with --from)")
@@ -125,7 +142,7 @@ def main() -> None:
             methods=args.methods.split(","), concepts=args.concepts.split(",") if args.concepts else None,
             shots=[int(x) for x in args.shots.split(",")],
             ladder=[int(x) for x in args.ladder.split(",")] if args.ladder else None, n=args.n, quick=args.quick)
-        result = run_bench(settings, say=lambda t: print(t, flush=True))
+        result = run_bench(settings, say=lambda t: print(t, flush=True), resume=args.resume)
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     tmp = RESULTS / f".{stem}-pictures"

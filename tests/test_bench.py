@@ -129,7 +129,7 @@ def test_merge_results_of_per_method_runs():
     (lambda: build_suite(names=["c99"]), "unknown suite concept 'c99'"),
     (lambda: check_ladder([512, 256], [METHODS["plain"]]), "strictly increasing"),
     (lambda: check_ladder([], [METHODS["plain"]]), "ladder is empty"),
-    (lambda: check_ladder([100], [METHODS["plain"]]), "not a whole number of plain's steps"),
+    (lambda: check_ladder([102], [METHODS["plain"]]), "not a whole number of plain's steps"),
     (lambda: composite("c01").with_shots(5), "1 to 4 pictures"),
 ])
 def test_bad_input_is_one_clear_sentence(call, words):

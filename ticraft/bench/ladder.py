@@ -21,13 +21,16 @@ from typing import Any, Callable
 
 from ticraft.bench.methods import RunContext, check_ladder, get_methods
 from ticraft.bench.scoring import combine, judge_probe, pair_probes, render_probes, score_concept
+from ticraft.bench.state import BenchState
 from ticraft.bench.suite import SuiteConcept, build_suite
 
 SCHEMA = "ticraft-bench/1"
 GOOD_RECONSTRUCTION = 0.90
 GOOD_FAITHFUL = 0.80
-FULL_LADDER = [256, 512, 1024, 2048, 4096, 8192]
-QUICK_LADDER = [256, 512, 1024, 2048]
+# The default preset gets the easy concepts good after ~128 samples and the reference recipe the hard ones after
+# ~1-2k, so the ladder starts low and ends at 2k; longer runs only cost (quality falls past ~1k on this world).
+FULL_LADDER = [64, 128, 256, 512, 1024, 2048]
+QUICK_LADDER = [64, 128, 256, 512, 1024]
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "toyworld_hidden.safetensors"
 
 Say = Callable[[str], None]
@@ -85,10 +88,13 @@ def _pairs(bb: Any, obj: SuiteConcept, obj_c: Any, style_c: Any, bias_c: Any, n:
 
 
 def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None,
-              on_run: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+              on_run: Callable[[dict[str, Any]], None] | None = None,
+              resume: Path | None = None) -> dict[str, Any]:
     """Run the suite; returns the JSON-able result (see :data:`SCHEMA`). Bad input raises one BenchError.
 
     ``on_run(result_so_far)`` after every concept × method (e.g. to save partial results of a long run).
+    ``resume``: a state folder (:class:`~ticraft.bench.state.BenchState`); finished runs found there are reused,
+    new ones are written there as they finish, so a killed run continues where it stopped.
     """
     import torch
 
@@ -98,7 +104,9 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
     ladder = check_ladder(s.ladder, methods)
     suite = build_suite(quick=s.quick, names=s.concepts, shots=s.shots)
     if s.jobs > 1 and len(methods) > 1 and backbone is None:
-        return _run_parallel(s, [m.name for m in methods], say)
+        return _run_parallel(s, [m.name for m in methods], say, resume)
+    state = BenchState(resume, asdict(s)) if resume is not None else None
+    prior = state.load() if state is not None else None
     started, cpu_started = time.perf_counter(), time.process_time()
     torch.set_num_threads(s.threads)
     if backbone is None:
@@ -117,9 +125,14 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
                      for c in suite},
         "references": [], "runs": [],
     }
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    if prior is not None:
+        result["references"] = prior.get("references", [])
+        done = {(r["method"], r["concept"]): r for r in prior.get("runs", [])}
+        say(f"resuming from {resume}: {len(done)} runs already there")
     # reference points: the hidden words' true rows
     for c in suite:
-        if c.hidden in truths and c.shots == suite[0].shots:
+        if c.hidden in truths and c.shots == suite[0].shots and prior is None:
             sc = score_concept(backbone, truths[c.hidden], c, n=s.n, seed=s.seed, steps=s.eval_steps)
             backbone.unload_concept(truths[c.hidden].token)
             result["references"].append({"concept": c.name, "word": c.hidden, **sc.to_dict()})
@@ -128,6 +141,12 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
     finals: dict[tuple[str, str], Any] = {}
     for m in methods:
         for c in suite:
+            if (m.name, c.key) in done and state is not None:
+                result["runs"].append(done[(m.name, c.key)])
+                final = state.load_final(m.name, c.key)
+                if final is not None:
+                    finals[(m.name, c.key)] = final
+                continue
             ctx = RunContext(backbone, c, c.train_images(), c.token, ladder, seed=s.seed,
                              dvar=s.dvar and not m.reference)
             points = []
@@ -151,24 +170,39 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
                 "good_samples": good["samples"] if good else None, "good_seconds": good["seconds"] if good else None,
                 "dvar_stop_samples": ctx.events.get("dvar_stop") if ctx.dvar else None, "dvar": ctx.dvar,
             })
+            if state is not None:
+                if (m.name, c.key) in finals:
+                    state.save_final(m.name, c.key, finals[(m.name, c.key)])
+                state.save({**result, "total_seconds": _elapsed(prior, started), "cpu_seconds": [
+                    _cpu(prior, cpu_started)]})
             if on_run is not None:
                 on_run(result)
     if s.pairs and "doctor" in truths:
         result["pairs"] = _pair_rows(backbone, suite, methods, finals, truths, s, say)
-    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    result["total_seconds"] = _elapsed(prior, started)
     # all CPU time of this process (training, judging, start-up): the wall time it needs on an idle core
-    result["cpu_seconds"] = [round(time.process_time() - cpu_started, 1)]
+    # (with --resume: summed over the processes that made the runs)
+    result["cpu_seconds"] = [_cpu(prior, cpu_started)]
     from ticraft.bench.summary import summarize
 
     result["summary"] = summarize(result)
     return result
 
 
-def _worker(settings: BenchSettings) -> dict[str, Any]:
-    return run_bench(settings, say=lambda text: print(text, flush=True))
+def _elapsed(prior: dict[str, Any] | None, started: float) -> float:
+    return round(time.perf_counter() - started + (prior or {}).get("total_seconds", 0.0), 1)
 
 
-def _run_parallel(s: BenchSettings, names: list[str], say: Say) -> dict[str, Any]:
+def _cpu(prior: dict[str, Any] | None, started: float) -> float:
+    before = sum((prior or {}).get("cpu_seconds") or [])
+    return round(time.process_time() - started + before, 1)
+
+
+def _worker(job: tuple[BenchSettings, Path | None]) -> dict[str, Any]:
+    return run_bench(job[0], say=lambda text: print(text, flush=True), resume=job[1])
+
+
+def _run_parallel(s: BenchSettings, names: list[str], say: Say, resume: Path | None = None) -> dict[str, Any]:
     """Spread the methods over ``s.jobs`` processes (most expensive first: the reference), then merge."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
@@ -180,7 +214,9 @@ def _run_parallel(s: BenchSettings, names: list[str], say: Say) -> dict[str, Any
     for i, name in enumerate(sorted(names, key=lambda n: n != "diffusers-recipe")):
         groups[i % jobs].append(name)
     say(f"{jobs} processes: " + "; ".join(", ".join(g) for g in groups))
-    parts = [BenchSettings(**{**asdict(s), "methods": g, "jobs": 1}) for g in groups]
+    # each process keeps its own state folder (one writer per folder)
+    parts = [(BenchSettings(**{**asdict(s), "methods": g, "jobs": 1}),
+              resume / "+".join(g) if resume is not None else None) for g in groups]
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
         results = list(pool.map(_worker, parts))
     merged = merge_results(results)

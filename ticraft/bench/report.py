@@ -47,18 +47,54 @@ def markdown_table(result: dict[str, Any]) -> str:
                      f"{_pct(ref['faithful_editability'])} | {_pct(ref['paper_editability'])} | "
                      f"{_pct(ref.get('recolour_faithful'))} | — |")
     sp = result["summary"].get("speedup")
-    if sp and sp.get("ratio"):
-        per = ", ".join(f"{c} {r:.1f}×" for c, r in (sp.get("per_concept") or {}).items() if r)
-        lines += ["", f"Seconds to a good concept, {sp['note']}: **{sp['bound'] if sp['bound'] == '>' else ''}"
-                      f"{sp['ratio']:.1f}×**" + (f" (per concept: {per})." if per else ".")]
+    if sp:
+        lines += ["", speedup_sentence(sp)]
+    return "\n".join(lines)
+
+
+def speedup_sentence(sp: dict[str, Any]) -> str:
+    """The reference-vs-ours line: the ratio of medians, and the per-concept ratios where both got good."""
+    if sp.get("ratio"):
+        head = f"Seconds to a good concept, {sp['note']}: **{'>' if sp['bound'] == '>' else ''}{sp['ratio']:.1f}×**."
+    else:
+        head = f"Seconds to a good concept: no ratio of medians ({sp['note']})."
+    per = sp.get("per_concept") or {}
+    if sp.get("per_concept_median") is not None:
+        ratios = ", ".join(f"{c} {r:.1f}×" for c, r in per.items() if r)
+        head += (f" Over the {sp['both_good']} concepts both got good the median per-concept ratio is "
+                 f"**{sp['per_concept_median']:.1f}×** ({ratios})")
+        if sp.get("only_ours") or sp.get("only_ref"):
+            head += (f"; only ticraft got good on {sp.get('only_ours', 0)}, "
+                     f"only the reference on {sp.get('only_ref', 0)}")
+        head += "."
+    return head
+
+
+def few_shot_table(result: dict[str, Any]) -> str:
+    """Per method × number of pictures: how many got good, the median good point, quality at the top."""
+    few = result["summary"].get("few_shot")
+    if not few:
+        return ""
+    top = result["settings"]["ladder"][-1]
+    lines = [f"| method | pictures | good within {top} | samples to good (median) | seconds to good (median) | "
+             f"reconstruction @{top} | faithful edit @{top} | paper edit @{top} |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, per in few.items():
+        for shots, m in per.items():
+            t = m["top"]
+            lines.append(f"| {name} | {shots} | {m['reached']}/{m['runs']} | {_num(m['good_samples_median'])} | "
+                         f"{_num(m['good_seconds_median'], '{:.1f}')} | {_pct(t['reconstruction'])} | "
+                         f"{_pct(t['faithful_editability'])} | {_pct(t['paper_editability'])} |")
     return "\n".join(lines)
 
 
 def concept_table(result: dict[str, Any]) -> str:
     """Per concept × method: the good point as 'samples (seconds)'."""
     methods = list(result["summary"]["methods"])
-    runs = {(r["concept"], r["method"]): r for r in result["runs"]}
-    concepts = list(dict.fromkeys(r["concept"] for r in result["runs"]))
+    main = result["summary"].get("shots", 4)
+    mains = [r for r in result["runs"] if int(r.get("shots", 4)) == main]  # few-shot runs: few_shot_table
+    runs = {(r["concept"], r["method"]): r for r in mains}
+    concepts = list(dict.fromkeys(r["concept"] for r in mains))
     lines = ["| concept | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
     for c in concepts:
         cells = []
@@ -120,7 +156,9 @@ def fig10(result: dict[str, Any], path: Path) -> Path:
     ax.axvline(0.9, color="grey", lw=0.5, ls="--")
     ax.axhline(0.8, color="grey", lw=0.5, ls="--")
     top = result["settings"]["ladder"][-1]
-    ax.set_title(f"Fig. 10, toy world: {len(result['concepts'])} concepts at {top} samples", fontsize=10)
+    main = result["summary"].get("shots", 4)
+    count = sum(1 for c in result["concepts"].values() if int(c.get("shots", 4)) == main)
+    ax.set_title(f"Fig. 10, toy world: {count} concepts ({main} pictures each) at {top} samples", fontsize=10)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,8 +172,10 @@ def quality_curves(result: dict[str, Any], path: Path) -> Path:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100, sharex=True)
     by_method: dict[str, list[dict[str, Any]]] = {}
+    main = result["summary"].get("shots", 4)
     for r in result["runs"]:
-        by_method.setdefault(r["method"], []).append(r)
+        if int(r.get("shots", 4)) == main:  # the main suite's curves (few-shot runs have their own table)
+            by_method.setdefault(r["method"], []).append(r)
     for i, (name, runs) in enumerate(by_method.items()):
         ladder = [p["samples"] for p in runs[0]["points"]]
         xs, rec, fai = [], [], []
@@ -166,6 +206,9 @@ def write_pictures(result: dict[str, Any], folder: Path) -> list[Path]:
 
 def full_markdown(result: dict[str, Any]) -> str:
     parts = [markdown_table(result), "", concept_table(result)]
+    ft = few_shot_table(result)
+    if ft:
+        parts += ["", ft]
     pt = pairs_table(result)
     if pt:
         parts += ["", pt]
