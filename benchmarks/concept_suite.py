@@ -143,6 +143,8 @@ def main() -> None:
             shots=[int(x) for x in args.shots.split(",")],
             ladder=[int(x) for x in args.ladder.split(",")] if args.ladder else None, n=args.n, quick=args.quick)
         result = run_bench(settings, say=lambda t: print(t, flush=True), resume=args.resume)
+        if args.resume is not None:  # several resumable processes share the stem: each keeps its whole result here
+            (args.resume / "result.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     tmp = RESULTS / f".{stem}-pictures"

@@ -122,6 +122,65 @@ def test_merge_results_of_per_method_runs():
         merge_results([a, {**b, "settings": {**b["settings"], "n": 8}}])
 
 
+def test_merge_across_picture_counts_keeps_few_shot_apart():
+    from ticraft.bench.report import full_markdown
+    from ticraft.bench.summary import merge_results
+
+    settings = {"ladder": [256, 512, 1024], "n": 4, "eval_steps": 10, "threads": 1, "seed": 0, "quick": False}
+    few = [dict(_run("plain", k, g), shots=1) for k, g in (("a@1", 1024), ("b@1", None))]
+    a = {"settings": {**settings, "methods": ["plain"], "shots": [4, 1]}, "methods": {"plain": "p"},
+         "concepts": {"a": {"shots": 4}, "a@1": {"shots": 1}, "b@1": {"shots": 1}},
+         "runs": [dict(_run("plain", "a", 256), shots=4), *few], "total_seconds": 5.0,
+         "references": [{"word": "zorb", "reconstruction": 1.0, "faithful_editability": 1.0,
+                         "paper_editability": 1.0}]}
+    b = {"settings": {**settings, "methods": ["diffusers-recipe"], "shots": [4]},
+         "methods": {"diffusers-recipe": "d"}, "concepts": {"a": {"shots": 4}},
+         "runs": [dict(_run("diffusers-recipe", "a", 1024, dvar=False), shots=4)], "total_seconds": 9.0,
+         "references": [{"word": "zorb", "reconstruction": 1.0, "faithful_editability": 1.0,
+                         "paper_editability": 1.0}]}
+    m = merge_results([a, b])
+    assert m["settings"]["shots"] == [4, 1] and len(m["references"]) == 1 and set(m["concepts"]) == {"a", "a@1", "b@1"}
+    s = m["summary"]
+    assert s["shots"] == 4 and s["methods"]["plain"]["runs"] == 1  # the main table: 4 pictures only
+    assert s["few_shot"]["plain"]["1"]["reached"] == 1 and s["few_shot"]["plain"]["1"]["runs"] == 2
+    assert s["speedup"]["ratio"] == pytest.approx(4.0) and s["speedup"]["per_concept_median"] == pytest.approx(4.0)
+    text = full_markdown(m)
+    assert "| plain | 1 | 1/2 |" in text and "a@1" not in text.split("| method | pictures")[0]
+    # a rerun of the same concept × method: the later result wins, nothing is counted twice
+    again = merge_results([a, b, {**b, "runs": [dict(_run("diffusers-recipe", "a", 512, dvar=False), shots=4)]}])
+    assert len(again["runs"]) == 4 and again["summary"]["speedup"]["ratio"] == pytest.approx(2.0)
+
+
+def test_speedup_reports_where_only_one_got_good():
+    runs = [_run("plain", "a", 256), _run("plain", "b", 256), _run("plain", "c", None),
+            _run("diffusers-recipe", "a", 1024, dvar=False), _run("diffusers-recipe", "b", None, dvar=False),
+            _run("diffusers-recipe", "c", 512, dvar=False)]
+    sp = summarize({"runs": runs, "settings": {"ladder": [256, 512, 1024]}})["speedup"]
+    assert (sp["both_good"], sp["only_ours"], sp["only_ref"]) == (1, 1, 1)
+    assert sp["per_concept_median"] == pytest.approx(4.0)
+
+
+def test_bench_state_keeps_final_concepts_and_refuses_other_settings(tmp_path):
+    import torch
+
+    from ticraft.bench.state import BenchState
+    from ticraft.concept import Concept
+
+    state = BenchState(tmp_path / "s", {"ladder": [8, 16], "n": 1})
+    assert state.load() is None and state.load_final("plain", "zorb@1") is None
+    c = Concept("<x>", {"clip": torch.randn(2, 8)}, family="toy", meta={"method": "xti", "layers": 2})
+    state.save_final("plain", "zorb@1", c)
+    state.save({"settings": {"ladder": [8, 16], "n": 1}, "runs": []})
+    back = state.load_final("plain", "zorb@1")
+    assert back is not None and torch.equal(back.vectors["clip"], c.vectors["clip"])
+    assert (back.token, back.family, back.meta) == ("<x>", "toy", c.meta)
+    with pytest.raises(BenchError, match=r"other settings \(n: 1 now 2\)"):
+        BenchState(tmp_path / "s", {"ladder": [8, 16], "n": 2}).load()
+    (tmp_path / "f").write_text("")
+    with pytest.raises(BenchError, match="is a file"):
+        BenchState(tmp_path / "f", {}).load()
+
+
 # -------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("call, words", [
     (lambda: get_methods("plain,nope"), "unknown method 'nope'"),
@@ -177,6 +236,31 @@ def test_tiny_bench_run_writes_the_schema_and_pictures(tmp_path, one_torch_threa
     paths = write_pictures(res, tmp_path)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
     assert "| plain |" in full_markdown(res)
+
+
+def test_resume_skips_finished_runs(tmp_path, one_torch_thread, monkeypatch):
+    """A killed run continues: finished concept × method runs come from the folder, their trainer never runs."""
+    from dataclasses import replace
+
+    from ticraft.bench.ladder import BenchSettings, run_bench
+    from ticraft.models.load import load_backbone
+
+    bb = load_backbone("toy")
+    settings = BenchSettings(methods=["plain"], concepts=["zorb", "glimmic"], ladder=[8], n=1, eval_steps=2,
+                             dvar=False, pairs=True)
+    first = run_bench(settings, say=lambda _t: None, backbone=bb, resume=tmp_path / "state")
+
+    def boom(ctx):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setitem(METHODS, "plain", replace(METHODS["plain"], run=boom))
+    said: list[str] = []
+    again = run_bench(settings, say=said.append, backbone=bb, resume=tmp_path / "state")
+    assert any("2 runs already there" in t for t in said)
+    assert again["runs"] == first["runs"] and again["pairs"] == first["pairs"]  # pairs from the kept concepts
+    with pytest.raises(BenchError, match="other settings"):
+        run_bench(BenchSettings(**{**settings.__dict__, "ladder": [16]}), say=lambda _t: None, backbone=bb,
+                  resume=tmp_path / "state")
 
 
 def torch_equal(a, b) -> bool:
