@@ -258,6 +258,12 @@ def test_resume_skips_finished_runs(tmp_path, one_torch_thread, monkeypatch):
     again = run_bench(settings, say=said.append, backbone=bb, resume=tmp_path / "state")
     assert any("2 runs already there" in t for t in said)
     assert again["runs"] == first["runs"] and again["pairs"] == first["pairs"]  # pairs from the kept concepts
+    # a run with another concept list adds to the folder and keeps what was there
+    monkeypatch.undo()  # the real trainer again
+    run_bench(BenchSettings(**{**settings.__dict__, "concepts": ["c01"], "pairs": False}), say=lambda _t: None,
+              backbone=bb, resume=tmp_path / "state")
+    kept = json.loads((tmp_path / "state" / "partial.json").read_text())
+    assert sorted(r["concept"] for r in kept["runs"]) == ["c01", "glimmic", "zorb"]
     with pytest.raises(BenchError, match="other settings"):
         run_bench(BenchSettings(**{**settings.__dict__, "ladder": [16]}), say=lambda _t: None, backbone=bb,
                   resume=tmp_path / "state")

@@ -173,8 +173,12 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
             if state is not None:
                 if (m.name, c.key) in finals:
                     state.save_final(m.name, c.key, finals[(m.name, c.key)])
-                state.save({**result, "total_seconds": _elapsed(prior, started), "cpu_seconds": [
-                    _cpu(prior, cpu_started)]})
+                # the folder accumulates: earlier runs not (yet) in this result — other methods or concepts, or ones
+                # this loop has not reached — are kept
+                mine = {(r["method"], r["concept"]) for r in result["runs"]}
+                others = [r for key, r in done.items() if key not in mine]
+                state.save({**result, "runs": result["runs"] + others, "total_seconds": _elapsed(prior, started),
+                            "cpu_seconds": [_cpu(prior, cpu_started)]})
             if on_run is not None:
                 on_run(result)
     if s.pairs and "doctor" in truths:
