@@ -16,6 +16,7 @@ import argparse
 import datetime as _dt
 import json
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from results_md import write_section
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SECTION = "## Concept suite (ticraft bench)"
+SECTION_QUICK = "## Concept suite, quick run (ticraft bench --quick)"
 
 
 def section_body(result: dict, stem: str, command: str, note: str = "") -> str:
@@ -31,10 +33,12 @@ def section_body(result: dict, stem: str, command: str, note: str = "") -> str:
 
     s = result["settings"]
     runs = result["runs"]
-    concepts = list(dict.fromkeys(r["concept"] for r in runs))
+    concepts = list(dict.fromkeys(r["concept"] for r in runs if "@" not in r["concept"]))
+    few = sorted({int(r.get("shots", 4)) for r in runs} - {4})
+    few_names = list(dict.fromkeys(r["name"] for r in runs if "@" in r["concept"]))
     cpu = result.get("cpu_seconds") or []
     return "\n".join([
-        SECTION,
+        SECTION_QUICK if s.get("quick") else SECTION,
         "",
         f"`{command}` — {_dt.date.today().isoformat()}, 2-core CPU, this sandbox (shared with other jobs; seconds are "
         f"CPU seconds of the training steps, {s['threads']} torch thread, so other jobs do not inflate them). "
@@ -42,7 +46,9 @@ def section_body(result: dict, stem: str, command: str, note: str = "") -> str:
         "",
         note,
         "",
-        f"Concepts: {', '.join(concepts)}; ladder {', '.join(map(str, s['ladder']))} seen samples; judged with "
+        f"Concepts (4 pictures each): {', '.join(concepts)}"
+        + (f"; few-shot ({' and '.join(map(str, few))} pictures): {', '.join(few_names)}" if few else "")
+        + f"; ladder {', '.join(map(str, s['ladder']))} seen samples; judged with "
         f"{s['n']} samples per prompt at {s['eval_steps']} DDIM steps (toy judge, exact). Good point = first ladder "
         f"point with reconstruction ≥ 90 % and faithful editability ≥ 80 %; medians over the concepts (a concept "
         f"that never got good counts as infinitely late). Methods: "
@@ -52,9 +58,8 @@ def section_body(result: dict, stem: str, command: str, note: str = "") -> str:
         "",
         before_after(result),
         "",
-        (f"CPU seconds of the bench's processes (training, judging and start-up; one process per method group): "
-         f"{', '.join(f'{c:.0f}' for c in cpu)} — so on an idle 2-core machine with `--jobs 2` the run takes about "
-         f"{max(cpu) / 60:.0f} min." if cpu else ""),
+        (f"CPU seconds of the bench's processes (training, judging and start-up): "
+         f"{', '.join(f'{c:.0f}' for c in cpu)}, {sum(cpu) / 60:.0f} CPU minutes in all." if cpu else ""),
         "",
         f"![Fig. 10](results/{stem}_fig10.png) ![quality vs seconds](results/{stem}_quality_vs_seconds.png)",
         "",
@@ -63,11 +68,18 @@ def section_body(result: dict, stem: str, command: str, note: str = "") -> str:
 
 
 def before_after(result: dict) -> str:
-    """The default preset before (fast-v0) and after (plain): the hidden object's good point and the suite median."""
+    """The default preset before (fast-v0) and after (plain): the hidden object's good point and the median over the
+    concepts both ran (4 pictures)."""
+    import math
+
+    from ticraft.bench.summary import main_shots
+
     methods = result["summary"]["methods"]
     if "plain" not in methods or "fast-v0" not in methods:
         return ""
-    runs = {(r["method"], r["concept"]): r for r in result["runs"]}
+    main = main_shots(result["runs"])
+    runs = {(r["method"], r["concept"]): r for r in result["runs"] if int(r.get("shots", 4)) == main}
+    common = sorted(c for m, c in runs if m == "plain" and ("fast-v0", c) in runs)
 
     def hidden(m: str) -> str:
         r = runs.get((m, "zorb"))
@@ -76,17 +88,24 @@ def before_after(result: dict) -> str:
         return f"{r['good_samples']} samples, {r['good_seconds']:.1f} s"
 
     def med(m: str) -> str:
-        x = methods[m]
-        if x["good_seconds_median"] is None:
+        got = [runs[(m, c)] for c in common]
+        samples = sorted(r["good_samples"] if r["good_samples"] is not None else math.inf for r in got)
+        seconds = sorted(r["good_seconds"] if r["good_seconds"] is not None else math.inf for r in got)
+        if not got or math.isinf(statistics.median(seconds)):
             return "not reached"
-        return f"{x['good_samples_median']:.0f} samples, {x['good_seconds_median']:.1f} s"
+        return (f"{statistics.median(samples):.0f} samples, {statistics.median(seconds):.1f} s "
+                f"({sum(r['good_samples'] is not None for r in got)}/{len(got)} good)")
 
-    return ("| default preset | hidden object: good point | suite median: good point | a whole default run |\n"
-            "|---|---|---|---|\n"
+    def whole(m: str, samples: int) -> str:
+        sps = methods[m]["samples_per_second"]
+        return f"{samples} samples" + (f", {samples / sps:.0f} s" if sps else "")
+
+    return (f"| default preset | hidden object: good point | median over {', '.join(common)}: good point | "
+            "a whole default run |\n|---|---|---|---|\n"
             f"| before (`fast-v0`: 400 steps × 16, lr 5e-3 cosine, warm-up 10) | {hidden('fast-v0')} | "
-            f"{med('fast-v0')} | 6400 samples |\n"
+            f"{med('fast-v0')} | {whole('fast-v0', 6400)} |\n"
             f"| after (`plain`: {_preset()}) | {hidden('plain')} | {med('plain')} | "
-            f"{_preset_samples()} samples |")
+            f"{whole('plain', _preset_samples())} |")
 
 
 def _preset() -> str:
@@ -117,7 +136,8 @@ def main() -> None:
                              "one after another on this machine) are merged into one result")
     parser.add_argument("--resume", type=Path, default=None,
                         help="state folder: finished runs are kept there and skipped when run again")
-    parser.add_argument("--write-results", action="store_true", help=f"replace the '{SECTION}' section")
+    parser.add_argument("--write-results", action="store_true",
+                        help=f"replace the '{SECTION}' section (or '{SECTION_QUICK}')")
     parser.add_argument("--command", default=None, help="the command line to record (with --from)")
     parser.add_argument("--note", default="", help="a paragraph on how the numbers were made (with --from)")
     args = parser.parse_args()
