@@ -28,7 +28,7 @@ SECTION = "## Concept suite (ticraft bench)"
 SECTION_QUICK = "## Concept suite, quick run (ticraft bench --quick)"
 
 
-def section_body(result: dict, stem: str, command: str, note: str = "") -> str:
+def section_body(result: dict, stem: str, command: str, note: str = "", title: str | None = None) -> str:
     from ticraft.bench.report import full_markdown
 
     s = result["settings"]
@@ -38,7 +38,7 @@ def section_body(result: dict, stem: str, command: str, note: str = "") -> str:
     few_names = list(dict.fromkeys(r["name"] for r in runs if "@" in r["concept"]))
     cpu = result.get("cpu_seconds") or []
     return "\n".join([
-        SECTION_QUICK if s.get("quick") else SECTION,
+        title or (SECTION_QUICK if s.get("quick") else SECTION),
         "",
         f"`{command}` — {_dt.date.today().isoformat()}, 2-core CPU, this sandbox (shared with other jobs; seconds are "
         f"CPU seconds of the training steps, {s['threads']} torch thread, so other jobs do not inflate them). "
@@ -138,6 +138,8 @@ def main() -> None:
                         help="state folder: finished runs are kept there and skipped when run again")
     parser.add_argument("--write-results", action="store_true",
                         help=f"replace the '{SECTION}' section (or '{SECTION_QUICK}')")
+    parser.add_argument("--stem", default=None, help="file stem under results/ (with --from)")
+    parser.add_argument("--section", default=None, help="the RESULTS.md section title to write (with --from)")
     parser.add_argument("--command", default=None, help="the command line to record (with --from)")
     parser.add_argument("--note", default="", help="a paragraph on how the numbers were made (with --from)")
     args = parser.parse_args()
@@ -151,7 +153,15 @@ def main() -> None:
         from ticraft.bench.summary import merge_results
 
         result = merge_results([json.loads(p.read_text()) for p in args.source])
-        stem = "concept_suite_quick" if result["settings"]["quick"] else "concept_suite"
+        stem = args.stem or ("concept_suite_quick" if result["settings"]["quick"] else "concept_suite")
+        if args.concepts:  # a subset (e.g. the concepts every method ran), summary recomputed
+            from ticraft.bench.summary import summarize
+
+            keep = set(args.concepts.split(","))
+            result["runs"] = [r for r in result["runs"] if r["name"] in keep]
+            result["pairs"] = [r for r in result.get("pairs") or [] if r["concept"].split("@")[0] in keep]
+            result["concepts"] = {k: v for k, v in result["concepts"].items() if k.split("@")[0] in keep}
+            result["summary"] = summarize(result)
         (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     else:
         defaults = {"methods": "plain,diffusers-recipe", "shots": "4", "concepts": None, "ladder": None}
@@ -175,7 +185,8 @@ def main() -> None:
 
     print(full_markdown(result))
     if args.write_results:
-        write_section(section_body(result, stem, args.command or command + " --write-results", args.note))
+        write_section(section_body(result, stem, args.command or command + " --write-results", args.note,
+                                   args.section))
 
 
 if __name__ == "__main__":
