@@ -110,12 +110,13 @@ def test_merge_results_of_per_method_runs():
     settings = {"ladder": [256, 512, 1024], "n": 4, "eval_steps": 10, "threads": 1, "seed": 0, "quick": True,
                 "shots": [4], "methods": []}
     a = {"settings": {**settings, "methods": ["plain"]}, "methods": {"plain": "p"}, "runs": [_run("plain", "a", 256)],
-         "pairs": [{"method": "true words"}], "total_seconds": 5.0}
+         "pairs": [{"method": "true words"}], "total_seconds": 5.0, "cpu_seconds": [1.0]}
     b = {"settings": {**settings, "methods": ["diffusers-recipe"]}, "methods": {"diffusers-recipe": "d"},
          "runs": [_run("diffusers-recipe", "a", 1024, dvar=False)], "pairs": [{"method": "true words"}],
-         "total_seconds": 7.0}
+         "total_seconds": 7.0, "cpu_seconds": [2.0]}
     m = merge_results([a, b])
     assert m["settings"]["methods"] == ["plain", "diffusers-recipe"] and len(m["runs"]) == 2
+    assert m["cpu_seconds"] == [1.0, 2.0]  # one entry per process, the first not counted twice
     assert len(m["pairs"]) == 1 and m["total_seconds"] == 7.0
     assert m["summary"]["speedup"]["ratio"] == pytest.approx(4.0)
     with pytest.raises(BenchError, match="n differs"):

@@ -179,8 +179,11 @@ def _register_builtin() -> None:
                                    preset="paper"))
     register_method(trainer_method("fast-v0", "the fast preset before issue 15's retune (400 steps × batch 16, "
                                               "lr 5e-3, cosine, warm-up 10), judged along its run", **FAST_V0))
-    register_method(trainer_method("fast-lr5e-3", "the fast preset at lr 5e-3 (issue 15's first batch-4 retune; it "
-                                                  "over-fitted the composites)", lr=5e-3))
+    # issue 15's rejected batch-4 retunes, kept so their rows stay runnable
+    register_method(trainer_method("fast-b4", "batch 4, lr 2.5e-3 (a rejected retune: over-fits the composites)",
+                                   batch_size=4, lr=2.5e-3))
+    register_method(trainer_method("fast-lr5e-3", "batch 4, lr 5e-3 (a rejected retune: over-fits the composites)",
+                                   batch_size=4, lr=5e-3))
     register_method(reference_method())
     # issue 16: per-layer tokens and direction-only vectors, on the default preset otherwise
     register_method(trainer_method("xti", "one vector per UNet cross-attention layer (P+/XTI)", method="xti"))

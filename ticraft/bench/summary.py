@@ -114,7 +114,8 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
             if r["settings"][key] != first["settings"][key]:
                 raise BenchError(f"cannot merge bench results: {key} differs ({r['settings'][key]} vs "
                                  f"{first['settings'][key]})")
-    out = {**first, "methods": {}, "runs": [], "pairs": [], "total_seconds": 0.0, "concepts": {}, "references": []}
+    out = {**first, "methods": {}, "runs": [], "pairs": [], "total_seconds": 0.0, "concepts": {}, "references": [],
+           "cpu_seconds": []}
     out["settings"] = {**first["settings"], "methods": [], "shots": []}
     seen: set[tuple[str, str]] = set()
     for r in results:
@@ -132,7 +133,7 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
         have_truth = any(q["method"] == "true words" for q in out["pairs"])
         out["pairs"] += [p for p in r.get("pairs") or [] if p["method"] != "true words" or not have_truth]
         out["total_seconds"] = max(out["total_seconds"], r["total_seconds"])
-        out["cpu_seconds"] = out.get("cpu_seconds", []) + list(r.get("cpu_seconds") or [])
+        out["cpu_seconds"] += list(r.get("cpu_seconds") or [])
     out["summary"] = summarize(out)
     return out
 
