@@ -16,8 +16,8 @@ def demo(
         "ticraft-demo"
     ),
     word: Annotated[str, typer.Option(help="Hidden toy-world object to learn (zorb, blicket).")] = "zorb",
-    steps: Annotated[int | None, typer.Option(help="Training steps (default: the fast preset's; ~0.13 s per "
-                                                    "step of 4 samples on one CPU core).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps (default: the fast preset's; ~0.5 s per step "
+                                                    "of 16 samples on one CPU core).")] = None,
     images: Annotated[int, typer.Option("--images", "-n", help="Training pictures to render.")] = 4,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Seed for pictures, training and samples.")] = 0,
 ) -> None:
