@@ -1,7 +1,7 @@
 """The toy-world concept suite (issue 15): quality against seconds per method, written into RESULTS.md.
 
-    nice python benchmarks/concept_suite.py --quick --write-results          # ≈ 10 min on 2 CPU cores
-    nice python benchmarks/concept_suite.py --write-results                  # the full suite (hours on 2 cores)
+    nice python benchmarks/concept_suite.py --quick --write-results          # ≈ 4 min on 2 idle CPU cores
+    nice python benchmarks/concept_suite.py --write-results --resume DIR     # the full suite (~85 CPU minutes)
     python benchmarks/concept_suite.py --from benchmarks/results/concept_suite_quick.json --write-results
 
 Runs ``ticraft bench`` (``ticraft.bench.run_bench``) and keeps its JSON and PNGs under ``benchmarks/results/``
@@ -42,7 +42,8 @@ def section_body(result: dict, stem: str, command: str, note: str = "", title: s
         "",
         f"`{command}` — {_dt.date.today().isoformat()}, 2-core CPU, this sandbox (shared with other jobs; seconds are "
         f"CPU seconds of the training steps, {s['threads']} torch thread, so other jobs do not inflate them). "
-        f"Total {result['total_seconds']:.0f} s wall.",
+        + (f"Total {result['total_seconds']:.0f} s wall." if len(cpu) <= 1 else
+         f"{len(cpu)} processes merged, {sum(cpu) / 60:.0f} CPU minutes in all."),
         "",
         note,
         "",
