@@ -247,7 +247,7 @@ def test_resume_skips_finished_runs(tmp_path, one_torch_thread, monkeypatch):
     from ticraft.models.load import load_backbone
 
     bb = load_backbone("toy")
-    settings = BenchSettings(methods=["plain"], concepts=["zorb", "glimmic"], ladder=[8], n=1, eval_steps=2,
+    settings = BenchSettings(methods=["plain"], concepts=["zorb", "glimmic"], ladder=[16], n=1, eval_steps=2,
                              dvar=False, pairs=True)
     first = run_bench(settings, say=lambda _t: None, backbone=bb, resume=tmp_path / "state")
 
@@ -266,7 +266,7 @@ def test_resume_skips_finished_runs(tmp_path, one_torch_thread, monkeypatch):
     kept = json.loads((tmp_path / "state" / "partial.json").read_text())
     assert sorted(r["concept"] for r in kept["runs"]) == ["c01", "glimmic", "zorb"]
     with pytest.raises(BenchError, match="other settings"):
-        run_bench(BenchSettings(**{**settings.__dict__, "ladder": [16]}), say=lambda _t: None, backbone=bb,
+        run_bench(BenchSettings(**{**settings.__dict__, "ladder": [32]}), say=lambda _t: None, backbone=bb,
                   resume=tmp_path / "state")
 
 
