@@ -289,23 +289,20 @@ class LibraryScreen(TicraftScreen):
         self.action_neighbors()
 
     def action_neighbors(self) -> None:
-        token = self.query_one(ConceptList).current_token()
-        if token is None:
-            return
-        self.query_one("#neighbors", Static).update(
-            join(("Nearest tokens", "bold"), "\n", (f"computing with model {self.backend.model_spec}…", "dim")))
-        backend = self.backend
-        start_job(self, "neighbors", lambda progress: (token, backend.neighbors(token, progress=progress)))
+        self._side_job("neighbors", "Nearest tokens", "computing", self.backend.neighbors)
 
     def action_words(self) -> None:
         """``ticraft words`` for the highlighted concept: 4 real words that encode like it (shown as the neighbours)."""
+        self._side_job("words", "Words (PEZ)", "searching", self.backend.hard_prompt)
+
+    def _side_job(self, kind: str, title: str, verb: str, work: Callable[..., object]) -> None:
+        """Run ``work(token, progress=…)`` for the highlighted concept in the neighbours pane (one job kind each)."""
         token = self.query_one(ConceptList).current_token()
         if token is None:
             return
         self.query_one("#neighbors", Static).update(
-            join(("Words (PEZ)", "bold"), "\n", (f"searching with model {self.backend.model_spec}…", "dim")))
-        backend = self.backend
-        start_job(self, "words", lambda progress: (token, backend.hard_prompt(token, progress=progress)))
+            join((title, "bold"), "\n", (f"{verb} with model {self.backend.model_spec}…", "dim")))
+        start_job(self, kind, lambda progress: (token, work(token, progress=progress)))
 
     async def action_compose(self) -> None:
         token = self.query_one(ConceptList).current_token()
