@@ -209,6 +209,18 @@ def test_cli_bad_input_prints_one_sentence():
     assert res.exit_code != 0 and "strictly increasing" in res.output
 
 
+def test_cli_resume_into_a_file_is_refused_before_anything_runs(tmp_path):
+    from typer.testing import CliRunner
+
+    from ticraft.cli.main import app
+
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    res = CliRunner().invoke(app, ["bench", "--quick", "--resume", str(target), "-o", str(tmp_path / "out")])
+    assert res.exit_code != 0 and "the resume folder is a file" in res.output and "Traceback" not in res.output
+    assert target.read_text() == "keep me" and not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------------------------ a tiny real run
 def test_tiny_bench_run_writes_the_schema_and_pictures(tmp_path, one_torch_thread):
     from ticraft.bench.ladder import BenchSettings, run_bench

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from ticraft.bench.methods import RunContext, check_ladder, get_methods
 from ticraft.bench.scoring import combine, judge_probe, pair_probes, render_probes, score_concept
 from ticraft.bench.state import BenchState
-from ticraft.bench.suite import SuiteConcept, build_suite
+from ticraft.bench.suite import BenchError, SuiteConcept, build_suite
 
 SCHEMA = "ticraft-bench/1"
 GOOD_RECONSTRUCTION = 0.90
@@ -103,6 +103,9 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
     assert s.ladder is not None and s.n is not None
     ladder = check_ladder(s.ladder, methods)
     suite = build_suite(quick=s.quick, names=s.concepts, shots=s.shots)
+    if resume is not None and Path(resume).exists() and not Path(resume).is_dir():
+        # said before anything runs (a worker would only find out when saving its first finished run)
+        raise BenchError(f"{resume}: the resume folder is a file; give a folder")
     if s.jobs > 1 and len(methods) > 1 and backbone is None:
         return _run_parallel(s, [m.name for m in methods], say, resume)
     state = BenchState(resume, asdict(s)) if resume is not None else None
