@@ -5,8 +5,9 @@ concept × method is written there at once — ``partial.json`` (the result so f
 .safetensors`` (the concept at the ladder's top, which the two-concept prompts need at the end) — and a rerun with
 the same settings skips what is there. A folder made with other settings is refused rather than mixed in.
 
->>> state = BenchState(Path(tempfile.mkdtemp()), {"ladder": [64, 128], "n": 2})   # doctest: +SKIP
->>> state.load() is None                                                          # doctest: +SKIP
+>>> import tempfile
+>>> state = BenchState(Path(tempfile.mkdtemp()), {"ladder": [64, 128], "n": 2})
+>>> state.load() is None   # a new folder
 True
 """
 
