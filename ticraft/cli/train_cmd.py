@@ -61,6 +61,7 @@ TYPED_FIELDS = (
     "seed",
     "progressive",
     "reg_weight",
+    "init_search",
     "encoders",
     "method",
     "norm",
@@ -150,6 +151,11 @@ def train_command(
     reg: Annotated[
         Optional[float], typer.Option(metavar="W", help="L2 pull towards the initializer embedding." + P("reg_weight"))
     ] = None,
+    init_search: Annotated[
+        Optional[int],
+        typer.Option(metavar="WORDS", help="Start from up to WORDS vocabulary words that denoise the pictures best, "
+                     "searched from --init at the first step (0: start from --init as given)." + P("init_search")),
+    ] = None,
     encoders: Annotated[
         Optional[Encoders],
         typer.Option(help="SD3/Flux: learn in every text encoder (all), only T5 or only CLIP; the others keep the "
@@ -230,6 +236,7 @@ def train_command(
         seed=seed,
         progressive=progressive,
         reg=reg,
+        init_search=init_search,
         encoders=encoders,
         method=method,
         norm=norm,
@@ -284,6 +291,12 @@ def train_command(
         f"{meta['steps']} steps, final loss {last:.4f}"
         + (" [yellow](stopped early)[/]" if meta["stopped"] == "early_stop" else "")
     )
+    searched = meta.get("init_search")
+    if searched:
+        words = " ".join(searched["words"])
+        chosen = f"'{escape(words)}'" if words else f"--init '{escape(init)}' (no word did better)"
+        console.print(f"started from {chosen}: probe loss {searched['loss']:.4f} (--init as given: "
+                      f"{searched['given_loss']:.4f})")
     if lib is not None:
         console.print(f"added to the library {escape(str(lib.root))}")
     if out is not None:
@@ -314,6 +327,7 @@ def train_options(*, sets: list[str], **flags: Any) -> dict[str, Any]:
         "seed": f("seed"),
         "progressive": f("progressive"),
         "reg_weight": f("reg"),
+        "init_search": f("init_search"),
         "encoders": value(f("encoders")),
         "method": value(f("method")),
         "norm": f("norm"),

@@ -219,6 +219,8 @@ def _meta(trainer: Trainer, bb: Any, fingerprint: str, init: str, cfg: TrainConf
         "model": bb.name,
         "model_fingerprint": fingerprint,
         "initializer": init,
+        # init_search: the words the run started from instead (and the losses that chose them)
+        **({"init_search": trainer.init_choice.to_dict()} if trainer.init_choice is not None else {}),
         "steps": trainer.step,
         "num_vectors": trainer.active,
         "resolution": trainer.resolution,

@@ -64,6 +64,10 @@ class TrainConfig:
     """Start with one vector and add one every K steps (the paper used 2000 and 4000)."""
     reg_weight: float = 0.0
     """L2 pull of the vectors towards the initializer embedding."""
+    init_search: int = 0
+    """Choose the start from the pictures: up to this many vocabulary words whose rows denoise the training
+    pictures best, searched from the given initializer at the first step (0 = start from the initializer as given;
+    see ticraft/training/init_search.py)."""
     encoders: str = "all"
     """SD3/Flux: learn vectors in ``all`` text encoders, only ``t5`` or only ``clip`` (the rest keep the init)."""
     weighting_scheme: str = "auto"
@@ -204,6 +208,11 @@ class TrainConfig:
         if self.norm is not None and (self.method != "directional" or not self.norm > 0):
             raise ConfigError(f"norm applies to method directional and must be > 0; got norm={self.norm!r} "
                               f"with method {self.method!r}")
+        if self.init_search < 0:
+            raise ConfigError(f"init_search is a number of words (0 = off), got {self.init_search}")
+        if self.init_search and self.method != "plain":
+            raise ConfigError(f"init_search works with method plain, not {self.method!r} (its vectors are per layer "
+                              "or of fixed norm)")
         if self.method == "xti" and self.progressive is not None:
             raise ConfigError("progressive extension is not supported with method xti (every layer learns N vectors)")
         if self.style and self.captions:

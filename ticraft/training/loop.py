@@ -50,6 +50,7 @@ from ticraft.training.data import (
 )
 from ticraft.training.distributed import DistInfo, all_reduce_sum, average_gradients
 from ticraft.training.early_stop import DVAR
+from ticraft.training.init_search import InitSearch, search_initializer
 from ticraft.training.objective import DenoisingObjective
 from ticraft.training.prompt_ids import PromptTokens
 
@@ -207,6 +208,8 @@ class Trainer(PromptTokens, DenoisingObjective):
         self.stopper = DVAR(cfg.early_stop_window, cfg.early_stop_threshold) if cfg.early_stop else None
         self._eval_batch: dict[str, Any] | None = None
         self.train_seconds = 0.0
+        #: what ``init_search`` chose (set by the first step; ``None`` when it is off or a resumed run)
+        self.init_choice: InitSearch | None = None
 
         self._loss_fn = self._loss
         if cfg.compile != "none":
@@ -267,6 +270,8 @@ class Trainer(PromptTokens, DenoisingObjective):
         count = schedule.active_vectors(self.step, cfg.num_vectors, cfg.progressive)
         if count > self._active:
             self._activate(count)
+        if self.step == 0 and cfg.init_search and self.init_choice is None:  # part of the run's cost, so here
+            self.init_choice = search_initializer(self, cfg.init_search)
         factor = schedule.lr_factor(self.step, cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = self.base_lr * factor

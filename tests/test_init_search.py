@@ -1,0 +1,117 @@
+"""Choosing the initializer from the pictures (`init_search`): it finds the words the pictures show on the toy model,
+starts the run there, keeps the given initializer when no word does better, is recorded, and is reachable from the
+CLI; bad values get one clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from train_images import write_images
+from typer.testing import CliRunner
+
+import ticraft
+from ticraft.cli.main import app
+from ticraft.models.load import load_backbone
+from ticraft.training import init_search
+from ticraft.training.config import ConfigError, TrainConfig
+from ticraft.training.data import load_images
+from ticraft.training.loop import Trainer
+from ticraft.training.methods import method_trainer
+
+FAST = dict(steps=2, batch_size=4, lr=1e-2, lr_schedule="constant", warmup_steps=0, previews=0)
+
+
+def test_whole_words_are_alphabetic_word_tokens():
+    tokens = ["cat</w>", "ca", "a</w>", "▁dog", "<|endoftext|>", "12</w>", "ré</w>", "tree</w>"]
+    assert init_search.whole_words(tokens) == [(0, "cat"), (3, "dog"), (7, "tree")]
+
+
+def test_the_search_finds_the_pictures_words_on_the_toy_model():
+    from ticraft.bench.suite import composite
+
+    bb = load_backbone("toy")
+    c = composite("c01")  # a red striped circle, started from the generic word "shape"
+    cfg = TrainConfig.from_options(preset="fast", init_search=2, previews=0)
+    tr = method_trainer(bb, c.train_images(), c.token, "shape", cfg)
+    try:
+        tr.train_step()
+        choice = tr.init_choice
+        assert choice is not None and "red" in choice.words, choice
+        assert choice.loss < choice.given_loss
+        enc = bb.encoders[0]
+        ids = enc.tokenizer(choice.text, add_special_tokens=False)["input_ids"]
+        start = enc.table[torch.tensor(ids)].detach().float().mean(0, keepdim=True)
+        assert torch.allclose(tr.init_vectors[enc.key], start)  # the run's start (and reg target) is the choice
+        assert torch.allclose(tr._reg_target[enc.key].cpu(), start)
+    finally:
+        tr.close()
+
+
+def test_the_given_initializer_is_kept_when_no_word_does_better(tiny_sd_dir, tmp_path, monkeypatch):
+    bb = load_backbone(str(tiny_sd_dir))
+    cfg = TrainConfig.from_options(**FAST, init_search=2)
+    tr = Trainer(bb, load_images(write_images(tmp_path / "im", n=2)), "<kept>", "toy", cfg)
+    given = {k: v.clone() for k, v in tr.init_vectors.items()}
+
+    def loss_of(self, vectors):  # every word does worse than the initializer
+        init_search._set_rows(tr, vectors)
+        return 1.0 if all(torch.equal(vectors[k].cpu(), given[k]) for k in given) else 2.0
+
+    monkeypatch.setattr(init_search._Probe, "loss_of", loss_of)
+    try:
+        choice = init_search.search_initializer(tr, 2)
+        assert choice.words == [] and choice.loss == choice.given_loss and choice.text == ""
+        assert all(torch.equal(tr.rows[k][0].detach().cpu(), given[k]) for k in given)
+        assert all(torch.equal(tr.init_vectors[k], given[k]) for k in given)
+    finally:
+        tr.close()
+
+
+def test_the_choice_is_recorded_in_the_concept(tiny_sd_dir, tmp_path):
+    concept = ticraft.train(write_images(tmp_path / "im", n=2), "<rec>", "toy", model=str(tiny_sd_dir), **FAST,
+                            init_search=2)
+    rec = concept.meta["init_search"]
+    assert set(rec) == {"words", "loss", "given_loss", "ranked"}
+    assert len(rec["words"]) <= 2 and rec["loss"] <= rec["given_loss"] and rec["ranked"]
+    assert concept.meta["config"]["init_search"] == 2 and concept.meta["initializer"] == "toy"
+
+
+def test_a_resumed_run_does_not_search_again(tiny_sd_dir, tmp_path):
+    bb = load_backbone(str(tiny_sd_dir))
+    cfg = TrainConfig.from_options(**FAST, init_search=1)
+    tr = Trainer(bb, load_images(write_images(tmp_path / "im", n=2)), "<res>", "toy", cfg)
+    try:
+        tr.train_step()
+        state = tr.state_dict()
+    finally:
+        tr.close()
+    again = Trainer(bb, load_images(write_images(tmp_path / "im", n=2)), "<res>", "toy", cfg)
+    try:
+        again.load_state_dict(state)
+        again.train_step()
+        assert again.init_choice is None and again.step == 2
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"init_search": -1}, "init_search is a number of words"),
+    ({"init_search": 2, "method": "xti"}, "init_search works with method plain"),
+    ({"init_search": 2, "method": "directional"}, "init_search works with method plain"),
+])
+def test_bad_values_get_one_sentence(options, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_options(**options)
+
+
+def test_cli_flag_reaches_the_run_and_says_what_it_chose(tiny_sd_dir, tmp_path):
+    images: Path = write_images(tmp_path / "im", n=2)
+    r = CliRunner().invoke(app, ["train", str(images), "--token", "<cli>", "--init", "toy", "--model",
+                                 str(tiny_sd_dir), "--batch", "2", "--steps", "2", "--previews", "0",
+                                 "--init-search", "2", "--library", str(tmp_path / "lib")], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "started from" in r.output and "--init as given" in r.output
+    help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    assert "--init-search" in help_text
