@@ -14,7 +14,8 @@ import torch
 
 import ticraft
 
-OPTIONS = dict(steps=4, batch_size=4, lr=1e-2, log_every=2, previews=0, device="cpu", num_vectors=2, progressive=2)
+OPTIONS = dict(steps=4, batch_size=4, lr=1e-2, log_every=2, previews=0, device="cpu", num_vectors=2, progressive=2,
+               init_search=2)  # the start each process searches is the first one's
 
 WORKER = """
 import os, sys, torch

@@ -185,9 +185,12 @@ def _register_builtin() -> None:
     register_method(trainer_method("fast-lr5e-3", "batch 4, lr 5e-3 (a rejected retune: over-fits the composites)",
                                    batch_size=4, lr=5e-3))
     register_method(reference_method())
-    # the start chosen from the pictures (ticraft/training/init_search.py) instead of the suite's generic "shape"
+    # the start chosen from the pictures (ticraft/training/init_search.py) instead of the suite's generic "shape",
+    # and the default preset without it, so the rows recorded before init search stay runnable
     register_method(trainer_method("init-search", "one vector started from the vocabulary words that denoise the "
                                                   "pictures best (init_search 3)", init_search=3))
+    register_method(trainer_method("given-init", "the default preset started from the given initializer as it is "
+                                                 "(init_search 0)", init_search=0))
     # issue 16: per-layer tokens and direction-only vectors, on the default preset otherwise
     register_method(trainer_method("xti", "one vector per UNet cross-attention layer (P+/XTI)", method="xti"))
     register_method(trainer_method("directional", "one vector of the vocabulary's median norm, direction learned",

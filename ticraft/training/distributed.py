@@ -109,3 +109,19 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
         dist.all_reduce(t)
     return t
+
+
+def broadcast_from_first(params: Sequence[torch.Tensor], info: DistInfo) -> None:
+    """Overwrite ``params`` (in place) with the first process's values, so that every process starts alike."""
+    if not info.enabled or not params:
+        return
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    dist.broadcast(flat, src=0)
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            n = p.numel()
+            p.copy_(flat[offset:offset + n].view_as(p))
+            offset += n

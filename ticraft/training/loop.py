@@ -48,7 +48,7 @@ from ticraft.training.data import (
     make_variants,
     native_resolution,
 )
-from ticraft.training.distributed import DistInfo, all_reduce_sum, average_gradients
+from ticraft.training.distributed import DistInfo, all_reduce_sum, average_gradients, broadcast_from_first
 from ticraft.training.early_stop import DVAR
 from ticraft.training.init_search import InitSearch, search_initializer
 from ticraft.training.objective import DenoisingObjective
@@ -272,6 +272,10 @@ class Trainer(PromptTokens, DenoisingObjective):
             self._activate(count)
         if self.step == 0 and cfg.init_search and self.init_choice is None:  # part of the run's cost, so here
             self.init_choice = search_initializer(self, cfg.init_search)
+            if self.dist.enabled:  # every process searched the same batch; the first one's start is the run's
+                broadcast_from_first(self.parameters(), self.dist)
+                self.init_vectors = {k: torch.cat([p.detach() for p in self.rows[k]]).cpu() for k in self.keys}
+                self._reg_target = {k: v.to(self.device) for k, v in self.init_vectors.items()}
         factor = schedule.lr_factor(self.step, cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = self.base_lr * factor
