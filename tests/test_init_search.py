@@ -78,32 +78,47 @@ def test_the_choice_is_recorded_in_the_concept(tiny_sd_dir, tmp_path):
     assert concept.meta["config"]["init_search"] == 2 and concept.meta["initializer"] == "toy"
 
 
-def test_a_resumed_run_does_not_search_again(tiny_sd_dir, tmp_path):
+def test_a_resumed_run_keeps_the_start_and_equals_the_whole_run(tiny_sd_dir, tmp_path, monkeypatch):
+    images = write_images(tmp_path / "im", n=2)
+    opts = dict(FAST, steps=4, save_every=2, reg_weight=1.0, init_search=2)
+    full = ticraft.train(images, "<res>", "toy", model=str(tiny_sd_dir), output_dir=tmp_path / "a", **opts)
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("a resumed run searched again")
+
+    monkeypatch.setattr("ticraft.training.loop.search_initializer", no_search)
+    resumed = ticraft.train(images, "<res>", "toy", model=str(tiny_sd_dir), output_dir=tmp_path / "b",
+                            resume=tmp_path / "a" / "checkpoint-0000002.pt", **opts)
+    assert torch.equal(full.vectors["clip"], resumed.vectors["clip"])  # the reg target is the searched start too
+    assert resumed.meta["init_search"] == full.meta["init_search"]
+
+
+def test_a_negative_word_count_is_one_sentence():
+    with pytest.raises(ConfigError, match="init_search is a number of words"):
+        TrainConfig.from_options(init_search=-1)
+
+
+@pytest.mark.parametrize("method", ["xti", "directional"])
+def test_the_start_takes_the_methods_layout(tiny_sd_dir, tmp_path, method):
+    from ticraft.training.init_search import _word_rows
+
     bb = load_backbone(str(tiny_sd_dir))
-    cfg = TrainConfig.from_options(**FAST, init_search=1)
-    tr = Trainer(bb, load_images(write_images(tmp_path / "im", n=2)), "<res>", "toy", cfg)
+    cfg = TrainConfig.from_options(**FAST, init_search=2, method=method)
+    tr = method_trainer(bb, load_images(write_images(tmp_path / "im", n=2)), f"<{method}>", "toy", cfg)
     try:
-        tr.train_step()
-        state = tr.state_dict()
+        tr.begin_step()  # the search runs here, before the first pass
+        choice = tr.init_choice
+        assert choice is not None
+        rows = torch.cat([p.detach() for p in tr.rows["clip"]]).cpu()
+        if choice.words:
+            assert torch.allclose(rows, _word_rows(tr, choice.words)["clip"].cpu())
+        assert torch.allclose(rows, tr.init_vectors["clip"])
+        if method == "xti":  # every layer starts from the same vector
+            assert rows.shape[0] == tr.layers and torch.allclose(rows, rows[:1].expand_as(rows))
+        else:  # on the sphere
+            assert torch.allclose(rows.norm(dim=1), torch.full((1,), tr.norms["clip"]), atol=1e-5)
     finally:
         tr.close()
-    again = Trainer(bb, load_images(write_images(tmp_path / "im", n=2)), "<res>", "toy", cfg)
-    try:
-        again.load_state_dict(state)
-        again.train_step()
-        assert again.init_choice is None and again.step == 2
-    finally:
-        again.close()
-
-
-@pytest.mark.parametrize("options, message", [
-    ({"init_search": -1}, "init_search is a number of words"),
-    ({"init_search": 2, "method": "xti"}, "init_search works with method plain"),
-    ({"init_search": 2, "method": "directional"}, "init_search works with method plain"),
-])
-def test_bad_values_get_one_sentence(options, message):
-    with pytest.raises(ConfigError, match=message):
-        TrainConfig.from_options(**options)
 
 
 def test_cli_flag_reaches_the_run_and_says_what_it_chose(tiny_sd_dir, tmp_path):

@@ -15,7 +15,9 @@ from ticraft.training.config import TrainConfig
 from ticraft.training.data import load_images
 from ticraft.training.loop import Trainer
 
-FAST = dict(steps=6, batch_size=4, lr=1e-2, lr_schedule="constant", warmup_steps=0, log_every=2, previews=0)
+# init_search 0: these invariants are stated against the given initializer (tests/test_init_search.py has the search)
+FAST = dict(steps=6, batch_size=4, lr=1e-2, lr_schedule="constant", warmup_steps=0, log_every=2, previews=0,
+            init_search=0)
 
 
 @pytest.fixture(autouse=True)

@@ -41,8 +41,11 @@ class DirectionalTrainer(Trainer):
                 for p in self.rows[k]:
                     p.mul_(self.norms[k] / p.norm().clamp_min(1e-12))
         # the "did it move" check compares against where the run really started: the initializer on the sphere
-        self.init_vectors = {k: v * (self.norms[k] / v.norm(dim=1, keepdim=True).clamp_min(1e-12))
-                             for k, v in self.init_vectors.items()}
+        self.init_vectors = self.start_layout(self.init_vectors)
+
+    def start_layout(self, vectors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Start vectors moved onto the sphere: their direction, this run's norm."""
+        return {k: v * (self.norms[k] / v.norm(dim=1, keepdim=True).clamp_min(1e-12)) for k, v in vectors.items()}
 
     def apply_gradients(self) -> None:
         with torch.no_grad():

@@ -49,7 +49,12 @@ class InitSearch:
         return " ".join(self.words)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able (the concept's ``meta["init_search"]``, checkpoints); ``ranked`` keeps the best 8."""
         return {**asdict(self), "ranked": [[w, round(v, 6)] for w, v in self.ranked[:8]]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "InitSearch":
+        return cls(list(d["words"]), float(d["loss"]), float(d["given_loss"]), [(w, float(v)) for w, v in d["ranked"]])
 
 
 def whole_words(tokens: Sequence[str], *, min_len: int = 3) -> list[tuple[int, str]]:
@@ -79,14 +84,15 @@ def _learned(trainer: "Trainer") -> list[Any]:
 
 
 def _word_rows(trainer: "Trainer", words: Sequence[str]) -> dict[str, torch.Tensor]:
-    """The start vectors ``[N, D]`` per learned encoder for ``words`` (mean for one vector, word i mod N otherwise)."""
+    """The start rows per learned encoder for ``words``: ``[N, D]`` (mean for one vector, word i mod N otherwise)
+    in the trainer's layout (per layer for xti, on the sphere for directional)."""
     n = trainer.cfg.num_vectors
     out = {}
     for e in _learned(trainer):
         ids = e.tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
         rows = e.table[torch.tensor(ids, device=e.table.device)].detach().float()
         out[e.key] = rows.mean(0, keepdim=True) if n == 1 else torch.stack([rows[i % len(rows)] for i in range(n)])
-    return out
+    return trainer.start_layout(out)
 
 
 class _Probe:

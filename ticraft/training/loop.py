@@ -238,6 +238,10 @@ class Trainer(PromptTokens, DenoisingObjective):
                     f"e.g. '<{self.token.strip('<>')}-2>'"
                 )
 
+    def start_layout(self, vectors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Start vectors ``[N, D]`` per encoder as this trainer's rows (methods with another layout override it)."""
+        return vectors
+
     def parameters(self) -> list[nn.Parameter]:
         """All learned rows: concept rows per encoder, then per-image rows."""
         return [p for k in self.keys for p in self.rows[k]] + [p for k in self.keys for p in self.image_rows[k]]
@@ -385,6 +389,10 @@ class Trainer(PromptTokens, DenoisingObjective):
             "eval_curve": [list(x) for x in self.eval_curve],
             "dvar": self.stopper.state_dict() if self.stopper else None,
             "train_seconds": self.train_seconds,
+            # where the run started (init_search may have moved it from the initializer): the reg target and the
+            # "did it move" check read it, and a resumed run must not search again
+            "start": {"vectors": {k: v.detach().cpu() for k, v in self.init_vectors.items()},
+                      "choice": self.init_choice.to_dict() if self.init_choice is not None else None},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -410,6 +418,12 @@ class Trainer(PromptTokens, DenoisingObjective):
         if self.stopper is not None and state.get("dvar"):
             self.stopper.load_state_dict(state["dvar"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        start = state.get("start")
+        if start is not None:
+            self.init_vectors = {k: v.float().cpu() for k, v in start["vectors"].items()}
+            self._reg_target = {k: v.to(self.device) for k, v in self.init_vectors.items()}
+            if start["choice"] is not None:
+                self.init_choice = InitSearch.from_dict(start["choice"])
 
     # --------------------------------------------------------------- results
     def result_vectors(self) -> dict[str, torch.Tensor]:

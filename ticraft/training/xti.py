@@ -52,6 +52,10 @@ class XTITrainer(Trainer):
         if count not in self._tables:
             self._tables[count] = self._tokenize(self.prompts.prompts, count)
 
+    def start_layout(self, vectors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every layer starts from the same ``N`` vectors (as the initializer's rows do)."""
+        return {k: v.repeat(self.layers, 1) for k, v in vectors.items()}
+
     def current_vectors(self) -> dict[str, torch.Tensor]:
         """All ``L·N`` rows per encoder, layer-major, detached."""
         return {k: torch.cat([p.detach() for p in self.rows[k]]) for k in self.keys}
