@@ -101,10 +101,14 @@ def before_after(result: dict) -> str:
         sps = methods[m]["samples_per_second"]
         return f"{samples} samples" + (f", {samples / sps:.0f} s" if sps else "")
 
+    middle = ""
+    if "given-init" in methods and all(("given-init", c) in runs for c in common):
+        middle = (f"| 64 steps, started from the given word (`given-init`: the same without init search) | "
+                  f"{hidden('given-init')} | {med('given-init')} | {whole('given-init', _preset_samples())} |\n")
     return (f"| default preset | hidden object: good point | median over {', '.join(common)}: good point | "
             "a whole default run |\n|---|---|---|---|\n"
             f"| before (`fast-v0`: 400 steps × 16, lr 5e-3 cosine, warm-up 10) | {hidden('fast-v0')} | "
-            f"{med('fast-v0')} | {whole('fast-v0', 6400)} |\n"
+            f"{med('fast-v0')} | {whole('fast-v0', 6400)} |\n" + middle +
             f"| after (`plain`: {_preset()}) | {hidden('plain')} | {med('plain')} | "
             f"{whole('plain', _preset_samples())} |")
 
@@ -114,7 +118,7 @@ def _preset() -> str:
 
     c = preset_config("fast")
     return (f"{c.steps} steps × {c.samples_per_step}, lr {c.effective_lr:g} {c.lr_schedule}, "
-            f"warm-up {c.warmup_steps}")
+            f"warm-up {c.warmup_steps}" + (f", init search {c.init_search} words" if c.init_search else ""))
 
 
 def _preset_samples() -> int:

@@ -117,14 +117,17 @@ def run_demo(
         from ticraft.training.config import preset_config
 
         steps = preset_config("fast").steps
-    say(f"learning {token} from them ({steps} steps, initialised from the word 'shape')")
+    say(f"learning {token} from them ({steps} steps, from the word 'shape' or the words the pictures point to)")
     concept = train(images, token, "shape", model=backbone, preset="fast", steps=steps, seed=seed,
                     library=library, overwrite=True, callback=callback, tags=("demo",))
+    # The fast preset searches the start from the pictures (init_search): say where the token really started.
+    start = " ".join((concept.meta.get("init_search") or {}).get("words") or []) or "shape"
+    say(f"it started from '{start}'" + (" (chosen from the pictures)" if start != "shape" else ""))
 
     say("composing it into new prompts")
-    # Second row: the initializer word, i.e. where the learned token started.
-    grid_res = compose(backbone, [token, "shape"], list(COMPOSE_TEMPLATES), seeds=[seed, seed + 1],
-                       library=library, title=f"{token} learned from {n_images} pictures vs its initializer 'shape'")
+    # Second row: where the learned token started (the searched words, or the initializer 'shape').
+    grid_res = compose(backbone, [token, start], list(COMPOSE_TEMPLATES), seeds=[seed, seed + 1],
+                       library=library, title=f"{token} learned from {n_images} pictures vs its start '{start}'")
     grid = out / "compose.png"
     _save(grid_res.grid, grid)
 
