@@ -219,3 +219,11 @@ def test_repair(runner: CliRunner, lib: Library) -> None:
     assert Library(lib.root).problems() == [] and not (lib.root / MANIFEST).exists()
     out = flat(run(runner, "library", "repair", "-L", str(lib.root)).output)
     assert "1 concept folder(s), all matching the index" in out and "nothing needed changing" in out
+
+
+def test_show_says_where_a_searched_run_started(runner: CliRunner, lib: Library) -> None:
+    searched = {"words": ["orange", "star"], "loss": 0.13, "given_loss": 0.16, "ranked": [["orange", 0.14]]}
+    lib.add(concept(steps=64, initializer="shape", init_search=searched))
+    out = run(runner, "library", "show", "cat-toy", "-L", str(lib.root)).output
+    assert "shape (started from 'orange star', searched from the pictures)" in " ".join(out.split())
+    assert "given_loss" not in out  # not repeated as a raw meta row

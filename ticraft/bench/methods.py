@@ -170,7 +170,8 @@ def _progressive_half(steps: int) -> int:
 def _register_builtin() -> None:
     from ticraft.bench.reference import reference_method
 
-    register_method(trainer_method("plain", "ticraft's default preset (fast), one vector"))
+    register_method(trainer_method("plain", "ticraft's default preset (fast: one vector, its start searched "
+                                              "from the pictures)"))
     register_method(trainer_method("multi3", "three vectors", num_vectors=3))
     register_method(trainer_method("progressive", "two vectors, the second added half-way", num_vectors=2,
                                    progressive=_progressive_half))

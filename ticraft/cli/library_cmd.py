@@ -179,6 +179,8 @@ def show_cmd(
         raise LibraryError(f"entry {entry.token} ({entry.folder}) is broken: {problem}")
     meta = lib.meta(entry.token)
     concept = lib.get(entry.token)
+    searched = (meta.get("meta") or {}).get("init_search") or {}
+    started = " ".join(searched.get("words") or [])  # the start init_search chose instead of the initializer
     info = Table.grid(padding=(0, 2))
     info.add_column(style="bold")
     info.add_column()
@@ -189,14 +191,15 @@ def show_cmd(
         ("dims", entry.dims_label),
         ("tags", ", ".join(entry.tags) or "—"),
         ("steps", "—" if entry.steps is None else str(entry.steps)),
-        ("initializer", entry.initializer or "—"),
+        ("initializer", (entry.initializer or "—") + (f" (started from '{started}', searched from the pictures)"
+                                                       if started else "")),
         ("source", entry.source or "—"),
         ("created", entry.created or "—"),
         ("updated", entry.updated or "—"),
         ("sha256", entry.sha256 or "—"),
         ("folder", str(entry.folder)),
     ]
-    shown = {"steps", "initializer", "source"}
+    shown = {"steps", "initializer", "source", "init_search"}
     rows += [(k, _short(v)) for k, v in sorted((meta.get("meta") or {}).items()) if k not in shown]
     for key, value in rows:
         info.add_row(escape(key), escape(value))
