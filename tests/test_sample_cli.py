@@ -85,7 +85,9 @@ def test_clear_errors(tiny_sd_dir, lib, tmp_path):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (4, 4)).save(plain)
     r = run("info", plain)
-    assert r.exit_code == 1 and "no generation parameters" in " ".join(r.output.split())
+    assert r.exit_code == 1 and "Error: " in r.output and "no generation parameters" in " ".join(r.output.split())
+    r = run("info", tmp_path / "missing.png")
+    assert r.exit_code == 1 and "Error: no such image" in " ".join(r.output.split())
 
 
 def test_attach_samples_to_the_library(tiny_sd_dir, lib, tmp_path):

@@ -34,7 +34,7 @@ def info_command(
             chunks = read_png_text(path)
         except TicraftError as exc:
             failures += 1
-            err_console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+            err_console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
             continue
         text = chunks.get(PARAMETERS_KEY)
         if text is None:
@@ -44,13 +44,14 @@ def info_command(
                 if "sd-ti-embedding" in chunks
                 else ""
             )
-            err_console.print(f"[red]{escape(str(path))}: no generation parameters{escape(hint)}[/]", soft_wrap=True)
+            err_console.print(f"[red]Error:[/] {escape(str(path))}: no generation parameters{escape(hint)}",
+                              soft_wrap=True)
             continue
         try:
             params = parse_parameters(text)
         except TicraftError as exc:  # "field 'Seed' is not a number" alone does not say which file
             failures += 1
-            err_console.print(f"[red]{escape(str(path))}: {escape(str(exc))}[/]", soft_wrap=True)
+            err_console.print(f"[red]Error:[/] {escape(str(path))}: {escape(str(exc))}", soft_wrap=True)
             continue
         grid = json.loads(chunks[GRID_CHUNK]) if GRID_CHUNK in chunks else None
         if as_json:
