@@ -66,7 +66,7 @@ def main() -> None:
             jobs.append((Probe(prompt, probe.kind, probe.asked, probe.kept), k))
         images = render_probes(bb, used, jobs, "", seed=0, steps=10)
         sc = combine([(p, judge_probe(ims, p)) for (p, _), ims in zip(jobs, images, strict=True)])
-        words = truths[c.hidden].token.replace("-true", "") + " (its true row)" if c.hidden else subject + style
+        words = f"{c.hidden} (its true row)" if c.hidden else subject + style
         rows.append({"concept": c.name, "description": c.description, "words": words.replace(style_token, "glimmic"),
                      "reconstruction": sc.reconstruction, "faithful_editability": sc.faithful,
                      "paper_editability": sc.paper, "recolour_faithful": sc.recolour,
