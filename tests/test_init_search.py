@@ -130,3 +130,22 @@ def test_cli_flag_reaches_the_run_and_says_what_it_chose(tiny_sd_dir, tmp_path):
     assert "started from" in r.output and "--init as given" in r.output
     help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
     assert "--init-search" in help_text
+
+
+def test_the_probe_runs_in_passes_of_the_runs_batch_with_the_same_result(tiny_sd_dir, tmp_path):
+    bb = load_backbone(str(tiny_sd_dir))
+    images = load_images(write_images(tmp_path / "im", n=2))
+    results = []
+    for batch in (16, 3):  # one pass, then six passes of at most 3 samples
+        cfg = TrainConfig.from_options(**{**FAST, "batch_size": batch}, init_search=1)
+        tr = Trainer(bb, images, f"<chunk{batch}>", "toy", cfg)
+        try:
+            probe = init_search._Probe(tr, 16)
+            assert max(p.stop - p.start for p in probe.chunks()) == min(batch, 16)
+            loss = probe.loss_of(tr.init_vectors)
+            (grad,) = probe.gradient(tr.rows["clip"][:1])
+            results.append((loss, grad))
+        finally:
+            tr.close()
+    assert abs(results[0][0] - results[1][0]) < 1e-6
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-7, rtol=1e-4)
