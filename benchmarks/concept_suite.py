@@ -1,6 +1,6 @@
 """The toy-world concept suite (issue 15): quality against seconds per method, written into RESULTS.md.
 
-    nice python benchmarks/concept_suite.py --quick --write-results          # ≈ 4 min on 2 idle CPU cores
+    nice python benchmarks/concept_suite.py --quick --write-results          # ≈ 5 min on 2 CPU cores
     nice python benchmarks/concept_suite.py --write-results --resume DIR     # the full suite (~85 CPU minutes)
     python benchmarks/concept_suite.py --from benchmarks/results/concept_suite_quick.json --write-results
 

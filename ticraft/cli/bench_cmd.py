@@ -26,7 +26,7 @@ def _ints(text: str | None, what: str) -> list[int] | None:
 
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="A few concepts, ladder 64…1024, 4 samples per prompt "
-                                                        "(about 4 minutes on 2 CPU cores).")] = False,
+                                                        "(about 5 minutes on 2 CPU cores).")] = False,
     methods: Annotated[str, typer.Option(help="Comma-separated methods (see --list).")] = "plain,diffusers-recipe",
     concepts: Annotated[str | None, typer.Option(help="Comma-separated concepts: zorb, glimmic, c01 … c16, all "
                                                       "(default: quick → zorb,glimmic,c01; full → all).")] = None,
