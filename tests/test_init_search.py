@@ -149,3 +149,17 @@ def test_the_probe_runs_in_passes_of_the_runs_batch_with_the_same_result(tiny_sd
             tr.close()
     assert abs(results[0][0] - results[1][0]) < 1e-6
     assert torch.allclose(results[0][1], results[1][1], atol=1e-7, rtol=1e-4)
+
+
+def test_a_vocabulary_without_whole_words_keeps_the_given_start(tiny_sd_dir, tmp_path, monkeypatch):
+    bb = load_backbone(str(tiny_sd_dir))
+    cfg = TrainConfig.from_options(**FAST, init_search=2)
+    tr = Trainer(bb, load_images(write_images(tmp_path / "im", n=2)), "<bytes>", "toy", cfg)
+    given = {k: v.clone() for k, v in tr.init_vectors.items()}
+    monkeypatch.setattr(init_search, "_vocabulary", lambda tokenizer: None)
+    try:
+        choice = init_search.search_initializer(tr, 2)
+        assert choice.words == [] and choice.ranked == [] and choice.loss == choice.given_loss
+        assert torch.equal(tr.rows["clip"][0].detach().cpu(), given["clip"])
+    finally:
+        tr.close()

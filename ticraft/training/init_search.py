@@ -159,18 +159,17 @@ def search_initializer(trainer: "Trainer", max_words: int, *, candidates: int = 
     given = {e.key: trainer.init_vectors[e.key].clone() for e in learned}
     probe = _Probe(trainer, samples)
     enc = learned[0]  # the ranking reads one vocabulary; every learned encoder is set for the exact losses
+    vocabulary = _vocabulary(enc.tokenizer)
+    if vocabulary is None:  # a byte-level tokenizer without whole words: nothing to search
+        given_loss = probe.loss_of(given)
+        return InitSearch([], given_loss, given_loss, [])
+    ids, words = vocabulary
     # first-order ranking at the given start: one backward pass (all vectors of the first encoder)
     _set_rows(trainer, given)
     params = trainer.rows[enc.key]
     grads = probe.gradient(params)  # progressive: rows that join later have no gradient yet
     # a word moves every vector that starts from it: their gradients add up
     g = torch.cat([x.detach().float() for x in grads if x is not None]).sum(0)
-    vocabulary = _vocabulary(enc.tokenizer)
-    if vocabulary is None:  # a byte-level or toy tokenizer without whole words: nothing to search
-        _set_rows(trainer, given)
-        given_loss = probe.loss_of(given)
-        return InitSearch([], given_loss, given_loss, [])
-    ids, words = vocabulary
     table = enc.table.detach().float()
     scores = (table[ids.to(table.device)] - given[enc.key].mean(0).to(table.device)) @ g.to(table.device)
     order = scores.argsort()[: max(candidates, 1)].tolist()
