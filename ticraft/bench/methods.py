@@ -192,6 +192,7 @@ def _register_builtin() -> None:
                                                   "pictures best (init_search 3)", init_search=3))
     register_method(trainer_method("given-init", "the default preset started from the given initializer as it is "
                                                  "(init_search 0)", init_search=0))
+    register_method(trainer_method("no-warmup", "the default preset without its 10 warm-up steps", warmup_steps=0))
     # issue 16: per-layer tokens and direction-only vectors, on the default preset otherwise
     register_method(trainer_method("xti", "one vector per UNet cross-attention layer (P+/XTI)", method="xti"))
     register_method(trainer_method("directional", "one vector of the vocabulary's median norm, direction learned",
