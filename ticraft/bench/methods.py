@@ -175,7 +175,7 @@ def _register_builtin() -> None:
     register_method(trainer_method("multi3", "three vectors", num_vectors=3))
     register_method(trainer_method("progressive", "two vectors, the second added half-way", num_vectors=2,
                                    progressive=_progressive_half))
-    register_method(trainer_method("reg", "one vector pulled towards the initializer (reg 0.01)", reg_weight=0.01))
+    register_method(trainer_method("reg", "one vector pulled towards its start (reg 0.01)", reg_weight=0.01))
     register_method(trainer_method("paper", "the paper's recipe (batch 8, lr 5e-3 × 8, AdamW, constant)",
                                    preset="paper"))
     register_method(trainer_method("fast-v0", "the fast preset before issue 15's retune (400 steps × batch 16, "
