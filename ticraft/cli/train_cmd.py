@@ -149,7 +149,8 @@ def train_command(
         Optional[int], typer.Option(metavar="K", help="Start with 1 vector, add one every K steps.")
     ] = None,
     reg: Annotated[
-        Optional[float], typer.Option(metavar="W", help="L2 pull towards the initializer embedding." + P("reg_weight"))
+        Optional[float], typer.Option(metavar="W", help="L2 pull towards the start (--init, or what --init-search "
+                                      "chose)." + P("reg_weight"))
     ] = None,
     init_search: Annotated[
         Optional[int],

@@ -57,7 +57,9 @@ def train(
         images: a folder of images (``img.txt`` next to ``img.png`` is its caption), a file, or a list
             of paths / PIL images.
         token: the new placeholder, ``"<name>"``; it must not already be a word of the model.
-        init: initializer text (one or more words); its token embeddings start the vectors.
+        init: initializer text (one or more words); its token embeddings start the vectors — or, with
+            ``init_search`` (on in the ``fast`` preset), the search for a better start from the pictures starts there
+            (``meta["init_search"]`` records what was chosen).
         model: ``"toy"``, a diffusers folder, a checkpoint file, a cached hub id, or a loaded
             :class:`~ticraft.models.backbone.Backbone` (used as is; its tokenizer keeps the new token names).
         config: a full :class:`TrainConfig`; alternatively ``preset`` (``fast``/``paper``/``diffusers``)

@@ -63,7 +63,7 @@ class TrainConfig:
     progressive: int | None = None
     """Start with one vector and add one every K steps (the paper used 2000 and 4000)."""
     reg_weight: float = 0.0
-    """L2 pull of the vectors towards the initializer embedding."""
+    """L2 pull of the vectors towards their start (the initializer's rows, or what ``init_search`` chose)."""
     init_search: int = 0
     """Choose the start from the pictures: up to this many vocabulary words whose rows denoise the training
     pictures best, searched from the given initializer at the first step (0 = start from the initializer as given;

@@ -24,11 +24,14 @@ benchmark's training seconds include it (about 2.7 CPU s on the toy model).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
+
+from ticraft.training.inputs import TrainWarning, initial_vectors
 
 if TYPE_CHECKING:  # pragma: no cover
     from ticraft.training.loop import Trainer
@@ -87,15 +90,12 @@ def _learned(trainer: "Trainer") -> list[Any]:
 
 
 def _word_rows(trainer: "Trainer", words: Sequence[str]) -> dict[str, torch.Tensor]:
-    """The start rows per learned encoder for ``words``: ``[N, D]`` (mean for one vector, word i mod N otherwise)
-    in the trainer's layout (per layer for xti, on the sphere for directional)."""
-    n = trainer.cfg.num_vectors
-    out = {}
-    for e in _learned(trainer):
-        ids = e.tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
-        rows = e.table[torch.tensor(ids, device=e.table.device)].detach().float()
-        out[e.key] = rows.mean(0, keepdim=True) if n == 1 else torch.stack([rows[i % len(rows)] for i in range(n)])
-    return trainer.start_layout(out)
+    """The start rows per learned encoder for ``words`` — by the same rule as a typed initializer (their mean for one
+    vector, word i mod N for N) — in the trainer's layout (per layer for xti, on the sphere for directional)."""
+    with warnings.catch_warnings():  # "… tokens for 1 vector(s): they are averaged" is the point here, not news
+        warnings.simplefilter("ignore", TrainWarning)
+        rows = initial_vectors(trainer.bb, " ".join(words), trainer.cfg.num_vectors, {})
+    return trainer.start_layout({e.key: rows[e.key].to(e.table.device) for e in _learned(trainer)})
 
 
 class _Probe:

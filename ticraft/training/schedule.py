@@ -1,5 +1,5 @@
 """What changes over a run: active vector count (progressive extension), learning rate, the pull
-towards the initializer (L2 regularisation), and the names/initial values of the learned tokens.
+towards the start (L2 regularisation), and the names of the learned tokens.
 
 All functions here are pure and host-side: they depend on the step number only, so a resumed run
 follows exactly the same schedule as an uninterrupted one.
@@ -8,11 +8,10 @@ follows exactly the same schedule as an uninterrupted one.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 
-from ticraft.errors import TicraftError
 from ticraft.training.config import TrainConfig
 
 
@@ -49,7 +48,7 @@ def lr_factor(step: int, config: TrainConfig) -> float:
 
 
 def regularization(vectors: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """Σ_encoders mean_rows ‖v − v_init‖², the L2 pull towards the initializer embedding."""
+    """Σ_encoders mean_rows ‖v − v_init‖², the L2 pull towards the start."""
     total = None
     for key, v in vectors.items():
         d = (v.float() - targets[key][: v.shape[0]].float()).pow(2).sum(-1).mean()
@@ -62,29 +61,3 @@ def image_token_names(token: str, count: int) -> list[str]:
     """Placeholder names of the per-image tokens S_i (``<tok@img0>``, …); they never clash with ``tok_1``."""
     inner = token[1:-1] if token.startswith("<") and token.endswith(">") else token
     return [f"<{inner}@img{i}>" for i in range(count)]
-
-
-def initializer_ids(tokenizer, text: str) -> list[int]:
-    """Token ids of the initializer text (no start/end markers)."""
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def initial_vectors(tables: Mapping[str, torch.Tensor], ids: Mapping[str, Sequence[int]], init: str,
-                    num_vectors: int) -> dict[str, torch.Tensor]:
-    """Start vectors per encoder: vector i ← initializer token i mod n, or their mean for one vector.
-
-    ``tables`` are the frozen token tables, ``ids`` the initializer's token ids per encoder.
-    """
-    out = {}
-    for key, table in tables.items():
-        tok = list(ids[key])
-        if not tok:
-            raise TicraftError(
-                f"the initializer {init!r} has no tokens in the {key} tokenizer; give a word such as 'toy' or 'dog'"
-            )
-        rows = table[torch.tensor(tok, device=table.device)].detach().float().cpu()
-        if num_vectors == 1:
-            out[key] = rows.mean(0, keepdim=True)
-        else:
-            out[key] = torch.stack([rows[i % len(tok)] for i in range(num_vectors)])
-    return out
