@@ -4,6 +4,7 @@ CLI; bad values get one clear error."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import ticraft
 from ticraft.cli.main import app
 from ticraft.models.load import load_backbone
 from ticraft.training import init_search
+from ticraft.training.init_search import InitSearch
 from ticraft.training.config import ConfigError, TrainConfig
 from ticraft.training.data import load_images
 from ticraft.training.loop import Trainer
@@ -69,9 +71,13 @@ def test_the_given_initializer_is_kept_when_no_word_does_better(tiny_sd_dir, tmp
         tr.close()
 
 
-def test_the_choice_is_recorded_in_the_concept(tiny_sd_dir, tmp_path):
-    concept = ticraft.train(write_images(tmp_path / "im", n=2), "<rec>", "toy", model=str(tiny_sd_dir), **FAST,
-                            init_search=2)
+def test_the_choice_is_recorded_in_the_concept_and_logged_when_made(tiny_sd_dir, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="ticraft"):
+        concept = ticraft.train(write_images(tmp_path / "im", n=2), "<rec>", "toy", model=str(tiny_sd_dir), **FAST,
+                                init_search=2)
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("ticraft.training")]
+    assert said == [InitSearch.from_dict(concept.meta["init_search"]).sentence("<rec>", "toy")]
+    assert said[0].startswith("<rec> started from")
     rec = concept.meta["init_search"]
     assert set(rec) == {"words", "loss", "given_loss", "ranked"}
     assert len(rec["words"]) <= 2 and rec["loss"] <= rec["given_loss"] and rec["ranked"]
@@ -127,7 +133,7 @@ def test_cli_flag_reaches_the_run_and_says_what_it_chose(tiny_sd_dir, tmp_path):
                                  str(tiny_sd_dir), "--batch", "2", "--steps", "2", "--previews", "0",
                                  "--init-search", "2", "--library", str(tmp_path / "lib")], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
-    assert "started from" in r.output and "--init as given" in r.output
+    assert "<cli> started from" in r.output and "as given" in r.output
     help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
     assert "--init-search" in help_text
 

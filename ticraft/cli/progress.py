@@ -6,6 +6,7 @@ where ticraft loads models (:func:`ticraft.models.load.quiet_model_libraries`), 
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,6 +79,32 @@ class warnings_to:  # noqa: N801 - used like a function: `with warnings_to(err_c
 
     def __exit__(self, *exc: Any) -> None:
         warnings.showwarning = self._saved
+
+
+@contextmanager
+def log_to(target: Any, enabled: bool = True) -> Iterator[None]:
+    """Show ticraft's INFO log (e.g. where a run started) as plain lines on ``target`` while the block runs.
+
+    The core logs instead of printing so that Python users choose what they see; the CLI shows it. Printed through
+    the console a Rich bar draws on, so the line lands above the bar.
+    """
+    if not enabled:
+        yield
+        return
+
+    class _Console(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            target.print(escape(record.getMessage()))
+
+    logger = logging.getLogger("ticraft")
+    handler, level = _Console(logging.INFO), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @contextmanager

@@ -41,7 +41,7 @@ from ticraft.cli.options import (
     value,
 )
 from ticraft.cli.outputs import is_main_process
-from ticraft.cli.progress import TrainProgress, warnings_to
+from ticraft.cli.progress import TrainProgress, log_to, warnings_to
 from ticraft.cli.train_options import parse_sets, preset_hint, set_help
 
 # TrainConfig fields with a typed flag below (the rest go through --set; see train_options).
@@ -267,7 +267,7 @@ def train_command(
     lib = None if no_library else open_library(library)
     main = is_main_process()
 
-    with TrainProgress(enabled=main) as progress, warnings_to(err_console):
+    with TrainProgress(enabled=main) as progress, warnings_to(err_console), log_to(console, main):
         concept = api.train(
             images_dir,
             token,
@@ -292,12 +292,6 @@ def train_command(
         f"{meta['steps']} steps, final loss {last:.4f}"
         + (" [yellow](stopped early)[/]" if meta["stopped"] == "early_stop" else "")
     )
-    searched = meta.get("init_search")
-    if searched:
-        words = " ".join(searched["words"])
-        chosen = f"'{escape(words)}'" if words else f"--init '{escape(init)}' (no word did better)"
-        console.print(f"started from {chosen}: probe loss {searched['loss']:.4f} (--init as given: "
-                      f"{searched['given_loss']:.4f})")
     if lib is not None:
         console.print(f"added to the library {escape(str(lib.root))}")
     if out is not None:

@@ -26,7 +26,7 @@ from rich.markup import escape
 from ticraft.cli.common import LibraryOption, ModelOption, console, err_console, open_library
 from ticraft.cli.options import Compile, DeterministicOption, DeviceOption, Precision, Preset, device_or_default
 from ticraft.cli.outputs import is_main_process
-from ticraft.cli.progress import warnings_to
+from ticraft.cli.progress import log_to, warnings_to
 
 
 def register(app: typer.Typer) -> None:
@@ -92,7 +92,7 @@ def train_many_command(
         console.print(f"run folder: {escape(str(out))}")
     lib = None if no_library else open_library(library)
     main = is_main_process()
-    with _Progress(enabled=main) as progress, warnings_to(err_console):
+    with _Progress(enabled=main) as progress, warnings_to(err_console), log_to(console, main):
         result = many_api.train_many(
             folder, model, init=init, style=style or None, preset=preset.value, callback=progress.callback,
             library=lib, tags=tag or (), overwrite=overwrite, output_dir=out, resume=resume, max_batch=max_batch,

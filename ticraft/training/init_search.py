@@ -56,6 +56,17 @@ class InitSearch:
         """JSON-able (the concept's ``meta["init_search"]``, checkpoints); ``ranked`` keeps the best 8."""
         return {**asdict(self), "ranked": [[w, round(v, 6)] for w, v in self.ranked[:8]]}
 
+    def sentence(self, token: str, init: str) -> str:
+        """What the run's log says once the start is chosen (``ticraft train`` prints it when the first step ends).
+
+        >>> InitSearch(["orange", "star"], 0.1366, 0.1591).sentence("<zorb>", "shape")
+        "<zorb> started from 'orange star': probe loss 0.1366 (init 'shape' as given: 0.1591)"
+        """
+        if not self.words:
+            return f"{token} started from init '{init}' as given: no word lowered the probe loss ({self.loss:.4f})"
+        return f"{token} started from '{self.text}': probe loss {self.loss:.4f} (init '{init}' as given: " \
+               f"{self.given_loss:.4f})"
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "InitSearch":
         return cls(list(d["words"]), float(d["loss"]), float(d["given_loss"]), [(w, float(v)) for w, v in d["ranked"]])

@@ -28,6 +28,7 @@ tokenising of the placeholder rows in :mod:`ticraft.training.prompt_ids` (mixins
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -53,6 +54,9 @@ from ticraft.training.early_stop import DVAR
 from ticraft.training.init_search import InitSearch, search_initializer
 from ticraft.training.objective import DenoisingObjective
 from ticraft.training.prompt_ids import PromptTokens
+
+# Where the run started is news while it runs (an SD run may take an hour): logged, and the CLI shows ticraft's log.
+_log = logging.getLogger(__name__)
 
 #: ``callback(step, total, loss, vectors)``; ``loss`` is ``None`` on steps where it was not read.
 #: Returning ``True`` asks the trainer to stop after this step.
@@ -276,6 +280,8 @@ class Trainer(PromptTokens, DenoisingObjective):
             self._activate(count)
         if self.step == 0 and cfg.init_search and self.init_choice is None:  # part of the run's cost, so here
             self.init_choice = search_initializer(self, cfg.init_search)
+            if self.dist.is_main:
+                _log.info(self.init_choice.sentence(self.token, self.init_text))
             if self.dist.enabled:  # every process searched the same batch; the first one's start is the run's
                 broadcast_from_first(self.parameters(), self.dist)
                 self.init_vectors = {k: torch.cat([p.detach() for p in self.rows[k]]).cpu() for k in self.keys}
