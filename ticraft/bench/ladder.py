@@ -66,7 +66,7 @@ def is_good(point: dict[str, Any]) -> bool:
     return point["reconstruction"] >= GOOD_RECONSTRUCTION and point["faithful_editability"] >= GOOD_FAITHFUL
 
 
-def _true_concepts() -> dict[str, Any]:
+def true_concepts() -> dict[str, Any]:
     """The hidden words' true rows as concepts (empty when the test fixture is not installed)."""
     if not FIXTURE.is_file():
         return {}
@@ -116,7 +116,7 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
         from ticraft.models.load import load_backbone
 
         backbone = load_backbone(s.model)
-    truths = _true_concepts() if backbone.family == "toy" else {}
+    truths = true_concepts() if backbone.family == "toy" else {}
     result: dict[str, Any] = {
         "schema": SCHEMA,
         "settings": {**asdict(s),
