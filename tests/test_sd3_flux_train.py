@@ -60,6 +60,14 @@ def test_flow_options_are_refused_on_unet_models(tiny_sd_dir, images, one_torch_
         make_trainer(bb, load_images(images), "<thing>", "toy", cfg)
 
 
+@pytest.mark.parametrize("bias", ["earlier", "later"])
+def test_a_timestep_bias_is_refused_on_flow_models(bias, tiny_sd3_dir, images, one_torch_thread):
+    bb = load_backbone(str(tiny_sd3_dir))
+    cfg = TrainConfig.from_options(**FAST, timestep_bias=bias)
+    with pytest.raises(TrainError, match=f"timestep_bias {bias} applies to SD-1.x/2.x/XL.*weighting_scheme"):
+        make_trainer(bb, load_images(images), "<thing>", "toy", cfg)
+
+
 def _trainer(folder, images, **options) -> FlowTrainer:
     bb = load_backbone(str(folder))
     cfg = TrainConfig.from_options(**{**FAST, **options})
@@ -74,7 +82,7 @@ def test_timestep_density_follows_the_scripts_defaults(fixture, scheme, middle, 
     """SD3 draws u ~ logit-normal(0, 1) (P(0.25 < u < 0.75) = 0.727), Flux uniformly (0.5)."""
     tr = _trainer(request.getfixturevalue(fixture), images)
     try:
-        assert tr.weighting == scheme
+        assert tr.weighting == scheme and tr.timestep_bias == "none"  # the fast preset's auto leaves flow's density
         t = torch.cat([tr._draw(2)["t"] for _ in range(2000)])
         share = ((t >= 250) & (t < 750)).float().mean().item()
         assert abs(share - middle) < 0.03, share

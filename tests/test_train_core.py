@@ -252,3 +252,21 @@ def test_compiled_loss_matches_eager(tiny_sd_dir, images):
     assert torch.allclose(eager.current_vectors()["clip"], compiled.current_vectors()["clip"], atol=1e-5)
     eager.close()
     compiled.close()
+
+
+def test_timestep_bias_moves_the_timesteps_and_nothing_else_of_the_draw(tiny_sd_dir, images):
+    """earlier: t = T·u² (mean T/3), later: its mirror (2T/3), none: uniform (T/2); auto is earlier on UNet models."""
+    means, first, resolved = {}, {}, {}
+    for bias in ("none", "earlier", "later", "auto"):
+        tr = trainer(tiny_sd_dir, images, timestep_bias=bias)
+        try:
+            resolved[bias] = tr.timestep_bias
+            draws = [tr._draw(4) for _ in range(250)]
+            first[bias] = draws[0]
+            means[bias] = torch.cat([d["t"] for d in draws]).float().mean().item() / tr.num_timesteps
+        finally:
+            tr.close()
+    assert resolved == {"none": "none", "earlier": "earlier", "later": "later", "auto": "earlier"}
+    assert means["earlier"] < 0.4 and 0.43 < means["none"] < 0.57 and means["later"] > 0.6, means
+    for bias in ("earlier", "later"):  # the same pictures, prompts and noise in a step; only its timesteps moved
+        assert all(torch.equal(first[bias][k], first["none"][k]) for k in ("rows", "prompt", "noise"))

@@ -61,6 +61,9 @@ class FlowTrainer(Trainer):
                  **kwargs: Any) -> None:
         from diffusers import FlowMatchEulerDiscreteScheduler
 
+        if config.timestep_bias not in ("auto", "none"):  # before anything loads: one sentence, nothing spent
+            raise TrainError(f"timestep_bias {config.timestep_bias} applies to SD-1.x/2.x/XL and the toy model; "
+                             f"{backbone.family} draws its timesteps by weighting_scheme (--set weighting_scheme=…)")
         self.flow_family = mmdit.flow_family(backbone)
         self.learned_keys = trained_keys(backbone, config.encoders)
         super().__init__(backbone, images, token, init, config, **kwargs)
@@ -68,6 +71,7 @@ class FlowTrainer(Trainer):
         self.num_timesteps = int(sched.config.num_train_timesteps)
         self._sigmas = sched.sigmas[: self.num_timesteps].float().to(self.device)
         self._timesteps = sched.timesteps[: self.num_timesteps].float().to(self.device)
+        self.timestep_bias = "none"  # its density is the weighting scheme's (drawn in _draw below)
         scheme = config.weighting_scheme
         self.weighting = DEFAULT_WEIGHTING[self.flow_family] if scheme == "auto" else scheme
         self.precondition = PRECONDITION[self.flow_family]

@@ -164,6 +164,7 @@ class Trainer(PromptTokens, DenoisingObjective):
             raise TrainError(f"unsupported prediction_type {self.prediction_type!r}")
         ac = ddpm.alphas_cumprod.to(torch.float64)
         self.num_timesteps = int(ddpm.config.num_train_timesteps)
+        self.timestep_bias = "earlier" if cfg.timestep_bias == "auto" else cfg.timestep_bias
         self._sqrt_ab = ac.sqrt().float().to(self.device)
         self._sqrt_1mab = (1 - ac).sqrt().float().to(self.device)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ticraft.training import schedule
 from ticraft.training.config import TrainConfig
 from ticraft.training.data import LatentCache, PromptSet
 from ticraft.training.distributed import DistInfo
@@ -34,6 +35,8 @@ class DenoisingObjective:
     prompts: PromptSet
     prediction_type: str
     num_timesteps: int
+    timestep_bias: str
+    """``TrainConfig.timestep_bias`` resolved for the model (never ``auto``)."""
     _sqrt_ab: torch.Tensor
     _sqrt_1mab: torch.Tensor
     _amp_dtype: torch.dtype | None
@@ -117,7 +120,7 @@ class DenoisingObjective:
         img = torch.randint(n_img, (batch,), generator=g)
         var = torch.randint(n_var, (batch,), generator=g)
         k = torch.randint(self.prompts.choices.shape[1], (batch,), generator=g)
-        t = torch.randint(self.num_timesteps, (batch,), generator=g)
+        t = schedule.draw_timesteps(batch, self.num_timesteps, self.timestep_bias, g)
         shape = (batch, *self.cache.mean.shape[1:])
         noise = torch.randn(shape, generator=self.noise_gen, device=self.device)
         post = (torch.randn(shape, generator=self.noise_gen, device=self.device)
