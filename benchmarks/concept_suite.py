@@ -101,10 +101,11 @@ def before_after(result: dict) -> str:
         sps = methods[m]["samples_per_second"]
         return f"{samples} samples" + (f", {samples / sps:.0f} s" if sps else "")
 
-    middle = ""
-    if "given-init" in methods and all(("given-init", c) in runs for c in common):
-        middle = (f"| 64 steps, started from the given word (`given-init`: the same without init search) | "
-                  f"{hidden('given-init')} | {med('given-init')} | {whole('given-init', _preset_samples())} |\n")
+    # the steps in between, oldest first: each row is the default of its day, still runnable under its bench name
+    steps = [("given-init", "64 steps, started from the given word (`given-init`: no init search, uniform timesteps)"),
+             ("uniform-t", "64 steps, start searched (`uniform-t`: timesteps drawn uniformly)")]
+    middle = "".join(f"| {label} | {hidden(m)} | {med(m)} | {whole(m, _preset_samples())} |\n" for m, label in steps
+                     if m in methods and all((m, c) in runs for c in common))
     return (f"| default preset | hidden object: good point | median over {', '.join(common)}: good point | "
             "a whole default run |\n|---|---|---|---|\n"
             f"| before (`fast-v0`: 400 steps × 16, lr 5e-3 cosine, warm-up 10) | {hidden('fast-v0')} | "
@@ -118,7 +119,8 @@ def _preset() -> str:
 
     c = preset_config("fast")
     return (f"{c.steps} steps × {c.samples_per_step}, lr {c.effective_lr:g} {c.lr_schedule}, "
-            f"warm-up {c.warmup_steps}" + (f", init search {c.init_search} words" if c.init_search else ""))
+            f"warm-up {c.warmup_steps}" + (f", init search {c.init_search} words" if c.init_search else "")
+            + (", timesteps t = T·u²" if c.timestep_bias in ("auto", "earlier") else ""))
 
 
 def _preset_samples() -> int:
