@@ -71,7 +71,6 @@ class FlowTrainer(Trainer):
         self.num_timesteps = int(sched.config.num_train_timesteps)
         self._sigmas = sched.sigmas[: self.num_timesteps].float().to(self.device)
         self._timesteps = sched.timesteps[: self.num_timesteps].float().to(self.device)
-        self.timestep_bias = "none"  # its density is the weighting scheme's (drawn in _draw below)
         scheme = config.weighting_scheme
         self.weighting = DEFAULT_WEIGHTING[self.flow_family] if scheme == "auto" else scheme
         self.precondition = PRECONDITION[self.flow_family]
@@ -99,6 +98,10 @@ class FlowTrainer(Trainer):
         counts = self._counts(count)
         expanded = [self._expand(p, counts) for p in prompts]
         return {k: v.to(self.device) for k, v in mmdit.tokenize(self.bb, expanded).items()}
+
+    @property
+    def timestep_bias(self) -> str:
+        return "none"  # the density is the weighting scheme's (drawn below); an explicit bias is refused in __init__
 
     def _draw(self, batch: int) -> dict[str, torch.Tensor]:
         from diffusers.training_utils import compute_density_for_timestep_sampling

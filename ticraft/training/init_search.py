@@ -24,6 +24,7 @@ benchmark's training seconds include it (about 2.7 CPU s on the toy model).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from ticraft.training.inputs import TrainWarning, initial_vectors
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ticraft.training.loop import Trainer
@@ -164,8 +167,16 @@ def search_initializer(trainer: "Trainer", max_words: int, *, candidates: int = 
     """Pick the start of ``trainer``'s vectors from its pictures and set it (see the module docstring).
 
     ``max_words`` caps the words joined into the start; ``candidates`` words are evaluated exactly after the
-    first-order ranking; ``greedy`` of them are tried as each further word.
+    first-order ranking; ``greedy`` of them are tried as each further word. The choice is logged (INFO, by the first
+    process): where a run started is news while it runs — an SD run may take an hour — and the CLI shows the log.
     """
+    choice = _search(trainer, max_words, candidates, samples, greedy)
+    if trainer.dist.is_main:
+        _log.info(choice.sentence(trainer.token, trainer.init_text))
+    return choice
+
+
+def _search(trainer: "Trainer", max_words: int, candidates: int, samples: int, greedy: int) -> InitSearch:
     learned = _learned(trainer)
     given = {e.key: trainer.init_vectors[e.key].clone() for e in learned}
     probe = _Probe(trainer, samples)

@@ -28,7 +28,6 @@ tokenising of the placeholder rows in :mod:`ticraft.training.prompt_ids` (mixins
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -54,9 +53,6 @@ from ticraft.training.early_stop import DVAR
 from ticraft.training.init_search import InitSearch, search_initializer
 from ticraft.training.objective import DenoisingObjective
 from ticraft.training.prompt_ids import PromptTokens
-
-# Where the run started is news while it runs (an SD run may take an hour): logged, and the CLI shows ticraft's log.
-_log = logging.getLogger(__name__)
 
 #: ``callback(step, total, loss, vectors)``; ``loss`` is ``None`` on steps where it was not read.
 #: Returning ``True`` asks the trainer to stop after this step.
@@ -164,7 +160,6 @@ class Trainer(PromptTokens, DenoisingObjective):
             raise TrainError(f"unsupported prediction_type {self.prediction_type!r}")
         ac = ddpm.alphas_cumprod.to(torch.float64)
         self.num_timesteps = int(ddpm.config.num_train_timesteps)
-        self.timestep_bias = "earlier" if cfg.timestep_bias == "auto" else cfg.timestep_bias
         self._sqrt_ab = ac.sqrt().float().to(self.device)
         self._sqrt_1mab = (1 - ac).sqrt().float().to(self.device)
 
@@ -280,9 +275,7 @@ class Trainer(PromptTokens, DenoisingObjective):
         if count > self._active:
             self._activate(count)
         if self.step == 0 and cfg.init_search and self.init_choice is None:  # part of the run's cost, so here
-            self.init_choice = search_initializer(self, cfg.init_search)
-            if self.dist.is_main:
-                _log.info(self.init_choice.sentence(self.token, self.init_text))
+            self.init_choice = search_initializer(self, cfg.init_search)  # logs its choice (the CLI shows it)
             if self.dist.enabled:  # every process searched the same batch; the first one's start is the run's
                 broadcast_from_first(self.parameters(), self.dist)
                 self.init_vectors = {k: torch.cat([p.detach() for p in self.rows[k]]).cpu() for k in self.keys}

@@ -35,8 +35,6 @@ class DenoisingObjective:
     prompts: PromptSet
     prediction_type: str
     num_timesteps: int
-    timestep_bias: str
-    """``TrainConfig.timestep_bias`` resolved for the model (never ``auto``)."""
     _sqrt_ab: torch.Tensor
     _sqrt_1mab: torch.Tensor
     _amp_dtype: torch.dtype | None
@@ -113,6 +111,11 @@ class DenoisingObjective:
         return se.mean((1, 2, 3))
 
     # -------------------------------------------------------------------- steps
+    @property
+    def timestep_bias(self) -> str:
+        """``TrainConfig.timestep_bias`` for this model: ``auto`` is ``earlier`` here (SD3/Flux: see flow.py)."""
+        return "earlier" if self.cfg.timestep_bias == "auto" else self.cfg.timestep_bias
+
     def _draw(self, batch: int) -> dict[str, torch.Tensor]:
         """The global batch's choices (host) and noise (device), then this process's slice."""
         g = self.host_gen
