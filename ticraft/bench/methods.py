@@ -173,6 +173,8 @@ def _register_builtin() -> None:
     register_method(trainer_method("plain", "ticraft's default preset (fast: one vector, its start searched "
                                               "from the pictures, timesteps leaning to the low-noise end)"))
     register_method(trainer_method("multi3", "three vectors", num_vectors=3))
+    register_method(trainer_method("multi3-uniform-t", "three vectors, timesteps drawn uniformly (multi3 before "
+                                                       "timestep_bias auto)", num_vectors=3, timestep_bias="none"))
     register_method(trainer_method("multi2", "two vectors", num_vectors=2))
     register_method(trainer_method("progressive", "two vectors, the second added half-way", num_vectors=2,
                                    progressive=_progressive_half))
