@@ -280,6 +280,11 @@ def test_resume_skips_finished_runs(tmp_path, one_torch_thread, monkeypatch):
     with pytest.raises(BenchError, match="other settings"):
         run_bench(BenchSettings(**{**settings.__dict__, "ladder": [32]}), say=lambda _t: None, backbone=bb,
                   resume=tmp_path / "state")
+    # a method whose options changed since (e.g. a new default preset) is refused before anything trains
+    monkeypatch.setitem(METHODS, "plain", replace(METHODS["plain"], run=boom,
+                                                  options={**METHODS["plain"].options, "lr": 0.123}))
+    with pytest.raises(BenchError, match=r"its plain run of \w+ used other options than plain means now \(lr: 0.005 → 0.123\)"):
+        run_bench(settings, say=lambda _t: None, backbone=bb, resume=tmp_path / "state")
 
 
 def torch_equal(a, b) -> bool:

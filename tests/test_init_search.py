@@ -84,7 +84,7 @@ def test_the_choice_is_recorded_in_the_concept_and_logged_when_made(tiny_sd_dir,
     assert concept.meta["config"]["init_search"] == 2 and concept.meta["initializer"] == "toy"
 
 
-def test_a_resumed_run_keeps_the_start_and_equals_the_whole_run(tiny_sd_dir, tmp_path, monkeypatch):
+def test_a_resumed_run_keeps_the_start_and_equals_the_whole_run(tiny_sd_dir, tmp_path, monkeypatch, caplog):
     images = write_images(tmp_path / "im", n=2)
     opts = dict(FAST, steps=4, save_every=2, reg_weight=1.0, init_search=2)
     full = ticraft.train(images, "<res>", "toy", model=str(tiny_sd_dir), output_dir=tmp_path / "a", **opts)
@@ -93,8 +93,11 @@ def test_a_resumed_run_keeps_the_start_and_equals_the_whole_run(tiny_sd_dir, tmp
         raise AssertionError("a resumed run searched again")
 
     monkeypatch.setattr("ticraft.training.loop.search_initializer", no_search)
-    resumed = ticraft.train(images, "<res>", "toy", model=str(tiny_sd_dir), output_dir=tmp_path / "b",
-                            resume=tmp_path / "a" / "checkpoint-0000002.pt", **opts)
+    with caplog.at_level(logging.INFO, logger="ticraft"):
+        resumed = ticraft.train(images, "<res>", "toy", model=str(tiny_sd_dir), output_dir=tmp_path / "b",
+                                resume=tmp_path / "a" / "checkpoint-0000002.pt", **opts)
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("ticraft.training")]
+    assert len(said) == 1 and said[0].endswith("chosen when the run began")  # it still says where it started
     assert torch.equal(full.vectors["clip"], resumed.vectors["clip"])  # the reg target is the searched start too
     assert resumed.meta["init_search"] == full.meta["init_search"]
 

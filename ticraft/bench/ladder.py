@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ticraft.bench.methods import RunContext, check_ladder, get_methods
+from ticraft.bench.methods import RunContext, changed_options, check_ladder, get_methods
 from ticraft.bench.scoring import combine, judge_probe, pair_probes, render_probes, score_concept
 from ticraft.bench.state import BenchState
 from ticraft.bench.suite import BenchError, SuiteConcept, build_suite
@@ -132,6 +132,12 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
     if prior is not None:
         result["references"] = prior.get("references", [])
         done = {(r["method"], r["concept"]): r for r in prior.get("runs", [])}
+        for m in methods:  # refused before anything runs rather than mixed into one row
+            for key, run in done.items():
+                changed = changed_options(m, run) if key[0] == m.name else []
+                if changed:
+                    raise BenchError(f"{resume}: its {m.name} run of {key[1]} used other options than {m.name} "
+                                     f"means now ({', '.join(changed)}); resume in a new folder")
         say(f"resuming from {resume}: {len(done)} runs already there")
     # reference points: the hidden words' true rows
     for c in suite:
@@ -267,4 +273,4 @@ def _pair_rows(bb: Any, suite: list[SuiteConcept], methods: list[Any], finals: d
     return rows
 
 
-__all__ = ["BenchSettings", "FULL_LADDER", "QUICK_LADDER", "SCHEMA", "combine", "is_good", "run_bench"]
+__all__ = ["BenchSettings", "FULL_LADDER", "QUICK_LADDER", "SCHEMA", "combine", "is_good", "run_bench", "true_concepts"]

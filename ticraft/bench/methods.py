@@ -13,6 +13,7 @@ core; other jobs on the machine do not inflate them). Model loading and latent c
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -62,6 +63,9 @@ class Method:
     run: Runner
     samples_per_step: int
     reference: bool = False
+    options: dict[str, Any] | None = None
+    """A trainer method's resolved options (TrainConfig fields that do not depend on the run): a resumed bench
+    reuses a recorded run only when they still match (a changed default preset is a different method)."""
 
 
 METHODS: dict[str, Method] = {}
@@ -119,7 +123,10 @@ def trainer_method(name: str, description: str, preset: str = "fast", **options:
     from ticraft.training.config import TrainConfig
 
     static = {k: v for k, v in options.items() if not callable(v)}  # callables depend on the run's length
-    sps = TrainConfig.from_options(preset=preset, **static).samples_per_step
+    resolved = TrainConfig.from_options(preset=preset, **static)
+    sps = resolved.samples_per_step
+    per_run = {"steps", "seed", "captions", "previews", *(k for k, v in options.items() if callable(v))}
+    fixed = {k: v for k, v in json.loads(json.dumps(resolved.to_dict(), default=str)).items() if k not in per_run}
 
     def run(ctx: RunContext) -> Iterator[Snapshot]:
         from ticraft.concept import Concept
@@ -160,7 +167,22 @@ def trainer_method(name: str, description: str, preset: str = "fast", **options:
         finally:
             trainer.close()
 
-    return Method(name, description, run, sps)
+    return Method(name, description, run, sps, options=fixed)
+
+
+def changed_options(method: Method, run: dict[str, Any]) -> list[str]:
+    """The options ``method`` now resolves differently from a recorded ``run`` (``[]``: it may be reused).
+
+    A field the recorded config lacks was added later; the run had its default then.
+    """
+    from ticraft.training.config import TrainConfig
+
+    if not method.options:
+        return []
+    recorded, default = run.get("config") or {}, TrainConfig().to_dict()
+    old = {k: recorded.get(k, default.get(k)) for k in method.options}
+    return [f"{k}: {old[k]!r} → {v!r}" for k, v in method.options.items()
+            if json.loads(json.dumps(old[k], default=str)) != v]
 
 
 def _progressive_half(steps: int) -> int:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,9 @@ def markdown_table(result: dict[str, Any]) -> str:
 def speedup_sentence(sp: dict[str, Any]) -> str:
     """The reference-vs-ours line: the ratio of medians, and the per-concept ratios where both got good."""
     if sp.get("ratio"):
-        head = f"Seconds to a good concept, {sp['note']}: **{'>' if sp['bound'] == '>' else ''}{sp['ratio']:.1f}×**."
+        # a lower bound is rounded down, so the printed bound still holds
+        shown = f">{math.floor(sp['ratio'] * 10) / 10:.1f}" if sp["bound"] == ">" else f"{sp['ratio']:.1f}"
+        head = f"Seconds to a good concept, {sp['note']}: **{shown}×**."
     else:
         head = f"Seconds to a good concept: no ratio of medians ({sp['note']})."
     per = sp.get("per_concept") or {}

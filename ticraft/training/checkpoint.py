@@ -24,7 +24,7 @@ VERSION = 1
 
 #: Options that change the shape or meaning of the state; a resume must keep them.
 RESUME_KEYS = ("num_vectors", "progressive", "per_image", "batch_size", "grad_accum", "style", "captions",
-               "resolution", "flip", "crops", "seed", "method", "norm")
+               "resolution", "flip", "crops", "seed", "method", "norm", "timestep_bias")
 
 
 class CheckpointError(TicraftError):
@@ -74,8 +74,8 @@ def check_compatible(state: dict[str, Any], *, fingerprint: str, token: str, ima
     if list(state.get("images", [])) != list(image_hashes):
         raise CheckpointError(f"{path} was trained on other images; resume with the same image folder")
     saved = state.get("config", {})
-    # checkpoints written before method/norm existed are plain runs
-    saved = {"method": "plain", "norm": None, **saved}
+    # checkpoints written before method/norm/timestep_bias existed are plain runs with uniform timesteps
+    saved = {"method": "plain", "norm": None, "timestep_bias": "none", **saved}
     changed = [k for k in RESUME_KEYS if saved.get(k) != config.get(k)]
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} → {config.get(k)!r}" for k in changed)

@@ -74,8 +74,9 @@ class TrainConfig:
     timestep_bias: str = "none"
     """Which timesteps SD-1.x/2.x/XL and the toy model train on: ``none`` (uniform, as the paper and diffusers) |
     ``earlier`` (t = T·u², leaning to the low-noise end, where texture and exact colour are decided) | ``later``
-    (t = T·(1 − (1 − u)²)) | ``auto`` (earlier there; SD3/Flux keep ``weighting_scheme``'s density). The names are
-    diffusers' ``--timestep_bias_strategy``'s; the densities are ours (schedule.draw_timesteps)."""
+    (t = T·(1 − (1 − u)²)) | ``auto`` (earlier there; SD3/Flux keep ``weighting_scheme``'s density and refuse
+    earlier/later with one error). The names are diffusers' ``--timestep_bias_strategy``'s; the densities are ours
+    (schedule.draw_timesteps). ``auto`` in the fast preset was measured on the toy model only (RESULTS.md)."""
     weighting_scheme: str = "auto"
     """SD3/Flux timestep density: auto (SD3 logit_normal, Flux none, as diffusers' scripts) | none |
     logit_normal | mode | sigma_sqrt | cosmap (see ticraft/training/flow.py)."""

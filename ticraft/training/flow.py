@@ -61,7 +61,7 @@ class FlowTrainer(Trainer):
                  **kwargs: Any) -> None:
         from diffusers import FlowMatchEulerDiscreteScheduler
 
-        if config.timestep_bias not in ("auto", "none"):  # before anything loads: one sentence, nothing spent
+        if config.timestep_bias not in ("auto", "none"):  # before the latents are cached: one sentence
             raise TrainError(f"timestep_bias {config.timestep_bias} applies to SD-1.x/2.x/XL and the toy model; "
                              f"{backbone.family} draws its timesteps by weighting_scheme (--set weighting_scheme=…)")
         self.flow_family = mmdit.flow_family(backbone)

@@ -176,6 +176,14 @@ def search_initializer(trainer: "Trainer", max_words: int, *, candidates: int = 
     return choice
 
 
+def restored_choice(trainer: "Trainer", saved: dict[str, Any]) -> InitSearch:
+    """The start a checkpoint recorded, logged as a fresh run logs it (a resumed run does not search again)."""
+    choice = InitSearch.from_dict(saved)
+    if trainer.dist.is_main:
+        _log.info(choice.sentence(trainer.token, trainer.init_text) + " — chosen when the run began")
+    return choice
+
+
 def _search(trainer: "Trainer", max_words: int, candidates: int, samples: int, greedy: int) -> InitSearch:
     learned = _learned(trainer)
     given = {e.key: trainer.init_vectors[e.key].clone() for e in learned}
@@ -217,4 +225,4 @@ def _search(trainer: "Trainer", max_words: int, candidates: int, samples: int, g
     return InitSearch(chosen, best, given_loss, ranked)
 
 
-__all__ = ["InitSearch", "search_initializer", "whole_words"]
+__all__ = ["InitSearch", "restored_choice", "search_initializer", "whole_words"]

@@ -50,7 +50,7 @@ from ticraft.training.data import (
 )
 from ticraft.training.distributed import DistInfo, all_reduce_sum, average_gradients, broadcast_from_first
 from ticraft.training.early_stop import DVAR
-from ticraft.training.init_search import InitSearch, search_initializer
+from ticraft.training.init_search import InitSearch, restored_choice, search_initializer
 from ticraft.training.objective import DenoisingObjective
 from ticraft.training.prompt_ids import PromptTokens
 
@@ -423,7 +423,7 @@ class Trainer(PromptTokens, DenoisingObjective):
             self.init_vectors = {k: v.float().cpu() for k, v in start["vectors"].items()}
             self._reg_target = {k: v.to(self.device) for k, v in self.init_vectors.items()}
             if start["choice"] is not None:
-                self.init_choice = InitSearch.from_dict(start["choice"])
+                self.init_choice = restored_choice(self, start["choice"])  # says again where the run started
 
     # --------------------------------------------------------------- results
     def result_vectors(self) -> dict[str, torch.Tensor]:
