@@ -102,8 +102,8 @@ def before_after(result: dict) -> str:
         return f"{samples} samples" + (f", {samples / sps:.0f} s" if sps else "")
 
     # the steps in between, oldest first: each row is the default of its day, still runnable under its bench name
-    steps = [("given-init", "64 steps, started from the given word (`given-init`: no init search, uniform timesteps)"),
-             ("uniform-t", "64 steps, start searched (`uniform-t`: timesteps drawn uniformly)")]
+    steps = [("given-init", "64 steps, started from the given word (`given-init`: no init search)"),
+             ("earlier-t", "tried, not adopted: timesteps t = T·u² (`earlier-t`)")]
     middle = "".join(f"| {label} | {hidden(m)} | {med(m)} | {whole(m, _preset_samples())} |\n" for m, label in steps
                      if m in methods and all((m, c) in runs for c in common))
     return (f"| default preset | hidden object: good point | median over {', '.join(common)}: good point | "

@@ -193,10 +193,10 @@ def _register_builtin() -> None:
     from ticraft.bench.reference import reference_method
 
     register_method(trainer_method("plain", "ticraft's default preset (fast: one vector, its start searched "
-                                              "from the pictures, timesteps leaning to the low-noise end)"))
+                                              "from the pictures)"))
     register_method(trainer_method("multi3", "three vectors", num_vectors=3))
-    register_method(trainer_method("multi3-uniform-t", "three vectors, timesteps drawn uniformly (multi3 before "
-                                                       "timestep_bias auto)", num_vectors=3, timestep_bias="none"))
+    register_method(trainer_method("multi3-earlier-t", "three vectors, timesteps t = T·u² (timestep_bias earlier)",
+                                   num_vectors=3, timestep_bias="earlier"))
     register_method(trainer_method("multi2", "two vectors", num_vectors=2))
     register_method(trainer_method("progressive", "two vectors, the second added half-way", num_vectors=2,
                                    progressive=_progressive_half))
@@ -217,10 +217,9 @@ def _register_builtin() -> None:
                                                   "pictures best (init_search 3)", init_search=3))
     register_method(trainer_method("given-init", "the default preset started from the given initializer as it is "
                                                  "(init_search 0)", init_search=0))
-    # timesteps drawn uniformly, as the paper and diffusers do: the default preset until timestep_bias auto
-    register_method(trainer_method("uniform-t", "the default preset with timesteps drawn uniformly (timestep_bias "
-                                                "none, the default until it leaned to the low-noise end)",
-                                   timestep_bias="none"))
+    # timesteps leaning to the low-noise end (tried as the default, not adopted: RESULTS.md)
+    register_method(trainer_method("earlier-t", "the default preset with timesteps t = T·u², leaning to the low-noise "
+                                                "end (timestep_bias earlier)", timestep_bias="earlier"))
     register_method(trainer_method("no-warmup", "the default preset without its 10 warm-up steps", warmup_steps=0))
     # issue 16: per-layer tokens and direction-only vectors, on the default preset otherwise
     register_method(trainer_method("xti", "one vector per UNet cross-attention layer (P+/XTI)", method="xti"))
