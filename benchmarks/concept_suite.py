@@ -120,7 +120,7 @@ def _preset() -> str:
     c = preset_config("fast")
     return (f"{c.steps} steps × {c.samples_per_step}, lr {c.effective_lr:g} {c.lr_schedule}, "
             f"warm-up {c.warmup_steps}" + (f", init search {c.init_search} words" if c.init_search else "")
-            + (", timesteps t = T·u²" if c.timestep_bias in ("auto", "earlier") else ""))
+            + (", timesteps t = T·u²" if c.timestep_bias == "earlier" else ""))
 
 
 def _preset_samples() -> int:

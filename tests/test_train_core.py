@@ -11,7 +11,7 @@ from train_images import write_images
 
 import ticraft
 from ticraft.models.load import load_backbone
-from ticraft.training.config import TrainConfig
+from ticraft.training.config import ConfigError, TrainConfig
 from ticraft.training.data import load_images
 from ticraft.training.loop import Trainer
 
@@ -255,18 +255,18 @@ def test_compiled_loss_matches_eager(tiny_sd_dir, images):
 
 
 def test_timestep_bias_moves_the_timesteps_and_nothing_else_of_the_draw(tiny_sd_dir, images):
-    """earlier: t = T·u² (mean T/3), later: its mirror (2T/3), none: uniform (T/2); auto is earlier on UNet models."""
-    means, first, resolved = {}, {}, {}
-    for bias in ("none", "earlier", "later", "auto"):
+    """earlier: t = T·u² (mean T/3), later: its mirror (2T/3), none: uniform (T/2); anything else is one error."""
+    means, first = {}, {}
+    for bias in ("none", "earlier", "later"):
         tr = trainer(tiny_sd_dir, images, timestep_bias=bias)
         try:
-            resolved[bias] = tr.timestep_bias
             draws = [tr._draw(4) for _ in range(250)]
             first[bias] = draws[0]
             means[bias] = torch.cat([d["t"] for d in draws]).float().mean().item() / tr.num_timesteps
         finally:
             tr.close()
-    assert resolved == {"none": "none", "earlier": "earlier", "later": "later", "auto": "earlier"}
+    with pytest.raises(ConfigError, match="timestep_bias must be one of none, earlier, later; got 'low'"):
+        TrainConfig.from_options(timestep_bias="low")
     assert means["earlier"] < 0.4 and 0.43 < means["none"] < 0.57 and means["later"] > 0.6, means
     for bias in ("earlier", "later"):  # the same pictures, prompts and noise in a step; only its timesteps moved
         assert all(torch.equal(first[bias][k], first["none"][k]) for k in ("rows", "prompt", "noise"))

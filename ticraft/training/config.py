@@ -38,7 +38,7 @@ OPTIMIZERS = ("adam", "adamw")
 ENCODER_CHOICES = ("all", "t5", "clip")
 METHODS = ("plain", "xti", "directional")
 WEIGHTING_SCHEMES = ("auto", "none", "logit_normal", "mode", "sigma_sqrt", "cosmap")
-TIMESTEP_BIASES = ("none", "earlier", "later", "auto")
+TIMESTEP_BIASES = ("none", "earlier", "later")
 
 
 @dataclass
@@ -74,9 +74,9 @@ class TrainConfig:
     timestep_bias: str = "none"
     """Which timesteps SD-1.x/2.x/XL and the toy model train on: ``none`` (uniform, as the paper and diffusers) |
     ``earlier`` (t = T·u², leaning to the low-noise end, where texture and exact colour are decided) | ``later``
-    (t = T·(1 − (1 − u)²)) | ``auto`` (earlier there; SD3/Flux keep ``weighting_scheme``'s density and refuse
-    earlier/later with one error). The names are diffusers' ``--timestep_bias_strategy``'s; the densities are ours
-    (schedule.draw_timesteps). Measured on the toy suite only, and not adopted by a preset (RESULTS.md)."""
+    (t = T·(1 − (1 − u)²)). SD3/Flux draw by ``weighting_scheme`` and refuse a bias with one error. The names are
+    diffusers' ``--timestep_bias_strategy``'s; the densities are ours (schedule.draw_timesteps). Measured on the toy
+    suite only, and not adopted by a preset (RESULTS.md)."""
     weighting_scheme: str = "auto"
     """SD3/Flux timestep density: auto (SD3 logit_normal, Flux none, as diffusers' scripts) | none |
     logit_normal | mode | sigma_sqrt | cosmap (see ticraft/training/flow.py)."""

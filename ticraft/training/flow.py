@@ -61,7 +61,7 @@ class FlowTrainer(Trainer):
                  **kwargs: Any) -> None:
         from diffusers import FlowMatchEulerDiscreteScheduler
 
-        if config.timestep_bias not in ("auto", "none"):  # before the latents are cached: one sentence
+        if config.timestep_bias != "none":  # one sentence, before the latents are cached
             raise TrainError(f"timestep_bias {config.timestep_bias} applies to SD-1.x/2.x/XL and the toy model; "
                              f"{backbone.family} draws its timesteps by weighting_scheme (--set weighting_scheme=…)")
         self.flow_family = mmdit.flow_family(backbone)
@@ -98,10 +98,6 @@ class FlowTrainer(Trainer):
         counts = self._counts(count)
         expanded = [self._expand(p, counts) for p in prompts]
         return {k: v.to(self.device) for k, v in mmdit.tokenize(self.bb, expanded).items()}
-
-    @property
-    def timestep_bias(self) -> str:
-        return "none"  # the density is the weighting scheme's (drawn below); an explicit bias is refused in __init__
 
     def _draw(self, batch: int) -> dict[str, torch.Tensor]:
         from diffusers.training_utils import compute_density_for_timestep_sampling

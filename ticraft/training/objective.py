@@ -111,11 +111,6 @@ class DenoisingObjective:
         return se.mean((1, 2, 3))
 
     # -------------------------------------------------------------------- steps
-    @property
-    def timestep_bias(self) -> str:
-        """``TrainConfig.timestep_bias`` for this model: ``auto`` is ``earlier`` here (SD3/Flux: see flow.py)."""
-        return "earlier" if self.cfg.timestep_bias == "auto" else self.cfg.timestep_bias
-
     def _draw(self, batch: int) -> dict[str, torch.Tensor]:
         """The global batch's choices (host) and noise (device), then this process's slice."""
         g = self.host_gen
@@ -123,7 +118,7 @@ class DenoisingObjective:
         img = torch.randint(n_img, (batch,), generator=g)
         var = torch.randint(n_var, (batch,), generator=g)
         k = torch.randint(self.prompts.choices.shape[1], (batch,), generator=g)
-        t = schedule.draw_timesteps(batch, self.num_timesteps, self.timestep_bias, g)
+        t = schedule.draw_timesteps(batch, self.num_timesteps, self.cfg.timestep_bias, g)
         shape = (batch, *self.cache.mean.shape[1:])
         noise = torch.randn(shape, generator=self.noise_gen, device=self.device)
         post = (torch.randn(shape, generator=self.noise_gen, device=self.device)
