@@ -101,6 +101,7 @@ def train(
     state = load_checkpoint(resume) if resume is not None else None
 
     dist = init_distributed(cfg.device)
+    completed = False
     try:
         bb = _backbone(model, cfg, dist)
         fingerprint = bb.fingerprint()
@@ -130,8 +131,9 @@ def train(
                 _finish(trainer, concept, loaded, out=out, lib=lib, tags=tags, overwrite=overwrite)
         finally:
             trainer.close()
+        completed = True
     finally:
-        shutdown_distributed(dist)
+        shutdown_distributed(dist, completed=completed)
     return concept
 
 

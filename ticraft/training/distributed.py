@@ -67,10 +67,18 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), local, owned=True)
 
 
-def shutdown_distributed(info: DistInfo) -> None:
+def shutdown_distributed(info: DistInfo, *, completed: bool = True) -> None:
+    """Tear down the process group this run opened; after a completed run, wait for every rank first.
+
+    Without the barrier a rank that finished early destroyed the group while its peer (rank 0, still
+    writing files) had gloo threads in flight, and the peer aborted ("terminate called without an active
+    exception"). After an error there is no barrier: the other ranks may never reach it.
+    """
     import torch.distributed as dist
 
     if info.owned and dist.is_initialized():
+        if completed:
+            dist.barrier()
         dist.destroy_process_group()
 
 

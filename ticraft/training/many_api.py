@@ -128,6 +128,7 @@ def train_many(
         raise CheckpointError(f"{resume} is a one-concept checkpoint; resume it with `ticraft train --resume`")
 
     dist = init_distributed(cfg.device)
+    completed = False  # a barrier before the teardown only when every rank got this far
     result = ManyResult()
     group: ConceptGroup | None = None
     try:
@@ -161,16 +162,11 @@ def train_many(
                 continue
             result.concepts[m.spec.token] = concept
         _gather(result, specs, dist)
-        if dist.enabled:
-            # every rank has its gathered results before any tears the group down: gloo aborted a rank
-            # ('terminate called without an active exception') when its peer destroyed the group first
-            import torch.distributed as tdist
-
-            tdist.barrier()
+        completed = True
     finally:
         if group is not None:
             group.close()
-        shutdown_distributed(dist)
+        shutdown_distributed(dist, completed=completed)
     result.wall_seconds = time.time() - started
     return result
 
