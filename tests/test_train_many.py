@@ -221,3 +221,31 @@ def test_cli_deterministic_and_device_reach_train_many(tmp_path, monkeypatch):
     assert seen.get("deterministic") is True and seen.get("device") == "cpu", seen
     bad = CliRunner().invoke(app, ["train-many", str(root), "--device", "gpu9"])
     assert bad.exit_code == 2 and "gpu9" in bad.output + (bad.stderr or "")
+
+
+def test_cli_set_reaches_train_many(tmp_path, monkeypatch):
+    """`--set key=value` reaches every TrainConfig field without a flag, typed as in `ticraft train`; a field given
+    twice or unknown is one sentence and nothing runs."""
+    import ticraft.training.many_api as many_api
+    from ticraft.cli.main import app
+
+    seen: dict = {}
+
+    def fake(folder, model, **kwargs):
+        seen.update(kwargs)
+        raise TicraftError("stopped by the test")
+
+    monkeypatch.setattr(many_api, "train_many", fake)
+    root = write_pictures(tmp_path / "c" / "one", 2).parent
+    res = CliRunner().invoke(app, ["train-many", str(root), "--no-library", "--set", "lr_schedule=cosine",
+                                   "--set", "warmup_steps=20", "--set", "max_grad_norm=none", "--set", "flip=false"])
+    assert res.exit_code == 1 and "stopped by the test" in res.output + (res.stderr or "")
+    assert (seen["lr_schedule"], seen["warmup_steps"], seen["flip"]) == ("cosine", 20, False), seen
+    assert "max_grad_norm" in seen and seen["max_grad_norm"] is None
+    seen.clear()
+    for argv, message in ((["--steps", "5", "--set", "steps=6"], "already given by its own flag"),
+                          (["--set", "stepz=6"], "did you mean 'steps'"),
+                          (["--set", "warmup_steps=many"], "warmup_steps takes")):
+        bad = CliRunner().invoke(app, ["train-many", str(root), "--no-library", *argv])
+        assert bad.exit_code != 0 and message in bad.output + (bad.stderr or ""), (argv, bad.output)
+        assert not seen  # refused before anything trains

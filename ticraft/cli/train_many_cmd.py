@@ -6,6 +6,7 @@ Examples::
 
     ticraft train-many catalogue/ --model ~/models/sd15            # <red-mug>, <blue-vase>, … from folder names
     ticraft train-many styles/ --style --init painting --steps 800
+    ticraft train-many catalogue/ --set lr_schedule=cosine --set warmup_steps=20   # any other training option
     ticraft train-many catalogue/ --save-every 100 --out runs/catalogue    # then, after an interruption:
     ticraft train-many catalogue/ --resume runs/catalogue --out runs/catalogue
     torchrun --nproc_per_node 4 -m ticraft.cli.main train-many catalogue/   # concepts split over 4 GPUs
@@ -24,9 +25,22 @@ import typer
 from rich.markup import escape
 
 from ticraft.cli.common import LibraryOption, ModelOption, console, err_console, open_library
-from ticraft.cli.options import Compile, DeterministicOption, DeviceOption, Precision, Preset, device_or_default
+from ticraft.cli.options import (
+    Compile,
+    DeterministicOption,
+    DeviceOption,
+    Precision,
+    Preset,
+    device_or_default,
+    value,
+)
 from ticraft.cli.outputs import is_main_process
 from ticraft.cli.progress import log_to, warnings_to
+from ticraft.cli.train_options import parse_sets, set_help
+
+# TrainConfig fields with a typed flag below; `--set` reaches the rest, as in `ticraft train`.
+TYPED_FIELDS = ("num_vectors", "steps", "batch_size", "lr", "resolution", "seed", "save_every", "early_stop",
+                "deterministic", "previews", "device", "mixed_precision", "compile", "style")
 
 
 def register(app: typer.Typer) -> None:
@@ -70,13 +84,16 @@ def train_many_command(
     overwrite: Annotated[bool,
         typer.Option("--overwrite", help="Replace library entries with the same tokens.")] = False,
     device: DeviceOption = None,
-    precision: Annotated[Precision,
-        typer.Option(help="Mixed precision (auto: bf16 on CUDA, fp32 on CPU).")] = Precision.auto,
-    compile: Annotated[Compile,
-        typer.Option("--compile", help="torch.compile the model's forward pass (GPU).")] = Compile.none,
+    precision: Annotated[Optional[Precision],
+        typer.Option(help="Mixed precision (default auto: bf16 on CUDA, fp32 on CPU).")] = None,
+    compile: Annotated[Optional[Compile],
+        typer.Option("--compile", help="torch.compile the model's forward pass (GPU; default none).")] = None,
     out: Annotated[Optional[Path],
         typer.Option("--out", "-o",
                      help="Run folder: checkpoints; per concept its embedding file and loss curve.")] = None,
+    sets: Annotated[
+        Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help=set_help(TYPED_FIELDS))
+    ] = None,
 ) -> None:
     """Learn one new word per sub-folder of FOLDER in a single run (textual inversion, many concepts at once)."""
     import ticraft.training.many_api as many_api
@@ -85,8 +102,11 @@ def train_many_command(
         "num_vectors": vectors, "steps": steps, "batch_size": batch, "lr": lr, "resolution": resolution,
         "seed": seed, "save_every": save_every, "early_stop": early_stop or None,
         "deterministic": deterministic or None, "previews": previews,
-        "device": device_or_default(device), "mixed_precision": precision.value, "compile": compile.value,
+        "device": device, "mixed_precision": value(precision), "compile": value(compile),
     }
+    # concepts.toml's per-concept keys (init, style, vectors, seed) still win over these for their concept
+    options.update(parse_sets(sets or [], given={**options, "style": style or None}))
+    options["device"] = device_or_default(options["device"])  # --device / --set device > config > auto
     if out is None and save_every:
         out = Path("ticraft-runs") / (folder.resolve().name or "train-many")
         console.print(f"run folder: {escape(str(out))}")
