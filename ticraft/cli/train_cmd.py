@@ -146,7 +146,8 @@ def train_command(
         typer.Option("--seed", "-s", help="Random seed (bitwise repeatable with --deterministic)." + P("seed")),
     ] = None,
     progressive: Annotated[
-        Optional[int], typer.Option(metavar="K", help="Start with 1 vector, add one every K steps.")
+        Optional[int],
+        typer.Option(metavar="K", help="Start with 1 vector, add one every K steps (the last joins before the end)."),
     ] = None,
     reg: Annotated[
         Optional[float], typer.Option(metavar="W", help="L2 pull towards the start (--init, or what --init-search "

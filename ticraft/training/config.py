@@ -202,6 +202,15 @@ class TrainConfig:
             positive("progressive")
             if self.num_vectors < 2:
                 raise ConfigError("progressive extension needs num_vectors ≥ 2 (it starts at 1 and grows to N)")
+            last = (self.num_vectors - 1) * self.progressive  # the step that switches the last vector on
+            if last >= self.steps:
+                most = (self.steps - 1) // (self.num_vectors - 1)
+                ends = min(self.num_vectors, 1 + (self.steps - 1) // self.progressive)
+                raise ConfigError(
+                    f"progressive {self.progressive} switches the last of {self.num_vectors} vectors on at step "
+                    f"{last}, but the run has {self.steps} steps (the word would end with {ends}); use progressive "
+                    f"≤ {most} or more steps" if most >= 1 else
+                    f"{self.steps} steps are too few to grow to {self.num_vectors} vectors; give more steps")
         if self.resolution is not None:
             positive("resolution")
             if self.resolution % 8:
