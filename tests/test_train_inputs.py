@@ -41,6 +41,7 @@ def test_presets_follow_their_recipes():
     # accepted before, and the word silently ended with fewer vectors than asked
     ({"num_vectors": 3, "progressive": 200, "steps": 64}, "at step 400, but the run has 64 steps .* use progressive ≤ 31"),
     ({"num_vectors": 3, "progressive": 1, "steps": 2}, "too few to grow to 3 vectors"),
+    ({"early_stop": True, "steps": 64}, "cannot stop this 64-step run: .* first stop at step 105; .* ≤ 11"),
     ({"resolution": 20}, "multiple of 8"),
     ({"style": True, "captions": True}, "not both"),
     ({"compile": "fast"}, "compile must be one of"),

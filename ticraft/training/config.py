@@ -211,6 +211,13 @@ class TrainConfig:
                     f"{last}, but the run has {self.steps} steps (the word would end with {ends}); use progressive "
                     f"≤ {most} or more steps" if most >= 1 else
                     f"{self.steps} steps are too few to grow to {self.num_vectors} vectors; give more steps")
+        if self.early_stop and (first := (self.early_stop_window + 1) * self.eval_every) >= self.steps:
+            # DVAR needs more than `window` evaluations before its ratio exists; a flag that cannot act is refused
+            room = (self.steps - 1) // self.eval_every - 1
+            raise ConfigError(
+                f"early_stop cannot stop this {self.steps}-step run: DVAR compares the last {self.early_stop_window} "
+                f"evaluations (one every {self.eval_every} steps) with all of them, so it can first stop at step "
+                f"{first}; give more steps" + (f" or early_stop_window ≤ {room}" if room >= 2 else ""))
         if self.resolution is not None:
             positive("resolution")
             if self.resolution % 8:
