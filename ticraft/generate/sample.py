@@ -48,6 +48,7 @@ from ticraft.generate.batches import (  # noqa: F401 (re-exported)
 )
 from ticraft.generate.concepts import concept_hashes, prepare_concepts, warn_budget
 from ticraft.generate.errors import (  # noqa: F401 (re-exported)
+    GuidanceWarning,
     ProgressCallback,
     PromptBudgetWarning,
     ReproductionWarning,
@@ -69,6 +70,7 @@ from ticraft.generate.specs import (  # noqa: F401 (re-exported)
     native_size,
     plan_batches,
     spec_from_parameters,
+    warn_guidance,
 )
 from ticraft.imaging import make_grid
 from ticraft.prompts import expand_prompt
@@ -77,9 +79,9 @@ if TYPE_CHECKING:
     from ticraft.models.backbone import Backbone
 
 __all__ = [
-    "SampleSpec", "SampleError", "PromptBudgetWarning", "ReproductionWarning", "SCHEDULERS", "generate", "sample",
-    "reproduce", "compose", "ComposeResult", "model_defaults", "make_scheduler", "save_png", "read_parameters",
-    "spec_from_parameters", "prepare_concepts", "resolve_device", "default_dtype", "cached_backbone",
+    "SampleSpec", "SampleError", "PromptBudgetWarning", "ReproductionWarning", "GuidanceWarning", "SCHEDULERS",
+    "generate", "sample", "reproduce", "compose", "ComposeResult", "model_defaults", "make_scheduler", "save_png",
+    "read_parameters", "spec_from_parameters", "prepare_concepts", "resolve_device", "default_dtype", "cached_backbone",
 ]
 
 
@@ -131,6 +133,7 @@ def generate(backbone: "Backbone", specs: SampleSpec | Sequence[SampleSpec], *, 
         return []
     defaults = model_defaults(backbone)
     full = [s.resolved(defaults) for s in spec_list]
+    warn_guidance(backbone, full)
     texts = [t for s in full for t in (s.prompt, s.negative)]
     used = prepare_concepts(backbone, texts, library=library, concepts=concepts)
     counts = {tok: c.num_vectors for tok, c in used.items()}

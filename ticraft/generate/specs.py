@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ticraft.generate.errors import SampleError
+from ticraft.generate.errors import GuidanceWarning, SampleError
 from ticraft.generate.schedulers import scheduler_class, scheduler_name_of
 
 if TYPE_CHECKING:
     from ticraft.models.backbone import Backbone
 
 __all__ = ["SampleSpec", "plan_batches", "FAMILY_DEFAULTS", "DEFAULTS_FILE", "native_size", "model_defaults",
-           "spec_from_parameters"]
+           "spec_from_parameters", "warn_guidance"]
 
 
 # ------------------------------------------------------------------ specs
@@ -60,6 +61,33 @@ def _validate(spec: SampleSpec) -> None:
         if v is None or v < 8 or v % 8:
             raise SampleError(f"{name} must be a positive multiple of 8 px, got {v}")
     scheduler_class(spec.scheduler)  # raises for unknown names
+
+
+def _is_flux(backbone: "Backbone") -> bool:
+    """Whether ``backbone`` samples through diffusers' Flux pipelines (also when its family was overridden)."""
+    from ticraft.models.mmdit import flow_family
+
+    return flow_family(backbone) == "flux"
+
+
+def warn_guidance(backbone: "Backbone", specs: Sequence[SampleSpec]) -> None:
+    """Warn (once per call, not per image) where a guidance ≤ 1 makes resolved ``specs`` act otherwise than written.
+
+    diffusers' SD, SDXL and SD3 pipelines (text2img, img2img, inpaint) run classifier-free guidance only when
+    ``guidance_scale > 1``: guidance 0, 0.5 and 1 make the same conditional-only image and never encode the
+    negative prompt, while the image's parameters still record both. Flux is left alone: its guidance is a
+    distilled value the transformer is conditioned on, not CFG, and values below 1 mean what they say.
+    """
+    if _is_flux(backbone):
+        return
+    low = sorted({float(s.guidance) for s in specs if s.guidance is not None and s.guidance < 1})
+    if low:
+        values = ", ".join(f"{g:g}" for g in low)
+        warnings.warn(f"guidance {values} is below 1 and acts as 1 on this model: classifier-free guidance is off",
+                      GuidanceWarning, stacklevel=3)
+    if any(s.guidance is not None and s.guidance <= 1 and s.negative.strip() for s in specs):
+        warnings.warn("the negative prompt is not used at guidance ≤ 1 (classifier-free guidance is off): "
+                      "raise guidance above 1 for it to act", GuidanceWarning, stacklevel=3)
 
 # --------------------------------------------------------------- defaults
 #: Sampling defaults per family (size comes from the model itself).

@@ -1,0 +1,106 @@
+"""Generation inputs that were accepted and then silently ignored now say so in one sentence.
+
+* guidance < 1 (and a negative prompt at guidance ≤ 1) on a model whose pipeline runs classifier-free
+  guidance only above 1 (SD-style, SD3): a :class:`GuidanceWarning`, once per call; never on Flux, whose
+  guidance is a distilled value.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ticraft.cli.main import app
+from ticraft.errors import TicraftWarning
+from ticraft.generate.edit import edit
+from ticraft.generate.sample import GuidanceWarning, SampleSpec, generate
+from ticraft.models.load import load_backbone
+
+STEPS = 2
+BELOW = "below 1 and acts as 1"
+NEGATIVE = "negative prompt is not used"
+
+
+def spec(seed: int = 0, **kw) -> SampleSpec:
+    kw.setdefault("steps", STEPS)
+    return SampleSpec("a photo of a cat", seed=seed, width=16, height=16, **kw)
+
+
+def guidance_warnings(fn, *args, **kw) -> tuple[object, list[str]]:
+    """``fn(*args, **kw)`` and the texts of the GuidanceWarnings it raised (every one, no de-duplication)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kw)
+    return out, [str(w.message) for w in caught if issubclass(w.category, GuidanceWarning)]
+
+
+def px(img) -> np.ndarray:
+    return np.asarray(img, dtype=np.int16)
+
+
+# ------------------------------------------------------------------------------------------- guidance ≤ 1
+def test_guidance_below_one_warns_once_per_call_and_acts_as_one(bb):
+    """0, 0.5 and 1 make the same image on an SD pipeline: one warning for the whole call, naming the values."""
+    images, texts = guidance_warnings(generate, bb, [spec(s, guidance=g) for s in (0, 1) for g in (0.5, 0.0)])
+    assert len(texts) == 1 and BELOW in texts[0] and "0, 0.5" in texts[0], texts
+    assert "\n" not in texts[0] and issubclass(GuidanceWarning, TicraftWarning)
+    one, texts = guidance_warnings(generate, bb, [spec(0, guidance=1.0)])
+    assert texts == []  # 1 is exactly what CFG at scale 1 means: nothing to say
+    assert (px(images[0]) == px(one[0])).all() and (px(images[1]) == px(one[0])).all()  # what the warning claims
+
+
+def test_negative_at_guidance_one_or_below_warns(bb):
+    plain, _ = guidance_warnings(generate, bb, [spec(guidance=1.0)])
+    neg, texts = guidance_warnings(generate, bb, [spec(s, guidance=1.0, negative="dark") for s in (0, 1, 2)])
+    assert len(texts) == 1 and NEGATIVE in texts[0], texts
+    assert (px(neg[0]) == px(plain[0])).all()  # the negative really did nothing
+    _, texts = guidance_warnings(generate, bb, [spec(guidance=0.5, negative="dark")])
+    assert len(texts) == 2 and BELOW in texts[0] and NEGATIVE in texts[1], texts
+    _, texts = guidance_warnings(generate, bb, [spec(guidance=0.5, negative="  ")])
+    assert len(texts) == 1 and BELOW in texts[0], texts  # a blank negative is no negative
+
+
+def test_real_guidance_says_nothing(bb):
+    _, texts = guidance_warnings(generate, bb, [spec(guidance=2.0, negative="dark"), spec(guidance=7.5)])
+    assert texts == []
+
+
+def test_edit_warns_too(bb):
+    from PIL import Image
+
+    source = Image.new("RGB", (16, 16), "red")
+    _, texts = guidance_warnings(edit, bb, source, "a photo of a cat", guidance=0.5, negative="dark", steps=STEPS,
+                                 strength=0.5)
+    assert len(texts) == 2 and BELOW in texts[0] and NEGATIVE in texts[1], texts
+
+
+def test_sd3_warns_flux_does_not(tiny_sd3_dir, tiny_flux_dir, one_torch_thread):
+    """SD3 gates CFG at > 1 like SD; Flux's guidance is the distilled embedding, meaningful below 1 too."""
+    sd3 = load_backbone(str(tiny_sd3_dir))
+    _, texts = guidance_warnings(generate, sd3, [spec(guidance=0.5, negative="dark")])
+    assert len(texts) == 2, texts
+    flux = load_backbone(str(tiny_flux_dir))
+    _, texts = guidance_warnings(generate, flux, [spec(guidance=0.5), spec(guidance=0.0)])
+    assert texts == []
+
+
+def test_cli_prints_the_warning_once(tiny_sd_dir, tmp_path):
+    """`ticraft sample` shows it as one yellow line (its progress display would otherwise drop it)."""
+    torch.set_num_threads(1)
+    r = CliRunner().invoke(app, ["sample", "a photo of a cat", "-m", str(tiny_sd_dir), "-n", "3", "--steps", "2",
+                                 "--size", "16x16", "--guidance", "0.5", "--negative", "dark", "-o", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert r.output.count(BELOW) == 1 and r.output.count(NEGATIVE) == 1, r.output
+    assert len(list(tmp_path.glob("*.png"))) == 3
+
+
+@pytest.mark.parametrize("args", [["compose", "cat", "-t", "a photo of {}"], ["sample", "a photo of a cat"]])
+def test_cli_is_quiet_at_real_guidance(tiny_sd_dir, tmp_path, args):
+    r = CliRunner().invoke(app, [*args, "-m", str(tiny_sd_dir), "--steps", "2", "--size", "16x16",
+                                 "--negative", "dark", "-o", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "warning" not in r.output, r.output
