@@ -38,6 +38,23 @@ def default_library_path() -> Path:
     return Path(platformdirs.user_data_dir("ticraft", appauthor=False)) / "library"
 
 
+def configured_library_path() -> Path | None:
+    """The ``library`` setting of the user's config file (``$TICRAFT_CONFIG``), or ``None`` when it is not set.
+
+    Raises:
+        LibraryError: the setting holds something other than a folder path (the file was edited by hand).
+    """
+    from ticraft.user_config import config_path, get_config_value
+
+    value = get_config_value("library")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise LibraryError(f"the library setting in {config_path()} is {value!r}, not a folder path; "
+                           "fix it with `ticraft config set library PATH`")
+    return Path(value.strip()).expanduser()
+
+
 class Library(LibraryChanges):
     """A folder of concepts with a SQLite index. Creating the object touches nothing; the folder
     appears on first write, the index on first use.
@@ -65,13 +82,20 @@ class Library(LibraryChanges):
     # ------------------------------------------------------------ location
     @classmethod
     def resolve(cls, path: str | os.PathLike[str] | None = None) -> "Library":
-        """The library the user meant: ``path`` > ``$TICRAFT_LIBRARY`` > ``./embeddings`` (if it holds a
-        library: an index or a manifest) > the user data dir (see :func:`default_library_path`)."""
+        """The library the user meant: ``path`` (``--library``) > ``$TICRAFT_LIBRARY`` > the ``library`` setting
+        (``ticraft config set library PATH``) > ``./embeddings`` (if it holds a library: an index or a manifest)
+        > the user data dir (see :func:`default_library_path`).
+
+        Each is opened as given, like ``--library``: a folder that does not exist yet is an empty library that
+        appears on first write."""
         if path is not None and str(path):
             return cls(path)
         env = os.environ.get(ENV_VAR, "").strip()
         if env:
             return cls(env)
+        configured = configured_library_path()
+        if configured is not None:
+            return cls(configured)
         local = Path.cwd() / "embeddings"
         if (local / MANIFEST).is_file() or ix.index_path(local).is_file():
             return cls(local)
@@ -264,4 +288,4 @@ def resolve_library(path: str | os.PathLike[str] | None = None) -> Library:
     return Library.resolve(path)
 
 
-__all__ = ["Library", "RepairReport", "default_library_path", "resolve_library"]
+__all__ = ["Library", "RepairReport", "configured_library_path", "default_library_path", "resolve_library"]
