@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
-from ticraft.concept import Concept, ConceptError, keep_norm, layout_meta, lerp, match_count, slerp
+from ticraft.concept import FAMILY_ENCODERS, Concept, ConceptError, keep_norm, layout_meta, lerp, match_count, slerp
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -174,25 +174,71 @@ def render_interpolation(
     return result
 
 
-def save_frames(frames: Sequence[Frame], folder: str | Path) -> list[Path]:
-    """Write each frame's vectors as a kohya-style safetensors file (``emb_params``, or ``clip_l``/``clip_g``).
+#: Encoder-key sets a frame file can hold: those of a known family (one CLIP, SDXL, SD3, Flux).
+_FILE_KEY_SETS = {frozenset(encoders) for encoders in FAMILY_ENCODERS.values()}
 
-    Any ticraft importer (and A1111/ComfyUI) reads these; the file metadata records ``t`` and the endpoints.
+
+def frame_layout(concept: Concept) -> str:
+    """The embedding-file layout a frame of ``concept``'s kind is written in (see :mod:`ticraft.formats`).
+
+    Per-layer (XTI) concepts: ``kohya-xti`` (16 layers of one CLIP) or ``ticraft-xti``; SD3/Flux: ``comfyui``
+    (``clip_l``, ``clip_g``, ``t5xxl``); otherwise ``kohya`` (``emb_params``) or ``kohya-sdxl`` (``clip_l`` +
+    ``clip_g`` in one file), which A1111 and ComfyUI read too. Each holds every encoder and ticraft's record
+    (token, family, meta), so :func:`ticraft.formats.read_concept` gives the frame back whole.
+
+    Raises:
+        FormatError: no layout holds this kind of concept whole (checked before anything is written).
+
+    >>> import torch
+    >>> frame_layout(Concept("<a>", {"clip_l": torch.ones(1, 8), "t5": torch.ones(1, 16)}, family="flux"))
+    'comfyui'
     """
-    from safetensors.torch import save_file
+    from ticraft.formats import FormatError, sd3_flux, xti
 
+    keys = sorted(concept.vectors)
+    if frozenset(keys) not in _FILE_KEY_SETS:
+        raise FormatError(f"no embedding-file layout holds a concept with encoders {keys}: a file holds one model "
+                          "family's (clip; clip_l + clip_g; clip_l + clip_g + t5; clip_l + t5)")
+    per_layer = xti.layout_for(concept)
+    if per_layer is not None and sd3_flux.handles(concept):
+        # xti's own layout names CLIP encoders only: T5 rows would be written but never read back.
+        raise FormatError("no embedding-file layout holds a per-layer (XTI) concept with T5 vectors (per-layer "
+                          "files hold CLIP encoders only); flatten the endpoints to one token first")
+    if per_layer is not None:
+        return per_layer
+    if sd3_flux.handles(concept):
+        return "comfyui"
+    return "kohya-sdxl" if concept.is_sdxl else "kohya"
+
+
+def save_frames(frames: Sequence[Frame], folder: str | Path) -> list[Path]:
+    """Write each frame as one embedding file in ticraft's layout for its kind (:func:`frame_layout`).
+
+    Every encoder is written (SD3's and Flux's T5 too) and a per-layer concept keeps its layers; ticraft's record
+    in each file carries the frame's token, family and meta (``t``, the endpoints, the method), so
+    :func:`ticraft.formats.read_concept` loads back exactly the frame (``ticraft library import`` reads them too).
+
+    A kind that no file holds whole is refused before anything is written; the files are written beside
+    each other in a hidden folder and moved in together, so a failure part-way leaves none of them.
+    """
+    import os
+    import tempfile
+
+    from ticraft.formats import FormatError, write_concept
+
+    layouts = [frame_layout(f.concept) for f in frames]  # refuse up front, before the folder exists
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FormatError(f"{folder} is a file; give a folder to save the frames in")
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, f in enumerate(frames):
-        c = f.concept
-        tensors = ({"clip_l": c.vectors["clip_l"], "clip_g": c.vectors["clip_g"]} if c.is_sdxl
-                   else {"emb_params": next(iter(c.vectors.values()))})
-        path = folder / f"interp_{i:02d}_t{f.t:.3f}.safetensors"
-        meta = {"t": f"{f.t:.6f}", "from": str(c.meta.get("from", "")), "to": str(c.meta.get("to", "")),
-                "family": str(c.family or "")}
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
-        paths.append(path)
+    names = [f"interp_{i:02d}_t{f.t:.3f}.safetensors" for i, f in enumerate(frames)]
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".interp-") as staging:
+        staged = [p for f, name, layout in zip(frames, names, layouts, strict=True)
+                  for p in write_concept(f.concept, Path(staging) / name, layout=layout)]
+        paths = []
+        for p in staged:
+            os.replace(p, folder / p.name)
+            paths.append(folder / p.name)
     return paths
 
 
@@ -200,6 +246,7 @@ __all__ = [
     "Frame",
     "MODES",
     "StripResult",
+    "frame_layout",
     "frame_ts",
     "interpolation_path",
     "match_pair",

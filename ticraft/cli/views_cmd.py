@@ -59,7 +59,8 @@ def interp_command(
     match: Annotated[Optional[Match], typer.Option("--match", help="Different vector counts: pad or merge.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Strip PNG.")] = Path("interp.png"),
     save_vectors: Annotated[
-        Optional[Path], typer.Option("--save-vectors", help="Also write each frame's vectors to this folder.")
+        Optional[Path],
+        typer.Option("--save-vectors", help="Also write each frame as an embedding file (all encoders) here."),
     ] = None,
     no_render: Annotated[
         bool, typer.Option("--no-render", help="Only compute (and --save-vectors) the frames.")
@@ -73,13 +74,14 @@ def interp_command(
     dtype: DtypeOption = None,
 ) -> None:
     """Interpolate between two concepts (or words) and render a strip with one seed across it."""
-    from ticraft.analysis.interpolate import interpolation_path, render_interpolation, save_frames
+    from ticraft.analysis.interpolate import frame_layout, interpolation_path, render_interpolation, save_frames
 
     lib = open_library(library)
     bb = load_model(model, device, dtype)
     ca, cb = resolve_concept(a, lib, bb), resolve_concept(b, lib, bb)
     how = cast("Literal['pad', 'merge'] | None", value(match))
     frames = interpolation_path(ca, cb, steps=steps, mode=mode.value, match=how)  # validates before rendering
+    layout = frame_layout(frames[0].concept) if save_vectors is not None else None  # a kind no file holds: refused now
     table = Table(title=f"{escape(ca.token)} → {escape(cb.token)} ({mode.value})", title_justify="left")
     table.add_column("frame", justify="right")
     table.add_column("t", justify="right")
@@ -91,7 +93,8 @@ def interp_command(
     console.print(table)
     if save_vectors is not None:
         paths = save_frames(frames, save_vectors)
-        console.print(f"wrote {len(paths)} vector files to {escape(str(save_vectors))}")
+        where = escape(str(save_vectors))
+        console.print(f"wrote {len(paths)} frame files ({layout} layout) to {where}", soft_wrap=True)
     if no_render:
         return
     with console.status(f"rendering {steps} frames…", spinner="dots"):
