@@ -3,6 +3,8 @@
 * guidance < 1 (and a negative prompt at guidance ≤ 1) on a model whose pipeline runs classifier-free
   guidance only above 1 (SD-style, SD3): a :class:`GuidanceWarning`, once per call; never on Flux, whose
   guidance is a distilled value.
+* a negative prompt on Flux (its pipelines read one only with ``true_cfg_scale`` > 1, which ticraft never
+  passes): one :class:`SampleError` before anything renders.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from typer.testing import CliRunner
 from ticraft.cli.main import app
 from ticraft.errors import TicraftWarning
 from ticraft.generate.edit import edit
-from ticraft.generate.sample import GuidanceWarning, SampleSpec, generate
+from ticraft.generate.sample import (
+    GuidanceWarning,
+    ReproductionWarning,
+    SampleError,
+    SampleSpec,
+    compose,
+    generate,
+    read_parameters,
+    reproduce,
+)
 from ticraft.models.load import load_backbone
 
 STEPS = 2
@@ -78,12 +89,16 @@ def test_edit_warns_too(bb):
     assert len(texts) == 2 and BELOW in texts[0] and NEGATIVE in texts[1], texts
 
 
-def test_sd3_warns_flux_does_not(tiny_sd3_dir, tiny_flux_dir, one_torch_thread):
+@pytest.fixture(scope="module")
+def flux(tiny_flux_dir, one_torch_thread):
+    return load_backbone(str(tiny_flux_dir))
+
+
+def test_sd3_warns_flux_does_not(tiny_sd3_dir, flux):
     """SD3 gates CFG at > 1 like SD; Flux's guidance is the distilled embedding, meaningful below 1 too."""
     sd3 = load_backbone(str(tiny_sd3_dir))
     _, texts = guidance_warnings(generate, sd3, [spec(guidance=0.5, negative="dark")])
     assert len(texts) == 2, texts
-    flux = load_backbone(str(tiny_flux_dir))
     _, texts = guidance_warnings(generate, flux, [spec(guidance=0.5), spec(guidance=0.0)])
     assert texts == []
 
@@ -104,3 +119,60 @@ def test_cli_is_quiet_at_real_guidance(tiny_sd_dir, tmp_path, args):
                                  "--negative", "dark", "-o", str(tmp_path)])
     assert r.exit_code == 0, r.output
     assert "warning" not in r.output, r.output
+
+
+# ---------------------------------------------------------------------------------------- Flux negatives
+FLUX_NEGATIVE = "Flux models ignore negative prompts"
+
+
+def test_flux_refuses_a_negative_before_rendering(flux):
+    steps: list[int] = []
+    with pytest.raises(SampleError, match=FLUX_NEGATIVE) as err:
+        generate(flux, [spec(), spec(1, negative="blurry")], callback=lambda step, total: steps.append(step))
+    assert "\n" not in str(err.value) and steps == []  # one sentence, and nothing rendered first
+    with pytest.raises(SampleError, match=FLUX_NEGATIVE):
+        compose(flux, ["cat"], ["a photo of {}"], negative="blurry", steps=STEPS, width=16, height=16)
+    from PIL import Image
+
+    with pytest.raises(SampleError, match=FLUX_NEGATIVE):
+        edit(flux, Image.new("RGB", (16, 16), "red"), "a cat", negative="blurry", steps=STEPS)
+    [im] = generate(flux, [spec(negative=" ")])  # a blank negative is no negative
+    assert im.size == (16, 16)
+
+
+def test_flux_image_recording_a_negative_is_recreated_without_it(flux):
+    """Images made before the refusal may record a negative Flux never read: the same pixels come without it."""
+    [im] = generate(flux, [spec(seed=4)])
+    params = {**read_parameters(im), "negative": "blurry"}
+    with pytest.warns(ReproductionWarning, match="Flux models ignore"):
+        again = reproduce(flux, params)
+    assert (px(again) == px(im)).all()
+
+
+def test_cli_refuses_a_flux_negative(tiny_flux_dir, tmp_path):
+    r = CliRunner().invoke(app, ["sample", "a photo of a cat", "-m", str(tiny_flux_dir), "--steps", "2",
+                                 "--negative", "blurry", "-o", str(tmp_path)])
+    assert r.exit_code != 0 and FLUX_NEGATIVE in r.output and "Traceback" not in r.output, r.output
+    assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize("more", [[], ["--seed", "5"]], ids=["exact", "new-seed"])
+def test_cli_from_a_flux_image_recording_a_negative(flux, tiny_flux_dir, tmp_path, more):
+    """`sample --from` re-creates such an image (exactly, or with new settings) and says the negative is dropped."""
+    from ticraft.generate.sample import save_png
+
+    [im] = generate(flux, [spec(seed=4)])
+    first, rest = im.info["parameters"].split("\n", 1)
+    im.info["parameters"] = f"{first}\nNegative prompt: blurry\n{rest}"
+    src = save_png(im, tmp_path / "src.png")
+    assert read_parameters(src)["negative"] == "blurry"
+    r = CliRunner().invoke(app, ["sample", "--from", str(src), "-m", str(tiny_flux_dir), "-o", str(tmp_path / "o"),
+                                 *more])
+    assert r.exit_code == 0, r.output
+    assert "Flux models ignore" in r.output and "re-created without it" in r.output, r.output
+    [out] = (tmp_path / "o").glob("*.png")
+    if not more:
+        from PIL import Image
+
+        with Image.open(out) as again:
+            assert (px(again.convert("RGB")) == px(im)).all()

@@ -196,6 +196,7 @@ def _sample_from(
 
     from ticraft.generate.pngmeta import read_parameters
     from ticraft.generate.sample import SampleSpec, generate, reproduce, spec_from_parameters
+    from ticraft.generate.specs import drop_unread_negative
 
     params = read_parameters(path)
     base = spec_from_parameters(params)
@@ -214,9 +215,10 @@ def _sample_from(
     if not overrides and n == 1:
         with _sampling("re-creating") as callback:
             return [reproduce(backbone, params, library=lib, callback=callback)], base.prompt
-    spec: SampleSpec = replace(base, **overrides)
-    specs = [replace(spec, seed=spec.seed + i) for i in range(n)]
     with _sampling(f"sampling {n} image(s)") as callback:
+        # a negative the image records but Flux never read is dropped (said so); one given with --negative is refused
+        spec: SampleSpec = replace(drop_unread_negative(backbone, base), **overrides)
+        specs = [replace(spec, seed=spec.seed + i) for i in range(n)]
         return generate(backbone, specs, library=lib, callback=callback), base.prompt
 
 

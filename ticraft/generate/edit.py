@@ -27,7 +27,7 @@ from ticraft.generate.batches import Job, Progress, prepare_pipeline, run_batche
 from ticraft.generate.concepts import concept_hashes, prepare_concepts, warn_budget
 from ticraft.generate.errors import ProgressCallback, SampleError
 from ticraft.generate.schedulers import loop_length, make_scheduler
-from ticraft.generate.specs import SampleSpec, model_defaults, warn_guidance
+from ticraft.generate.specs import SampleSpec, model_defaults, refuse_unread_negative, warn_guidance
 from ticraft.prompts import expand_prompt
 
 if TYPE_CHECKING:
@@ -123,6 +123,7 @@ def edit(backbone: "Backbone", image: str | os.PathLike | Image.Image, prompt: s
                       scheduler=scheduler, width=w, height=h).resolved(model_defaults(backbone))
     if int((base.steps or 0) * strength) < 1:
         raise SampleError(f"strength {strength} × {base.steps} steps runs no denoising step: raise either")
+    refuse_unread_negative(backbone, [base])
     warn_guidance(backbone, [base])
     used = prepare_concepts(backbone, [prompt, negative], library=library, concepts=concepts)
     counts = {tok: c.num_vectors for tok, c in used.items()}

@@ -66,9 +66,11 @@ from ticraft.generate.specs import (  # noqa: F401 (re-exported)
     DEFAULTS_FILE,
     FAMILY_DEFAULTS,
     SampleSpec,
+    drop_unread_negative,
     model_defaults,
     native_size,
     plan_batches,
+    refuse_unread_negative,
     spec_from_parameters,
     warn_guidance,
 )
@@ -133,6 +135,7 @@ def generate(backbone: "Backbone", specs: SampleSpec | Sequence[SampleSpec], *, 
         return []
     defaults = model_defaults(backbone)
     full = [s.resolved(defaults) for s in spec_list]
+    refuse_unread_negative(backbone, full)
     warn_guidance(backbone, full)
     texts = [t for s in full for t in (s.prompt, s.negative)]
     used = prepare_concepts(backbone, texts, library=library, concepts=concepts)
@@ -200,7 +203,7 @@ def reproduce(backbone: "Backbone", source: str | os.PathLike | Image.Image | di
     for other batch shapes; the copy at the recorded position is returned.
     """
     params = source if isinstance(source, dict) else read_parameters(source)
-    spec = spec_from_parameters(params)
+    spec = drop_unread_negative(backbone, spec_from_parameters(params))
     size = max(1, int(params.get("batch_size", 1)))
     pos = min(max(0, int(params.get("batch_pos", 0))), size - 1)
     images = generate(backbone, [spec] * size, library=library, concepts=concepts, batch_size=size,

@@ -7,14 +7,14 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ticraft.generate.errors import GuidanceWarning, SampleError
+from ticraft.generate.errors import GuidanceWarning, ReproductionWarning, SampleError
 from ticraft.generate.schedulers import scheduler_class, scheduler_name_of
 
 if TYPE_CHECKING:
     from ticraft.models.backbone import Backbone
 
 __all__ = ["SampleSpec", "plan_batches", "FAMILY_DEFAULTS", "DEFAULTS_FILE", "native_size", "model_defaults",
-           "spec_from_parameters", "warn_guidance"]
+           "spec_from_parameters", "warn_guidance", "refuse_unread_negative", "drop_unread_negative"]
 
 
 # ------------------------------------------------------------------ specs
@@ -68,6 +68,30 @@ def _is_flux(backbone: "Backbone") -> bool:
     from ticraft.models.mmdit import flow_family
 
     return flow_family(backbone) == "flux"
+
+
+def refuse_unread_negative(backbone: "Backbone", specs: Sequence[SampleSpec]) -> None:
+    """Refuse a negative prompt on Flux before anything renders: its pipelines would silently ignore it.
+
+    diffusers' Flux pipelines read ``negative_prompt`` only with ``true_cfg_scale > 1`` (default 1); ticraft does not
+    pass one, because Flux's guidance is distilled into the model and true CFG would double every step's cost.
+    """
+    if _is_flux(backbone) and any(s.negative.strip() for s in specs):
+        raise SampleError("Flux models ignore negative prompts (their guidance is distilled): "
+                          "drop the negative prompt (--negative)")
+
+
+def drop_unread_negative(backbone: "Backbone", spec: SampleSpec) -> SampleSpec:
+    """``spec`` without its negative prompt on Flux, which never read it (for re-creating a recorded image).
+
+    Images made on Flux before :func:`refuse_unread_negative` existed may record a negative that did nothing; the same
+    pixels come without it, so re-creating such an image says so instead of refusing it.
+    """
+    if not (spec.negative.strip() and _is_flux(backbone)):
+        return spec
+    warnings.warn("the image records a negative prompt, which Flux models ignore: re-created without it",
+                  ReproductionWarning, stacklevel=3)
+    return replace(spec, negative="")
 
 
 def warn_guidance(backbone: "Backbone", specs: Sequence[SampleSpec]) -> None:
