@@ -9,6 +9,10 @@ ever downloaded.
 
 >>> choose_judge("auto", "toy", None) is None
 True
+>>> choose_judge("toy", "toy", "models/clip")
+Traceback (most recent call last):
+...
+ticraft.analysis.judges.JudgeError: --clip is read by the CLIP judge only; the toy judge would ignore models/clip ...
 >>> choose_judge("clip", "sd1", None, what="the bias probe")
 Traceback (most recent call last):
 ...
@@ -40,10 +44,14 @@ def uses_toy_judge(judge: str, family: str, clip: str | os.PathLike[str] | None,
     """Whether ``judge`` (``auto``/``toy``/``clip``) means the toy judge for a ``family`` model.
 
     ``error`` is the exception class raised for an unknown name (callers keep their own error family);
-    ``kind`` names the option in that message (``judge`` or ``scorer``).
+    ``kind`` names the option in that message (``judge`` or ``scorer``). ``toy`` with a ``clip`` folder is
+    refused: the toy judge never loads CLIP, so the folder would be silently ignored.
     """
     if judge not in JUDGES:
         raise error(f"unknown {kind} {judge!r}: use auto, toy or clip")
+    if judge == "toy" and clip is not None:
+        raise error(f"--clip is read by the CLIP judge only; the toy judge would ignore {os.fspath(clip)} "
+                    f"(drop --clip, or pass --{kind} clip)")
     return judge == "toy" or (judge == "auto" and family == "toy" and clip is None)
 
 

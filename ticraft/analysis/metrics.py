@@ -206,18 +206,22 @@ def evaluate_concept(
         references: the concept's training images.
         scorer: ``auto`` (toy judge for the toy model without ``clip``, else CLIP), ``toy`` or ``clip``.
         clip: local CLIP folder (required for real models).
-        prompts: edited prompts with ``{}`` for the concept (CLIP only; the toy world picks judgeable edits).
+        prompts: edited prompts with ``{}`` for the concept (CLIP only, refused with the toy judge, which picks
+            judgeable edits itself).
         reconstruction_prompt: default ``"a photo of {}"`` (``"a photo of a {}"`` in the toy world).
         out: write a grid PNG (one row per prompt) there.
     """
     from ticraft.analysis.judges import choose_judge, uses_toy_judge
     from ticraft.analysis.probes import sample_renderer, seeds_for
 
-    uses_toy_judge(scorer, backbone.family, clip, error=MetricError, kind="scorer")  # a bad name fails first
+    use_toy = uses_toy_judge(scorer, backbone.family, clip, error=MetricError, kind="scorer")  # a bad name fails first
+    if use_toy and prompts:
+        # the toy judge can only score edits it can read (toy_edits), so it never looks at the user's prompts
+        raise MetricError("--prompt is read by the CLIP judge only; the toy judge scores its own edits "
+                          "(pass --judge clip --clip DIR)")
     if not references:
         raise MetricError(f"{concept.token} has no training images to compare with; add them to its library entry "
                           f"or pass --reference")
-    use_toy = uses_toy_judge(scorer, backbone.family, clip, error=MetricError, kind="scorer")
     seeds = seeds_for(n, seed)
     rnd = renderer or sample_renderer(backbone, library=library, concepts=[concept], steps=steps, guidance=guidance,
                                       batch_size=batch_size)

@@ -119,11 +119,15 @@ def make_classifier(family: str, attribute: str, *, clip: str | Path | None = No
                     template: str | None = None, judge: str = "auto") -> Classifier:
     """The judge to use: ``auto`` picks the toy judge for the toy model and zero-shot CLIP otherwise.
 
-    A real model without ``clip`` gets a clear error (nothing is downloaded).
+    A real model without ``clip`` gets a clear error (nothing is downloaded); so does a ``template`` for the
+    toy judge, which reads the attribute from the picture and has no prompt to fill.
     """
     from ticraft.analysis.judges import choose_judge
 
     model = choose_judge(judge, family, clip, what=f"reading {attribute!r}", error=ProbeError)
+    if model is None and template:
+        raise ProbeError("--template is read by the CLIP judge only; the toy judge reads the attribute from the "
+                         "picture itself (pass --judge clip --clip DIR)")
     return toy_classifier(attribute) if model is None else clip_classifier(model, attribute, labels, template)
 
 
