@@ -13,6 +13,7 @@ import ticraft
 from ticraft.errors import TicraftError
 from ticraft.models.load import load_backbone
 from ticraft.training.config import TrainConfig, preset_config
+from ticraft.training.inputs import TrainWarning
 
 FAST = dict(steps=2, batch_size=2, log_every=1, previews=0)
 
@@ -42,11 +43,14 @@ def test_presets_follow_their_recipes():
     ({"num_vectors": 3, "progressive": 200, "steps": 64}, "at step 400, but the run has 64 steps .* use progressive ≤ 31"),
     ({"num_vectors": 3, "progressive": 1, "steps": 2}, "too few to grow to 3 vectors"),
     ({"early_stop": True, "steps": 64}, "cannot stop this 64-step run: .* first stop at step 105; .* ≤ 11"),
+    ({"early_stop": True, "steps": 500, "early_stop_threshold": 0.0}, "early_stop_threshold must be > 0"),
+    ({"early_stop_window": 5, "eval_every": 2}, "early_stop_window, eval_every only apply with early_stop"),
     ({"resolution": 20}, "multiple of 8"),
     ({"style": True, "captions": True}, "not both"),
     ({"compile": "fast"}, "compile must be one of"),
 ])
 def test_bad_options(options, message):
+    """Options that cannot work, or would be accepted and then do nothing, are one sentence each."""
     with pytest.raises(TicraftError, match=message):
         TrainConfig.from_options(**options)
     with pytest.raises(TicraftError, match="unknown preset"):
@@ -204,3 +208,10 @@ def test_latents_are_encoded_in_chunks_sized_by_resolution(images):
     assert sizes == [4]
     together = encode_latents(vae, big, device=cpu, chunk=4)
     assert torch.equal(cache.mean, together.mean) and torch.equal(cache.std, together.std)
+
+
+def test_a_run_inside_its_warm_up_says_so(tiny_sd_dir, images):
+    """The fast preset warms up over 10 steps: a 4-step run never reaches --lr, and the user is told."""
+    with pytest.warns(TrainWarning, match="4 steps end inside the 10-step warm-up: .* only 40% of lr 0.005"):
+        concept = ticraft.train(images, "<short>", "toy", model=str(tiny_sd_dir), steps=4, batch_size=2, previews=0)
+    assert any("warm-up" in w for w in concept.meta["warnings"])

@@ -88,6 +88,7 @@ def train(
                            f"{MAX_VECTORS} tokens, so the concept could never be used whole")
     loaded = load_images(images, captions=cfg.captions)
     run_warnings: list[str] = []
+    inputs.warn_short_run(cfg, run_warnings)
     if len(loaded) == 1:
         inputs.warn(f"training on one picture ({loaded[0].name}): the word tends to copy that picture's pose and "
                     "background; 3-5 pictures of the concept generalise better", run_warnings)

@@ -39,6 +39,8 @@ ENCODER_CHOICES = ("all", "t5", "clip")
 METHODS = ("plain", "xti", "directional")
 WEIGHTING_SCHEMES = ("auto", "none", "logit_normal", "mode", "sigma_sqrt", "cosmap")
 TIMESTEP_BIASES = ("none", "earlier", "later")
+# settings read only by DVAR early stopping: set without it they would do nothing
+_DVAR_FIELDS = ("early_stop_window", "early_stop_threshold", "eval_every", "eval_samples")
 
 
 @dataclass
@@ -211,6 +213,12 @@ class TrainConfig:
                     f"{last}, but the run has {self.steps} steps (the word would end with {ends}); use progressive "
                     f"≤ {most} or more steps" if most >= 1 else
                     f"{self.steps} steps are too few to grow to {self.num_vectors} vectors; give more steps")
+        if not self.early_stop_threshold > 0:  # DVAR stops when a variance ratio (≥ 0) falls *below* it
+            raise ConfigError(f"early_stop_threshold must be > 0, got {self.early_stop_threshold}")
+        if not self.early_stop and (unused := [f.name for f in fields(self) if f.name in _DVAR_FIELDS
+                                               and getattr(self, f.name) != f.default]):
+            raise ConfigError(f"{', '.join(unused)} only apply with early_stop (DVAR): turn it on (--early-stop) "
+                              "or leave them out")
         if self.early_stop and (first := (self.early_stop_window + 1) * self.eval_every) >= self.steps:
             # DVAR needs more than `window` evaluations before its ratio exists; a flag that cannot act is refused
             room = (self.steps - 1) // self.eval_every - 1

@@ -51,6 +51,19 @@ def warn(message: str, collected: list[str] | None = None) -> None:
     warnings.warn(message, TrainWarning, stacklevel=3)
 
 
+def warn_short_run(config: Any, collected: list[str] | None = None) -> None:
+    """Warn when the run ends inside its warm-up: the learning rate asked for is never reached.
+
+    Not an error: a few-step smoke test is a fair thing to run, but the rate it trains at should not be a surprise
+    (the fast preset warms up over 10 steps, so ``--steps 6`` trains at 10–60 % of ``--lr``).
+    """
+    if config.warmup_steps > config.steps:
+        reached = config.steps / config.warmup_steps
+        warn(f"the run's {config.steps} steps end inside the {config.warmup_steps}-step warm-up: the learning rate "
+             f"reaches only {reached:.0%} of lr {config.effective_lr:g} (--warmup {config.steps} or fewer, or more "
+             "steps, trains at the full rate)", collected)
+
+
 # ------------------------------------------------------------------------------------ references
 def find_references(init: str, images: Sequence["TrainImage"], token: str, *, captions: bool,
                     library: Any = None) -> dict[str, Concept]:

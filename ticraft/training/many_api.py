@@ -112,6 +112,7 @@ def train_many(
     cfg = (config if config is not None else preset_config(preset or "fast")).with_options(**options)
     if max_batch < 1:
         raise TicraftError(f"max_batch must be at least 1, got {max_batch}")
+    inputs.warn_short_run(cfg)  # once: concepts.toml cannot change steps or warm-up per concept
     if isinstance(source, (str, os.PathLike)):
         specs = discover_concepts(source, init=init, style=style)
     else:
