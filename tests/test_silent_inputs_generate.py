@@ -113,6 +113,19 @@ def test_cli_prints_the_warning_once(tiny_sd_dir, tmp_path):
     assert len(list(tmp_path.glob("*.png"))) == 3
 
 
+def test_cli_edit_prints_the_warning(tiny_sd_dir, tmp_path):
+    """`ticraft edit` shares the sampling display: every ticraft warning raised under it is printed once."""
+    from PIL import Image
+
+    torch.set_num_threads(1)
+    src = tmp_path / "src.png"
+    Image.new("RGB", (16, 16), (200, 40, 40)).save(src)
+    r = CliRunner().invoke(app, ["edit", str(src), "a photo of a cat", "-m", str(tiny_sd_dir), "--steps", "2",
+                                 "--guidance", "0.5", "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert r.output.count(BELOW) == 1, r.output
+
+
 @pytest.mark.parametrize("args", [["compose", "cat", "-t", "a photo of {}"], ["sample", "a photo of a cat"]])
 def test_cli_is_quiet_at_real_guidance(tiny_sd_dir, tmp_path, args):
     r = CliRunner().invoke(app, [*args, "-m", str(tiny_sd_dir), "--steps", "2", "--size", "16x16",

@@ -446,5 +446,8 @@ def verify_cmd(library: LibraryOption = None) -> None:
 
 @app.command("path")
 def path_cmd(library: LibraryOption = None) -> None:
-    """Print the library folder in use (--library > $TICRAFT_LIBRARY > ./embeddings > user data dir)."""
+    """Print the library folder in use.
+
+    The first that is set: --library > $TICRAFT_LIBRARY > the 'library' setting > ./embeddings > user data dir.
+    """
     console.print(escape(str(open_library(library).root)), soft_wrap=True)

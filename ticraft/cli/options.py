@@ -180,7 +180,8 @@ ModelOption = Annotated[
 ]
 LibraryOption = Annotated[
     Optional[Path],
-    typer.Option("--library", "-L", help="Library folder (default: $TICRAFT_LIBRARY, ./embeddings, user data dir)."),
+    typer.Option("--library", "-L", help="Library folder (default: $TICRAFT_LIBRARY, the 'library' setting, "
+                 "./embeddings, user data dir)."),
 ]
 DeviceOption = Annotated[
     Optional[str],

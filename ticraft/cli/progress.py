@@ -109,14 +109,17 @@ def log_to(target: Any, enabled: bool = True) -> Iterator[None]:
 
 @contextmanager
 def sampling_progress(label: str) -> Iterator[Any]:
-    """A transient Rich bar fed by ``callback(step, total)``; ticraft's sampling warnings are printed after."""
+    """A transient Rich bar fed by ``callback(step, total)``; ticraft's warnings are printed after, once each.
+
+    Every :class:`~ticraft.errors.TicraftWarning` is shown (prompt budget, reproduction, guidance, …);
+    third-party warnings raised while sampling stay out of ticraft's output.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ticraft.generate.sample import PromptBudgetWarning, ReproductionWarning
+    from ticraft.errors import TicraftWarning
 
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PromptBudgetWarning)
-        warnings.simplefilter("always", ReproductionWarning)
+        warnings.simplefilter("always", TicraftWarning)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -131,6 +134,6 @@ def sampling_progress(label: str) -> Iterator[Any]:
                 bar.update(task, completed=step, total=total)
 
             yield callback
-    for w in caught:
-        if issubclass(w.category, (PromptBudgetWarning, ReproductionWarning)):
-            console.print(f"[yellow]warning: {escape(str(w.message))}[/]")
+    shown = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TicraftWarning))
+    for text in shown:
+        console.print(f"[yellow]warning: {escape(text)}[/]")

@@ -11,11 +11,8 @@ Examples::
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -58,30 +55,6 @@ def register(app: typer.Typer) -> None:
     """Add `sample` and `compose` to the main app."""
     app.command("sample")(sample_command)
     app.command("compose")(compose_command)
-
-
-@contextmanager
-def _sampling(label: str) -> Iterator[Callable[..., None]]:
-    """:func:`sampling_progress`, plus generation's guidance warnings, printed after the bar like its own.
-
-    ``sampling_progress`` records every warning but shows only prompt-budget and reproduction ones, so a
-    :class:`GuidanceWarning` (guidance ≤ 1 on a CFG model) would vanish there; this picks those out and
-    hands every other warning on to it unchanged.
-    """
-    from ticraft.generate.errors import GuidanceWarning
-
-    shown: list[str] = []
-    with sampling_progress(label) as callback:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", GuidanceWarning)
-            yield callback
-        for w in caught:
-            if issubclass(w.category, GuidanceWarning):
-                shown.append(str(w.message))
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    for text in dict.fromkeys(shown):
-        console.print(f"[yellow]warning: {escape(text)}[/]")
 
 
 # ----------------------------------------------------------------- sample
@@ -157,7 +130,7 @@ def sample_command(
             )
             for i in range(n)
         ]
-        with _sampling(f"sampling {n} image(s)") as callback:
+        with sampling_progress(f"sampling {n} image(s)") as callback:
             images = generate(backbone, specs, library=lib, batch_size=batch_size, callback=callback)
     if not is_main_process():
         return
@@ -213,9 +186,9 @@ def _sample_from(
     if size is not None:
         overrides.update(width=size[0], height=size[1])
     if not overrides and n == 1:
-        with _sampling("re-creating") as callback:
+        with sampling_progress("re-creating") as callback:
             return [reproduce(backbone, params, library=lib, callback=callback)], base.prompt
-    with _sampling(f"sampling {n} image(s)") as callback:
+    with sampling_progress(f"sampling {n} image(s)") as callback:
         # a negative the image records but Flux never read is dropped (said so); one given with --negative is refused
         spec: SampleSpec = replace(drop_unread_negative(backbone, base), **overrides)
         specs = [replace(spec, seed=spec.seed + i) for i in range(n)]
@@ -254,7 +227,7 @@ def compose_command(
     lib = open_library(library)
     backbone = load_model(model, device, dtype)
     extra: dict[str, Any] = {"width": wh[0], "height": wh[1]} if wh else {}
-    with _sampling(f"composing {len(subjects)}×{len(templates) * seeds}") as callback:
+    with sampling_progress(f"composing {len(subjects)}×{len(templates) * seeds}") as callback:
         result = compose(
             backbone,
             subjects,

@@ -17,11 +17,11 @@ class SampleError(TicraftError):
     """Generation settings are invalid or a request cannot be carried out."""
 
 
-class PromptBudgetWarning(UserWarning):
+class PromptBudgetWarning(TicraftWarning):
     """A prompt (with concept vectors expanded) is longer than CLIP's 75 usable tokens."""
 
 
-class ReproductionWarning(UserWarning):
+class ReproductionWarning(TicraftWarning):
     """A re-created image will differ from the original (another model, or a concept changed since)."""
 
 
