@@ -45,6 +45,8 @@ def test_presets_follow_their_recipes():
     ({"early_stop": True, "steps": 64}, "cannot stop this 64-step run: .* first stop at step 105; .* ≤ 11"),
     ({"early_stop": True, "steps": 500, "early_stop_threshold": 0.0}, "early_stop_threshold must be > 0"),
     ({"early_stop_window": 5, "eval_every": 2}, "early_stop_window, eval_every only apply with early_stop"),
+    ({"preview_every": 10, "previews": 0}, "would render nothing"),
+    ({"compile_backend": "aot_eager"}, "applies only with compile"),
     ({"resolution": 20}, "multiple of 8"),
     ({"style": True, "captions": True}, "not both"),
     ({"compile": "fast"}, "compile must be one of"),

@@ -213,6 +213,12 @@ class TrainConfig:
                     f"{last}, but the run has {self.steps} steps (the word would end with {ends}); use progressive "
                     f"≤ {most} or more steps" if most >= 1 else
                     f"{self.steps} steps are too few to grow to {self.num_vectors} vectors; give more steps")
+        if self.preview_every and not self.previews:
+            raise ConfigError(f"preview_every {self.preview_every} with previews 0 would render nothing: give "
+                              "previews ≥ 1 or leave preview_every out")
+        if self.compile == "none" and self.compile_backend != "inductor":
+            raise ConfigError(f"compile_backend {self.compile_backend!r} applies only with compile (e.g. "
+                              "--compile default); without it nothing is compiled")
         if not self.early_stop_threshold > 0:  # DVAR stops when a variance ratio (≥ 0) falls *below* it
             raise ConfigError(f"early_stop_threshold must be > 0, got {self.early_stop_threshold}")
         if not self.early_stop and (unused := [f.name for f in fields(self) if f.name in _DVAR_FIELDS
