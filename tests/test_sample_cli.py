@@ -71,6 +71,11 @@ def test_sample_info_and_bit_exact_from(tiny_sd_dir, lib, tmp_path):
     other = run("sample", "--from", files[1], "-m", tiny_sd_dir, "-L", lib.root, "-o", out, "--seed", 100)
     assert other.exit_code == 0, other.output
     assert read_parameters(out / "00004-100.png")["sampler"] == "euler_a"
+    # new images from --from honour --batch-size (it was not passed on: every call used 8)
+    batched = run("sample", "--from", files[1], "-m", tiny_sd_dir, "-L", lib.root, "-o", out, "--seed", 200,
+                  "-n", 3, "-b", 1)
+    assert batched.exit_code == 0, batched.output
+    assert read_parameters(out / "00005-200.png").get("batch_size", 1) == 1  # A1111 writes no size for 1
 
 
 def test_clear_errors(tiny_sd_dir, lib, tmp_path):

@@ -110,6 +110,7 @@ def sample_command(
             size=wh,
             device=device,
             dtype=value(dtype),
+            batch_size=batch_size,
         )
     else:
         from ticraft.generate.sample import SampleSpec, generate
@@ -163,8 +164,13 @@ def _sample_from(
     size: tuple[int, int] | None,
     device: str | None,
     dtype: str | None,
+    batch_size: int = 8,
 ) -> tuple[list["Image.Image"], str]:
-    """``--from``: exact re-creation, or — when options override fields — new images from those settings."""
+    """``--from``: exact re-creation, or — when options override fields — new images from those settings.
+
+    An exact re-creation replays the batch size the image was made with (kernels round by batch); new images
+    use ``batch_size``.
+    """
     from dataclasses import replace
 
     from ticraft.generate.pngmeta import read_parameters
@@ -192,7 +198,7 @@ def _sample_from(
         # a negative the image records but Flux never read is dropped (said so); one given with --negative is refused
         spec: SampleSpec = replace(drop_unread_negative(backbone, base), **overrides)
         specs = [replace(spec, seed=spec.seed + i) for i in range(n)]
-        return generate(backbone, specs, library=lib, callback=callback), base.prompt
+        return generate(backbone, specs, library=lib, batch_size=batch_size, callback=callback), base.prompt
 
 
 # ----------------------------------------------------------------- compose
