@@ -145,6 +145,10 @@ def test_import_export_convert(runner: CliRunner, lib: Library, tmp_path: Path) 
         fails(run(runner, *args, *(["--format", fmt] if fmt else []), ok=False), "already exists", "--force")
     result = run(runner, "library", "export", "<cat-toy>", str(tmp_path / "x"), "--format", "paper", ok=False)
     assert result.exit_code == 2  # click rejects the choice
+    # --model without --flatten was accepted and ignored (an export never loads a model)
+    fails(run(runner, "library", "export", "<cat-toy>", str(tmp_path / "y.pt"), "-L", str(lib.root), "--model",
+              "toy", ok=False), "apply only with --flatten")
+    assert not (tmp_path / "y.pt").exists()
 
     out = run(runner, "library", "convert", str(tmp_path / "e.safetensors"), str(tmp_path / "c.pt"),
               "--token", "<renamed>").output

@@ -313,6 +313,12 @@ def export_cmd(
     library: LibraryOption = None,
 ) -> None:
     """Write a concept to an embedding file for diffusers, A1111/ComfyUI or kohya."""
+    if not flatten and (model is not None or device is not None or dtype is not None):
+        from ticraft.library import LibraryError
+
+        # only flattening runs the model; an export copies the stored vectors as they are
+        raise LibraryError("--model, --device and --dtype apply only with --flatten (an export writes the stored "
+                           "vectors as they are)")
     lib = open_library(library)
     layout = format.value if format else _default_format(out)
     if flatten:  # issue 16: a single-token approximation of a per-layer concept
