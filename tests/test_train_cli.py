@@ -77,8 +77,7 @@ def test_new_flags_reach_the_trainer(tmp_path, images, tiny_sd_dir, captured):
 
 def test_defaults_and_the_other_choices_reach_the_trainer(tmp_path, images, tiny_sd_dir, captured):
     r = train(images, tiny_sd_dir, "--steps", "4", "--lr", "0.01", "--lr-schedule", "linear", "--warmup", "0",
-              "--optimizer", "adam", "--previews", "0", "--no-library", "--out", tmp_path / "run",
-              "--preview-every", "2")
+              "--optimizer", "adam", "--previews", "0", "--no-library", "--out", tmp_path / "run")
     assert r.exit_code == 0, r.output
     tr = captured["trainers"][0]
     assert type(tr.optimizer) is torch.optim.Adam
@@ -87,6 +86,9 @@ def test_defaults_and_the_other_choices_reach_the_trainer(tmp_path, images, tiny
     run = tmp_path / "run"
     assert (run / "knob.safetensors").is_file()  # the result is saved …
     assert not list(run.glob("sample-*.png")) and not (run / "previews").exists()  # … with no previews at all
+    both = train(images, tiny_sd_dir, "--steps", "4", "--previews", "0", "--preview-every", "2", "--no-library",
+                 "--out", tmp_path / "run2")  # asking for previews every 2 steps and for none is refused
+    assert both.exit_code == 1 and "would render nothing" in both.output, both.output
 
 
 def test_typed_flags_and_set_fill_every_trainconfig_field():
