@@ -307,3 +307,86 @@ def test_quick_bench_plain_gets_the_hidden_object_good(tmp_path):
     zorb = next(r for r in data["runs"] if r["method"] == "plain" and r["concept"] == "zorb")
     assert zorb["good_samples"] is not None
     assert (tmp_path / "fig10.png").is_file() and (tmp_path / "quality_vs_seconds.png").is_file()
+
+
+# ------------------------------------------------------------------------------------------ over seeds
+def _seed_result(seed: int, goods: dict[tuple[str, str], int | None]) -> dict:
+    runs = [{"method": m, "concept": c, "shots": 4, "good_samples": g, "good_seconds": None if g is None else g / 32}
+            for (m, c), g in goods.items()]
+    return {"settings": {"seed": seed}, "runs": runs}
+
+
+def test_compare_seeds_counts_medians_and_the_paired_sign_test():
+    from ticraft.bench.seeds import compare_seeds, seeds_markdown, sign_test
+
+    a = _seed_result(0, {("plain", "zorb"): 128, ("plain", "c01"): None, ("plain", "c02"): 256,
+                         ("new", "zorb"): 64, ("new", "c01"): 512, ("new", "c02"): None})
+    b = _seed_result(1, {("plain", "zorb"): 512, ("plain", "c01"): None, ("plain", "c02"): None,
+                         ("new", "zorb"): 512, ("new", "c01"): 256, ("new", "c02"): None,
+                         ("new", "c03"): 64})  # c03 only on one seed and for one method: left out
+    got = compare_seeds([a, b], methods=["plain", "new"])
+    assert got["seeds"] == [0, 1] and got["concepts"] == ["zorb", "c01", "c02"]
+    plain, new = got["per_method"]["plain"], got["per_method"]["new"]
+    assert [plain["seeds"][s]["good"] for s in ("0", "1")] == [2, 1] and plain["pooled"]["good"] == 3
+    assert plain["seeds"]["0"]["samples_median"] == 256 and plain["seeds"]["1"]["samples_median"] is None
+    assert plain["seeds"]["1"]["hidden"] == [512, 16.0]
+    assert new["concepts"]["c01"] == [512, 256]
+    # new is good where plain is not on c01 (both seeds); plain where new is not on c02 (seed 0)
+    assert got["paired"]["new"] == {"against": "plain", "wins": 2, "losses": 1, "p": sign_test(2, 1)}
+    assert sign_test(2, 1) == 1.0 and sign_test(8, 0) == pytest.approx(2 / 256) and sign_test(0, 0) == 1.0
+    text = seeds_markdown(got)
+    assert "| plain | all, pooled | 3/6 (per seed 1.5 ± 0.5) |" in text
+    assert "| c01 | 0/2: – · – | 2/2: 512 · 256 |" in text
+    assert "`new` against `plain`: good where `plain` was not on 2 concept × seed cells, the reverse on 1" in text
+
+
+@pytest.mark.parametrize("results, methods, words", [
+    ([_seed_result(0, {("plain", "zorb"): 64})], None, "at least two seeds"),
+    ([_seed_result(0, {("plain", "zorb"): 64}), _seed_result(1, {("plain", "zorb"): 64})], ["nope"],
+     "no runs of method 'nope'"),
+    ([_seed_result(0, {("plain", "zorb"): 64}), _seed_result(0, {("plain", "zorb"): 64})], None, "in two of the"),
+    ([_seed_result(0, {("plain", "zorb"): 64}), _seed_result(1, {("plain", "c01"): 64})], None, "no concept was run"),
+])
+def test_compare_seeds_bad_input_is_one_sentence(results, methods, words):
+    from ticraft.bench.seeds import compare_seeds
+
+    with pytest.raises(BenchError, match=words):
+        compare_seeds(results, methods=methods)
+
+
+def test_cli_seeds_runs_each_seed_and_compares(tmp_path, one_torch_thread):
+    """`ticraft bench --seeds 0,1`: one folder per seed, the comparison as Markdown, PNG and JSON, resumable."""
+    from typer.testing import CliRunner
+
+    from ticraft.cli.main import app
+
+    args = ["bench", "--methods", "plain", "--concepts", "zorb,glimmic", "--ladder", "16", "-n", "1",
+            "--eval-steps", "2", "--no-dvar", "--no-pairs", "--jobs", "1", "--seeds", "0,1", "-o", str(tmp_path / "out"),
+            "--json", str(tmp_path / "seeds.json"), "--resume", str(tmp_path / "state")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "out"
+    assert "| plain | all, pooled |" in res.output and "| plain | 1 |" in res.output
+    assert (out / "seeds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| zorb |" in (out / "seeds.md").read_text()
+    assert (out / "seed-0" / "bench.md").is_file() and (out / "seed-1" / "fig10.png").is_file()
+    data = json.loads((tmp_path / "seeds.json").read_text())
+    assert data["schema"] == "ticraft-bench-seeds/1" and data["seeds"] == [0, 1]
+    assert [data["results"][s]["settings"]["seed"] for s in ("0", "1")] == [0, 1]
+    assert data["comparison"]["concepts"] == ["zorb", "glimmic"]
+    again = CliRunner().invoke(app, args)  # every run is kept per seed: nothing trains again
+    assert again.exit_code == 0 and again.output.count("already there") == 2, again.output
+
+
+@pytest.mark.parametrize("extra, words", [(["--seeds", "1"], "at least two different seeds"),
+                                          (["--seeds", "1,1"], "at least two different seeds"),
+                                          (["--seeds", "0,x"], "--seeds must be comma-separated whole numbers"),
+                                          (["--seed", "3", "--seeds", "0,1"], "give --seed or --seeds, not both")])
+def test_cli_seeds_bad_input(extra, words, tmp_path):
+    from typer.testing import CliRunner
+
+    from ticraft.cli.main import app
+
+    res = CliRunner().invoke(app, ["bench", "--quick", "-o", str(tmp_path / "out"), *extra])
+    assert res.exit_code != 0 and words in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "out").exists()

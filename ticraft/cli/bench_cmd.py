@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -39,6 +39,9 @@ def bench(
     jobs: Annotated[int | None, typer.Option(help="Processes to spread the methods over (default: 2 when the "
                                                   "machine has 2 cores or more).")] = None,
     seed: Annotated[int, typer.Option(help="Training and sampling seed.")] = 0,
+    seeds: Annotated[str | None, typer.Option(help="Several seeds, comma-separated (e.g. 0,1,2): the suite runs on "
+                                                   "each in turn, then the methods are compared over them (per-seed "
+                                                   "table, paired sign test, a concept × seed map).")] = None,
     dvar: Annotated[bool, typer.Option("--dvar/--no-dvar", help="Record where DVAR early stopping would stop.")] = True,
     pairs: Annotated[bool, typer.Option("--pairs/--no-pairs", help="Two-concept prompts at the ladder's top.")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON there.")] = None,
@@ -69,18 +72,66 @@ def bench(
         jobs=jobs if jobs is not None else min(2, os.cpu_count() or 1),
     )
     target = json_out or out / "bench.json"
+    if seeds is not None:
+        _over_seeds(settings, _seed_list(seeds, seed), out=out, target=target, resume=resume)
+        return
     result = run(settings, resume=resume)
+    table, pictures = _write_one(result, out)
+    _write_json(result, target)
+    console.print(table, markup=False, highlight=False)
+    console.print(f"\nwritten: {escape(str(target))}, {', '.join(escape(str(p)) for p in pictures)}, "
+                  f"{escape(str(out / 'bench.md'))}  ({result['total_seconds']:.0f} s)")
+
+
+def _seed_list(text: str, seed: int) -> list[int]:
+    from ticraft.bench.suite import BenchError
+
+    if seed != 0:
+        raise BenchError("give --seed or --seeds, not both")
+    found = _ints(text, "--seeds") or []
+    if len(found) < 2 or len(set(found)) != len(found):
+        raise BenchError(f"--seeds needs at least two different seeds (e.g. 0,1,2), got {text!r}")
+    return found
+
+
+def _write_one(result: dict, out: Path) -> tuple[str, list[Path]]:
+    """The Markdown table, Fig. 10 and the quality curves of one bench result into ``out``."""
     from ticraft.bench.report import full_markdown, write_pictures
 
     table = full_markdown(result)
     out.mkdir(parents=True, exist_ok=True)
     pictures = write_pictures(result, out)
     (out / "bench.md").write_text(table + "\n", encoding="utf-8")
+    return table, pictures
+
+
+def _write_json(data: dict, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+    target.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
+
+
+def _over_seeds(settings: Any, seed_list: list[int], *, out: Path, target: Path, resume: Path | None) -> None:
+    """Run the suite once per seed (each into ``out/seed-N``, resumable in ``resume/seed-N``), then compare."""
+    from dataclasses import replace
+
+    from ticraft.bench.seeds import compare_seeds, seeds_markdown, seeds_picture
+
+    results = {}
+    for s in seed_list:
+        console.print(f"[bold]seed {s}[/]")
+        one = replace(settings, seed=s)
+        results[str(s)] = run(one, resume=resume / f"seed-{s}" if resume is not None else None)
+        _write_one(results[str(s)], out / f"seed-{s}")
+    comparison = compare_seeds(list(results.values()), methods=settings.methods)
+    table = seeds_markdown(comparison)
+    (out / "seeds.md").write_text(table + "\n", encoding="utf-8")
+    picture = seeds_picture(comparison, out / "seeds.png")
+    _write_json({"schema": "ticraft-bench-seeds/1", "seeds": seed_list, "results": results,
+                 "comparison": comparison}, target)
     console.print(table, markup=False, highlight=False)
-    console.print(f"\nwritten: {escape(str(target))}, {', '.join(escape(str(p)) for p in pictures)}, "
-                  f"{escape(str(out / 'bench.md'))}  ({result['total_seconds']:.0f} s)")
+    total = sum(r["total_seconds"] for r in results.values())
+    console.print(f"\nwritten: {escape(str(target))}, {escape(str(picture))}, {escape(str(out / 'seeds.md'))}, "
+                  f"one folder per seed in {escape(str(out))}  ({total:.0f} s)")
 
 
 def run(settings: object, resume: Path | None = None) -> dict:

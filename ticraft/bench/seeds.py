@@ -1,0 +1,187 @@
+"""Methods compared over several seeds of the concept suite: one seed is too noisy to pick a method by.
+
+On the toy suite single concepts flip between "good after 256 samples" and "never" with the seed, so a difference
+of two concepts between methods on one seed is within noise. :func:`compare_seeds` takes bench results (one per seed,
+or any split of methods and concepts over files) and reports, per method and seed, the concepts good within the
+ladder, the suite medians and the hidden object's good point; pooled over seeds; and, against the first method, on
+how many concept × seed cells each other method got good where it did not and the reverse, with a two-sided exact
+sign test. Only the main picture count (the most pictures of a result, 4 by default) is compared, on the concepts
+every method ran on every seed.
+
+>>> sign_test(5, 3)            # 5 cells won, 3 lost: no evidence either way
+0.7265625
+>>> compare_seeds([result_seed0, result_seed1], methods=["plain", "earlier-t"])   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ticraft.bench.suite import BenchError
+
+Cells = dict[tuple[str, int, str], dict[str, Any]]  # (method, seed, concept) → run
+
+
+def collect(results: Sequence[dict[str, Any]]) -> Cells:
+    """Every main run of ``results`` (the most pictures; few-shot runs aside), keyed by method, seed (from each
+    result's settings) and concept."""
+    from ticraft.bench.summary import main_shots
+
+    cells: Cells = {}
+    for result in results:
+        seed = int(result["settings"]["seed"])
+        main = main_shots(result["runs"])
+        for run in result["runs"]:
+            if int(run.get("shots", 4)) != main:
+                continue
+            key = (run["method"], seed, run["concept"])
+            if key in cells:
+                raise BenchError(f"{key[0]} on {key[2]} with seed {seed} is in two of the results; give each once")
+            cells[key] = run
+    return cells
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test: the chance of a split at least this uneven when both methods are alike."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def _median(xs: list[float]) -> float | None:
+    m = statistics.median(xs) if xs else math.inf
+    return None if math.isinf(m) else float(m)
+
+
+def _late(run: dict[str, Any], key: str) -> float:
+    return math.inf if run[key] is None else float(run[key])
+
+
+def _row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"good": sum(r["good_samples"] is not None for r in runs), "of": len(runs),
+            "samples_median": _median([_late(r, "good_samples") for r in runs]),
+            "seconds_median": _median([_late(r, "good_seconds") for r in runs])}
+
+
+def compare_seeds(results: Sequence[dict[str, Any]], methods: Sequence[str] | None = None) -> dict[str, Any]:
+    """Per method × seed, pooled and paired numbers over every seed the results hold (see the module doc).
+
+    Args:
+        results: bench results (``ticraft bench --json``), any mix of seeds, methods and concepts.
+        methods: the methods to compare, the baseline first (default: all, in the order first seen).
+
+    Raises:
+        BenchError: fewer than two seeds, an unknown method, or no concept every method ran on every seed.
+    """
+    cells = collect(results)
+    seen = list(dict.fromkeys(m for (m, _, _) in cells))
+    names = list(methods) if methods else seen
+    if unknown := [m for m in names if m not in seen]:
+        raise BenchError(f"no runs of method {unknown[0]!r} in these results (they have: {', '.join(seen)})")
+    seeds = sorted({s for (_, s, _) in cells})
+    if len(seeds) < 2:
+        raise BenchError(f"comparing over seeds needs results of at least two seeds, got {seeds}")
+    concepts = [c for c in dict.fromkeys(c for (_, _, c) in cells)
+                if all((m, s, c) in cells for m in names for s in seeds)]
+    if not concepts:
+        raise BenchError(f"no concept was run by every method ({', '.join(names)}) on every seed ({seeds})")
+    per: dict[str, Any] = {}
+    for m in names:
+        by_seed = {str(s): _row([cells[(m, s, c)] for c in concepts]) for s in seeds}
+        for s in seeds:
+            z = cells.get((m, s, "zorb"))
+            by_seed[str(s)]["hidden"] = None if z is None else [z["good_samples"], z["good_seconds"]]
+        goods = [by_seed[str(s)]["good"] for s in seeds]
+        pooled = _row([cells[(m, s, c)] for s in seeds for c in concepts])
+        pooled.update(per_seed_mean=statistics.fmean(goods), per_seed_sd=statistics.pstdev(goods))
+        per[m] = {"seeds": by_seed, "pooled": pooled,
+                  "concepts": {c: [cells[(m, s, c)]["good_samples"] for s in seeds] for c in concepts}}
+    paired = {}
+    for other in names[1:]:
+        wins = sum(per[other]["concepts"][c][i] is not None and per[names[0]]["concepts"][c][i] is None
+                   for c in concepts for i in range(len(seeds)))
+        losses = sum(per[other]["concepts"][c][i] is None and per[names[0]]["concepts"][c][i] is not None
+                     for c in concepts for i in range(len(seeds)))
+        paired[other] = {"against": names[0], "wins": wins, "losses": losses, "p": sign_test(wins, losses)}
+    return {"methods": names, "seeds": seeds, "concepts": concepts, "per_method": per, "paired": paired}
+
+
+def _n(x: float | None, fmt: str) -> str:
+    return "not reached" if x is None else fmt.format(x)
+
+
+def seeds_markdown(comparison: dict[str, Any]) -> str:
+    """The per-seed table, the paired sentences and the concept × seed table, as Markdown."""
+    seeds, concepts = comparison["seeds"], comparison["concepts"]
+    rows = ["| method | seed | good within the ladder | samples to good (median) | seconds to good (median) | "
+            "hidden object good at |", "|---|---:|---:|---:|---:|---:|"]
+    for m in comparison["methods"]:
+        per = comparison["per_method"][m]
+        hidden = []
+        for s in seeds:
+            row = per["seeds"][str(s)]
+            h = row["hidden"]
+            text = "—" if h is None else ("no" if h[0] is None else f"{h[0]} ({h[1]:.1f} s)")
+            hidden.append(text)
+            rows.append(f"| {m} | {s} | {row['good']}/{row['of']} | {_n(row['samples_median'], '{:.0f}')} | "
+                        f"{_n(row['seconds_median'], '{:.1f}')} | {text} |")
+        p = per["pooled"]
+        rows.append(f"| {m} | all, pooled | {p['good']}/{p['of']} (per seed {p['per_seed_mean']:.1f} ± "
+                    f"{p['per_seed_sd']:.1f}) | {_n(p['samples_median'], '{:.0f}')} | "
+                    f"{_n(p['seconds_median'], '{:.1f}')} | {', '.join(hidden)} |")
+    lines = [f"* `{other}` against `{v['against']}`: good where `{v['against']}` was not on {v['wins']} concept × "
+             f"seed cells, the reverse on {v['losses']} (two-sided sign test p = {v['p']:.2f})."
+             for other, v in comparison["paired"].items()]
+    head = ("| concept | " + " | ".join(f"{m} (seeds {', '.join(map(str, seeds))})" for m in comparison["methods"])
+            + " |")
+    table = [head, "|---|" + "---:|" * len(comparison["methods"])]
+    for c in concepts:
+        parts = []
+        for m in comparison["methods"]:
+            got = comparison["per_method"][m]["concepts"][c]
+            parts.append(f"{sum(g is not None for g in got)}/{len(seeds)}: "
+                         + " · ".join("–" if g is None else str(g) for g in got))
+        table.append(f"| {c} | " + " | ".join(parts) + " |")
+    return "\n\n".join(["\n".join(rows), "\n".join(lines), "\n".join(table)])
+
+
+def seeds_picture(comparison: dict[str, Any], path: Path) -> Path:
+    """Rows concepts, columns method × seed; the colour is the good point (samples, log scale), grey never good."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    methods, seeds, concepts = comparison["methods"], comparison["seeds"], comparison["concepts"]
+    grid = np.full((len(concepts), len(methods) * len(seeds)), np.nan)
+    for j, (m, i) in enumerate((m, i) for m in methods for i in range(len(seeds))):
+        for r, c in enumerate(concepts):
+            g = comparison["per_method"][m]["concepts"][c][i]
+            if g is not None:
+                grid[r, j] = math.log2(g)
+    fig, ax = plt.subplots(figsize=(2.5 + 0.6 * grid.shape[1], 1.2 + 0.3 * len(concepts)))
+    cmap = matplotlib.colormaps["viridis_r"].with_extremes(bad="#d0d0d0")
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto", vmin=6, vmax=11)
+    ax.set_yticks(range(len(concepts)), concepts)
+    ax.set_xticks(range(grid.shape[1]), [f"{m}\nseed {s}" for m in methods for s in seeds], fontsize=7)
+    for k in range(1, len(methods)):
+        ax.axvline(k * len(seeds) - 0.5, color="white", lw=3)
+    bar = fig.colorbar(im, ax=ax, ticks=range(6, 12))
+    bar.ax.set_yticklabels([str(2 ** k) for k in range(6, 12)])
+    bar.set_label("good after (samples)")
+    ax.set_title("Good point per concept and seed (grey: not within the ladder)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["collect", "compare_seeds", "seeds_markdown", "seeds_picture", "sign_test"]
