@@ -217,3 +217,10 @@ def test_a_run_inside_its_warm_up_says_so(tiny_sd_dir, images):
     with pytest.warns(TrainWarning, match="4 steps end inside the 10-step warm-up: .* only 40% of lr 0.005"):
         concept = ticraft.train(images, "<short>", "toy", model=str(tiny_sd_dir), steps=4, batch_size=2, previews=0)
     assert any("warm-up" in w for w in concept.meta["warnings"])
+
+
+def test_none_clears_a_field_that_can_be_none_and_keeps_one_that_cannot():
+    """`train(config=cfg, progressive=None)` turns progressive off (it was silently dropped); `steps=None` keeps."""
+    cfg = TrainConfig.from_options(num_vectors=4, progressive=10, steps=100, max_grad_norm=1.0)
+    new = cfg.with_options(progressive=None, max_grad_norm=None, steps=None, lr=None)
+    assert (new.progressive, new.max_grad_norm, new.steps, new.lr) == (None, None, 100, cfg.lr)

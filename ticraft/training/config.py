@@ -172,14 +172,25 @@ class TrainConfig:
         return base.with_options(**options)
 
     def with_options(self, **options: Any) -> "TrainConfig":
-        """A copy with the given fields replaced (``None`` values are ignored); unknown names raise."""
+        """A copy with the given fields replaced; unknown names raise.
+
+        ``None`` keeps the current value of a field that cannot be ``None`` (``steps=None``: the flag was not
+        given); for a field that can (``progressive``, ``max_grad_norm``, ``norm``, ``resolution``, …) it is the
+        value, so ``progressive=None`` turns progressive extension off instead of being silently dropped.
+
+        >>> cfg = TrainConfig(num_vectors=2, progressive=10, steps=100)
+        >>> new = cfg.with_options(progressive=None, steps=None)
+        >>> new.progressive, new.steps
+        (None, 100)
+        """
         names = {f.name for f in fields(self)}
+        nullable = {f.name for f in fields(self) if "None" in str(f.type)} - {"preset"}
         for key in options:
             if key not in names:
                 close = difflib.get_close_matches(key, sorted(names), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(f"unknown training option {key!r}{hint}")
-        cfg = replace(self, **{k: v for k, v in options.items() if v is not None})
+        cfg = replace(self, **{k: v for k, v in options.items() if v is not None or k in nullable})
         cfg.validate()
         return cfg
 
