@@ -118,6 +118,19 @@ def test_bias_template_is_refused_for_the_toy_judge():
     assert res.reports[0].distribution.majority == "orange" and rnd.calls == 1
 
 
+def test_bias_with_a_given_classifier_refuses_the_judge_options(tmp_path):
+    """classifier= replaces the built-in judges: clip/template/judge beside it were accepted and never read."""
+    clf = probes.make_classifier("toy", "colour")
+    rnd = CountingRenderer()
+    for extra in ({"clip": tmp_path}, {"template": "a {} thing"}, {"judge": "clip"}):
+        with pytest.raises(probes.ProbeError, match="with classifier= given they are not read"):
+            probes.probe_bias(FakeToy(), "a photo of a <zorb>", n=2, renderer=rnd, classifier=clf,  # type: ignore[arg-type]
+                              **extra)
+    assert rnd.calls == 0
+    res = probes.probe_bias(FakeToy(), "a photo of a <zorb>", n=2, renderer=rnd, classifier=clf)  # type: ignore[arg-type]
+    assert res.reports[0].distribution.majority == "orange"
+
+
 # ---------------------------------------------------------------------------------------------------- CLI
 @pytest.fixture(scope="module")
 def toy_lib(tmp_path_factory) -> Path:

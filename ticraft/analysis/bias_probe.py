@@ -168,6 +168,11 @@ def probe_bias(
     >>> res.reports[0].distribution.majority, res.tv_reduction                                 # doctest: +SKIP
     ('white', 0.38)
     """
+    if classifier is not None and (unread := [k for k, v in (("clip", clip), ("template", template)) if v is not None]
+                                   + (["judge"] if judge != "auto" else [])):
+        # a given classifier replaces the built-in judges, so these would be accepted and never read
+        raise ProbeError(f"{', '.join(unread)} choose the built-in judge; with classifier= given they are not "
+                         "read: pass one or the other")
     clf = classifier or make_classifier(backbone.family, attribute, clip=clip, labels=labels, template=template,
                                         judge=judge)
     rnd = renderer or sample_renderer(backbone, library=library, concepts=concepts, steps=steps, guidance=guidance,
