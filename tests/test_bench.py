@@ -381,7 +381,8 @@ def test_cli_seeds_runs_each_seed_and_compares(tmp_path, one_torch_thread):
 @pytest.mark.parametrize("extra, words", [(["--seeds", "1"], "at least two different seeds"),
                                           (["--seeds", "1,1"], "at least two different seeds"),
                                           (["--seeds", "0,x"], "--seeds must be comma-separated whole numbers"),
-                                          (["--seed", "3", "--seeds", "0,1"], "give --seed or --seeds, not both")])
+                                          (["--seed", "3", "--seeds", "0,1"], "give --seed or --seeds, not both"),
+                                          (["--seed", "0", "--seeds", "1,2"], "give --seed or --seeds, not both")])
 def test_cli_seeds_bad_input(extra, words, tmp_path):
     from typer.testing import CliRunner
 
@@ -390,3 +391,11 @@ def test_cli_seeds_bad_input(extra, words, tmp_path):
     res = CliRunner().invoke(app, ["bench", "--quick", "-o", str(tmp_path / "out"), *extra])
     assert res.exit_code != 0 and words in res.output and "Traceback" not in res.output, res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_method_that_grows_needs_two_steps_on_the_ladder():
+    from ticraft.bench.methods import check_ladder, get_methods
+
+    with pytest.raises(BenchError, match="progressive needs at least 2 steps: .* at least 32 samples, got 16"):
+        check_ladder([16], get_methods("progressive"))
+    assert check_ladder([16, 32], get_methods("progressive")) == [16, 32]

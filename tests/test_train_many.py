@@ -238,10 +238,12 @@ def test_cli_set_reaches_train_many(tmp_path, monkeypatch):
     monkeypatch.setattr(many_api, "train_many", fake)
     root = write_pictures(tmp_path / "c" / "one", 2).parent
     res = CliRunner().invoke(app, ["train-many", str(root), "--no-library", "--set", "lr_schedule=cosine",
-                                   "--set", "warmup_steps=20", "--set", "max_grad_norm=none", "--set", "flip=false"])
+                                   "--set", "warmup_steps=20", "--set", "max_grad_norm=none", "--set", "flip=false",
+                                   "--set", "style=true"])
     assert res.exit_code == 1 and "stopped by the test" in res.output + (res.stderr or "")
     assert (seen["lr_schedule"], seen["warmup_steps"], seen["flip"]) == ("cosine", 20, False), seen
     assert "max_grad_norm" in seen and seen["max_grad_norm"] is None
+    assert seen["style"] is True  # train_many's own argument, given once (it was passed twice: a TypeError)
     seen.clear()
     for argv, message in ((["--steps", "5", "--set", "steps=6"], "already given by its own flag"),
                           (["--set", "stepz=6"], "did you mean 'steps'"),

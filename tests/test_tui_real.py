@@ -161,3 +161,18 @@ def test_training_warnings_become_notes(real_backend: RealBackend, tmp_path: Pat
     assert any("one picture" in n for n in record.notes), record.notes
     assert record.phases[1].startswith("loading model toy") and "training" in record.phases
     assert record.phases[-1].startswith("saving")
+
+
+def test_training_with_previews_off(tmp_path: Path) -> None:
+    """train_options={"previews": 0}: the Train screen's automatic preview_every stays out (the two are refused
+    together), and the run saves its concept without previews."""
+    from ticraft.library import Library
+    from ticraft_tui.protocol import TrainRequest
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(2):
+        fake_image(f"p{i}", 32).save(images / f"{i}.png")
+    backend = RealBackend(Library(tmp_path / "lib"), "toy", train_options={"batch_size": 2, "previews": 0})
+    backend.train(TrainRequest(str(images), "<quiet>", "shape", steps=2))
+    assert backend.library.has("<quiet>")

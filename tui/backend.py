@@ -225,11 +225,12 @@ class RealBackend:
         options = {**self.train_options, **request.options}
         if request.steps:
             options["steps"] = request.steps
-        steps = preset_config(request.preset or "fast").with_options(**options).steps
-        every = max(1, steps // 5)
+        resolved = preset_config(request.preset or "fast").with_options(**options)
+        every = max(1, resolved.steps // 5)
         options.setdefault("save_every", every)
-        options.setdefault("preview_every", every)
-        options.setdefault("log_every", max(1, steps // 200))  # enough points for a smooth live plot
+        if resolved.previews:  # previews 0: none at all (a preview_every beside it is refused)
+            options.setdefault("preview_every", every)
+        options.setdefault("log_every", max(1, resolved.steps // 200))  # enough points for a smooth live plot
         out = self.run_folder(request.token)
         resume = None
         if request.resume:

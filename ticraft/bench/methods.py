@@ -66,6 +66,8 @@ class Method:
     options: dict[str, Any] | None = None
     """A trainer method's resolved options (TrainConfig fields that do not depend on the run): a resumed bench
     reuses a recorded run only when they still match (a changed default preset is a different method)."""
+    min_steps: int = 1
+    """The fewest steps a run of it can have (a vector added half-way needs two)."""
 
 
 METHODS: dict[str, Method] = {}
@@ -99,6 +101,9 @@ def check_ladder(ladder: list[int], methods: list[Method]) -> list[int]:
         if bad:
             raise BenchError(f"ladder point {bad[0]} is not a whole number of {m.name}'s steps "
                              f"({m.samples_per_step} samples each)")
+        if ladder[-1] < m.min_steps * m.samples_per_step:
+            raise BenchError(f"{m.name} needs at least {m.min_steps} steps: the ladder's top must be at least "
+                             f"{m.min_steps * m.samples_per_step} samples, got {ladder[-1]}")
     return list(ladder)
 
 
@@ -167,7 +172,9 @@ def trainer_method(name: str, description: str, preset: str = "fast", **options:
         finally:
             trainer.close()
 
-    return Method(name, description, run, sps, options=fixed)
+    # a vector added part-way (progressive as a function of the run's length) needs a second step to join at
+    grows = callable(options.get("progressive"))
+    return Method(name, description, run, sps, options=fixed, min_steps=2 if grows else 1)
 
 
 def changed_options(method: Method, run: dict[str, Any]) -> list[str]:

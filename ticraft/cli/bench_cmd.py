@@ -38,7 +38,7 @@ def bench(
     threads: Annotated[int, typer.Option(help="torch threads per process (the same for every method).")] = 1,
     jobs: Annotated[int | None, typer.Option(help="Processes to spread the methods over (default: 2 when the "
                                                   "machine has 2 cores or more).")] = None,
-    seed: Annotated[int, typer.Option(help="Training and sampling seed.")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Training and sampling seed (default 0).")] = None,
     seeds: Annotated[str | None, typer.Option(help="Several seeds, comma-separated (e.g. 0,1,2): the suite runs on "
                                                    "each in turn, then the methods are compared over them (per-seed "
                                                    "table, paired sign test, a concept × seed map).")] = None,
@@ -68,7 +68,7 @@ def bench(
         methods=[m.strip() for m in methods.split(",") if m.strip()],
         concepts=[c.strip() for c in concepts.split(",") if c.strip()] if concepts is not None else None,
         shots=_ints(shots, "--shots") or [], ladder=_ints(ladder, "--ladder"), n=n, eval_steps=eval_steps,
-        threads=threads, seed=seed, quick=quick, dvar=dvar, pairs=pairs,
+        threads=threads, seed=seed or 0, quick=quick, dvar=dvar, pairs=pairs,
         jobs=jobs if jobs is not None else min(2, os.cpu_count() or 1),
     )
     target = json_out or out / "bench.json"
@@ -83,10 +83,10 @@ def bench(
                   f"{escape(str(out / 'bench.md'))}  ({result['total_seconds']:.0f} s)")
 
 
-def _seed_list(text: str, seed: int) -> list[int]:
+def _seed_list(text: str, seed: int | None) -> list[int]:
     from ticraft.bench.suite import BenchError
 
-    if seed != 0:
+    if seed is not None:
         raise BenchError("give --seed or --seeds, not both")
     found = _ints(text, "--seeds") or []
     if len(found) < 2 or len(set(found)) != len(found):

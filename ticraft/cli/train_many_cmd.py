@@ -106,6 +106,7 @@ def train_many_command(
     }
     # concepts.toml's per-concept keys (init, style, vectors, seed) still win over these for their concept
     options.update(parse_sets(sets or [], given={**options, "style": style or None}))
+    style_value = options.pop("style", style or None)  # --style or --set style=…: train_many's own argument
     options["device"] = device_or_default(options["device"])  # --device / --set device > config > auto
     if out is None and save_every:
         out = Path("ticraft-runs") / (folder.resolve().name or "train-many")
@@ -114,7 +115,7 @@ def train_many_command(
     main = is_main_process()
     with _Progress(enabled=main) as progress, warnings_to(err_console), log_to(console, main):
         result = many_api.train_many(
-            folder, model, init=init, style=style or None, preset=preset.value, callback=progress.callback,
+            folder, model, init=init, style=style_value, preset=preset.value, callback=progress.callback,
             library=lib, tags=tag or (), overwrite=overwrite, output_dir=out, resume=resume, max_batch=max_batch,
             **options,
         )

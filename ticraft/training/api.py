@@ -119,6 +119,9 @@ def train(
             hook = _Hooks(trainer, out, identity, dist) if out is not None else None
             started = time.time()
             trainer.run(callback, on_step=hook)
+            # every rank got here: from now on only rank 0 works alone (files, library), and should that fail the
+            # others must still be released from the teardown barrier
+            completed = True
             if hook is not None:
                 hook.final()
             # a vector that did not move learned nothing: an error, not a success (and nothing is written)
@@ -132,7 +135,6 @@ def train(
                 _finish(trainer, concept, loaded, out=out, lib=lib, tags=tags, overwrite=overwrite)
         finally:
             trainer.close()
-        completed = True
     finally:
         shutdown_distributed(dist, completed=completed)
     return concept

@@ -72,7 +72,9 @@ def shutdown_distributed(info: DistInfo, *, completed: bool = True) -> None:
 
     Without the barrier a rank that finished early destroyed the group while its peer (rank 0, still
     writing files) had gloo threads in flight, and the peer aborted ("terminate called without an active
-    exception"). After an error there is no barrier: the other ranks may never reach it.
+    exception"). ``completed`` means every rank finished the collective part (training): a rank that fails after
+    it (rank 0 writing the result) still meets the others at the barrier. After an error during training there
+    is no barrier: the other ranks may never reach it.
     """
     import torch.distributed as dist
 

@@ -60,8 +60,8 @@ def warn_short_run(config: Any, collected: list[str] | None = None) -> None:
     if config.warmup_steps > config.steps:
         reached = config.steps / config.warmup_steps
         warn(f"the run's {config.steps} steps end inside the {config.warmup_steps}-step warm-up: the learning rate "
-             f"reaches only {reached:.0%} of lr {config.effective_lr:g} (--warmup {config.steps} or fewer, or more "
-             "steps, trains at the full rate)", collected)
+             f"reaches only {reached:.0%} of lr {config.effective_lr:g} (warmup_steps ≤ {config.steps} — `--warmup` "
+             "in ticraft train — or more steps trains at the full rate)", collected)
 
 
 # ------------------------------------------------------------------------------------ references
