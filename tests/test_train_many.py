@@ -251,3 +251,12 @@ def test_cli_set_reaches_train_many(tmp_path, monkeypatch):
         bad = CliRunner().invoke(app, ["train-many", str(root), "--no-library", *argv])
         assert bad.exit_code != 0 and message in bad.output + (bad.stderr or ""), (argv, bad.output)
         assert not seen  # refused before anything trains
+
+
+def test_progressive_for_every_concept_with_its_own_vectors(tmp_path, tiny_sd_dir):
+    """concepts.toml gives each concept 2 vectors and the run asks for progressive extension: the shared options are
+    checked against those counts (they were checked against the preset's 1 vector and refused)."""
+    specs = [ConceptSpec("a", write_pictures(tmp_path / "a", 2, seed=1), init="toy", vectors=2),
+             ConceptSpec("b", write_pictures(tmp_path / "b", 2, seed=2), init="toy", vectors=3)]
+    result = ticraft.train_many(specs, str(tiny_sd_dir), **{**FAST, "progressive": 1})
+    assert {t: c.num_vectors for t, c in result.concepts.items()} == {"<a>": 2, "<b>": 3}

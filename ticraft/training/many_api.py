@@ -109,10 +109,8 @@ def train_many(
         raise TicraftError("give either config= or preset=, not both")
     if "style" in options:
         style = options.pop("style")
-    cfg = (config if config is not None else preset_config(preset or "fast")).with_options(**options)
     if max_batch < 1:
         raise TicraftError(f"max_batch must be at least 1, got {max_batch}")
-    inputs.warn_short_run(cfg)  # once: concepts.toml cannot change steps or warm-up per concept
     if isinstance(source, (str, os.PathLike)):
         specs = discover_concepts(source, init=init, style=style)
     else:
@@ -120,6 +118,11 @@ def train_many(
         check_unique(specs)
         if not specs:
             raise TicraftError("train_many was given no concepts")
+    if options.get("num_vectors") is None and all(s.vectors is not None for s in specs):
+        # every concept sets its own vector count: check the shared options (progressive needs ≥ 2) against those
+        options["num_vectors"] = min(s.vectors for s in specs if s.vectors is not None)
+    cfg = (config if config is not None else preset_config(preset or "fast")).with_options(**options)
+    inputs.warn_short_run(cfg)  # once: concepts.toml cannot change steps or warm-up per concept
     lib = open_library(library)
     out = Path(output_dir) if output_dir is not None else None
     if out is None and (cfg.save_every or cfg.preview_every):
