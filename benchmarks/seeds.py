@@ -26,16 +26,18 @@ def main() -> None:
     parser.add_argument("--methods", default=None, help="comma-separated, the baseline first (default: all)")
     parser.add_argument("--note", default="", help="a paragraph written under the command")
     parser.add_argument("--command", default=None, help="the command line shown in RESULTS.md")
+    parser.add_argument("--section", default=SECTION, help="the RESULTS.md heading (default: %(default)s)")
+    parser.add_argument("--png", default="concept_suite_seeds.png", help="the picture's name under results/")
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
     from ticraft.bench.seeds import compare_seeds, seeds_markdown, seeds_picture
 
     results = [json.loads(p.read_text(encoding="utf-8")) for p in args.results]
     comparison = compare_seeds(results, args.methods.split(",") if args.methods else None)
-    png = seeds_picture(comparison, RESULTS / "concept_suite_seeds.png")
+    png = seeds_picture(comparison, RESULTS / args.png)
     seeds, concepts = comparison["seeds"], comparison["concepts"]
     body = "\n\n".join([
-        SECTION,
+        args.section,
         f"`{args.command or 'python benchmarks/seeds.py ' + ' '.join(map(str, args.results))}` — seeds "
         f"{', '.join(map(str, seeds))}, {len(concepts)} concepts from 4 pictures (ladder and judge as in the main "
         "table: good = reconstruction ≥ 90 % and faithful editability ≥ 80 %; seconds are CPU seconds of the "

@@ -136,7 +136,7 @@ def seeds_markdown(comparison: dict[str, Any]) -> str:
                     f"{p['per_seed_sd']:.1f}) | {_n(p['samples_median'], '{:.0f}')} | "
                     f"{_n(p['seconds_median'], '{:.1f}')} | {', '.join(hidden)} |")
     lines = [f"* `{other}` against `{v['against']}`: good where `{v['against']}` was not on {v['wins']} concept × "
-             f"seed cells, the reverse on {v['losses']} (two-sided sign test p = {v['p']:.2f})."
+             f"seed cells, the reverse on {v['losses']} (two-sided sign test p = {v['p']:.2g})."
              for other, v in comparison["paired"].items()]
     head = ("| concept | " + " | ".join(f"{m} (seeds {', '.join(map(str, seeds))})" for m in comparison["methods"])
             + " |")
