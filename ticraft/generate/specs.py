@@ -113,6 +113,7 @@ def warn_guidance(backbone: "Backbone", specs: Sequence[SampleSpec]) -> None:
         warnings.warn("the negative prompt is not used at guidance ≤ 1 (classifier-free guidance is off): "
                       "raise guidance above 1 for it to act", GuidanceWarning, stacklevel=3)
 
+
 # --------------------------------------------------------------- defaults
 #: Sampling defaults per family (size comes from the model itself).
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {

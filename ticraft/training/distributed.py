@@ -67,7 +67,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), local, owned=True)
 
 
-def shutdown_distributed(info: DistInfo, *, completed: bool = True) -> None:
+def shutdown_distributed(info: DistInfo, *, completed: bool) -> None:
     """Tear down the process group this run opened; after a completed run, wait for every rank first.
 
     Without the barrier a rank that finished early destroyed the group while its peer (rank 0, still
