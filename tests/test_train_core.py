@@ -15,9 +15,10 @@ from ticraft.training.config import ConfigError, TrainConfig
 from ticraft.training.data import load_images
 from ticraft.training.loop import Trainer
 
-# init_search 0: these invariants are stated against the given initializer (tests/test_init_search.py has the search)
+# init_search 0: these invariants are stated against the given initializer (tests/test_init_search.py has the search);
+# num_vectors 1: and for one placeholder row (the fast preset learns 3; multi-vector tests ask for theirs)
 FAST = dict(steps=6, batch_size=4, lr=1e-2, lr_schedule="constant", warmup_steps=0, log_every=2, previews=0,
-            init_search=0)
+            init_search=0, num_vectors=1)
 
 
 @pytest.fixture(autouse=True)

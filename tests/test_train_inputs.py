@@ -38,7 +38,7 @@ def test_presets_follow_their_recipes():
 @pytest.mark.parametrize("options, message", [
     ({"stepz": 3}, "did you mean 'steps'"),
     ({"steps": 0}, "steps must be"),
-    ({"progressive": 5}, "num_vectors ≥ 2"),
+    ({"num_vectors": 1, "progressive": 5}, "num_vectors ≥ 2"),
     # accepted before, and the word silently ended with fewer vectors than asked
     ({"num_vectors": 3, "progressive": 200, "steps": 64}, "at step 400, but the run has 64 steps .* use progressive ≤ 31"),
     ({"num_vectors": 3, "progressive": 1, "steps": 2}, "too few to grow to 3 vectors"),

@@ -20,7 +20,8 @@ from ticraft.errors import TicraftError, TicraftWarning
 from ticraft.training import inputs
 from ticraft.training.inputs import TrainWarning
 
-FAST = dict(steps=2, batch_size=2, log_every=1, previews=0)
+# one vector, so the messages below name one placeholder row (the fast preset learns 3)
+FAST = dict(steps=2, batch_size=2, log_every=1, previews=0, num_vectors=1)
 
 
 @pytest.fixture(autouse=True)
@@ -143,6 +144,6 @@ def test_concepts_in_captions_are_checked_and_used(tmp_path, tiny_sd_dir, librar
 def test_more_vectors_than_a_prompt_holds_is_refused(tmp_path, tiny_sd_dir):
     images = write_images(tmp_path / "im")
     with pytest.raises(TicraftError, match="num_vectors is 76, more than 75"):
-        ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), num_vectors=76, **FAST)
+        ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), **{**FAST, "num_vectors": 76})
     with pytest.raises(TicraftError, match=r"the prompt .* reads only 75"):  # 70 vectors + a template > 75
-        ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), num_vectors=70, **FAST)
+        ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), **{**FAST, "num_vectors": 70})

@@ -21,7 +21,9 @@ from ticraft.models.layers import (
 )
 from ticraft.models.load import load_backbone
 
-FAST = dict(steps=4, batch_size=2, lr=1e-2, lr_schedule="constant", warmup_steps=0, log_every=2, previews=0)
+# one vector per layer, the XTI paper's layout (the fast preset learns 3 per layer)
+FAST = dict(steps=4, batch_size=2, lr=1e-2, lr_schedule="constant", warmup_steps=0, log_every=2, previews=0,
+            num_vectors=1)
 
 
 @pytest.fixture
@@ -181,8 +183,8 @@ def test_xti_with_two_vectors_and_the_library(tiny_sd_dir, images, tmp_path):
     from ticraft.library import Library
 
     lib = Library(tmp_path / "lib")
-    c = ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), library=lib, num_vectors=2,
-                      **dict(FAST, method="xti"))
+    c = ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), library=lib,
+                      **dict(FAST, method="xti", num_vectors=2))
     assert c.num_vectors == 2 and c.vectors["clip"].shape == (8, 32)
     back = Library(tmp_path / "lib").get("<thing>")
     assert back.layers == 4 and back.num_vectors == 2 and back.meta["method"] == "xti"
