@@ -2,7 +2,8 @@
 
 * guidance < 1 (and a negative prompt at guidance ≤ 1) on a model whose pipeline runs classifier-free
   guidance only above 1 (SD-style, SD3): a :class:`GuidanceWarning`, once per call; never on Flux, whose
-  guidance is a distilled value.
+  guidance is a distilled value — except on a Flux transformer without a guidance embedding (FLUX.1-schnell),
+  where any guidance but its default 0 is dropped by diffusers: a :class:`GuidanceWarning`.
 * a negative prompt on Flux (its pipelines read one only with ``true_cfg_scale`` > 1, which ticraft never
   passes): one :class:`SampleError` before anything renders.
 """
@@ -101,6 +102,21 @@ def test_sd3_warns_flux_does_not(tiny_sd3_dir, flux):
     assert len(texts) == 2, texts
     _, texts = guidance_warnings(generate, flux, [spec(guidance=0.5), spec(guidance=0.0)])
     assert texts == []
+
+
+def test_flux_without_a_guidance_embedding_says_guidance_does_nothing(tmp_path, one_torch_thread):
+    """FLUX.1-schnell's layout: diffusers drops ``guidance``; the default is its 0 and any other value is warned of."""
+    from tiny_sd3_flux import tiny_flux_folder
+
+    from ticraft.generate.specs import model_defaults
+
+    schnell = load_backbone(str(tiny_flux_folder(tmp_path, guidance_embeds=False)))
+    assert model_defaults(schnell)["guidance"] == 0.0
+    quiet, texts = guidance_warnings(generate, schnell, [spec()])
+    assert texts == []
+    loud, texts = guidance_warnings(generate, schnell, [spec(guidance=3.5), spec(1, guidance=7.0)])
+    assert len(texts) == 1 and "guidance 3.5, 7 does nothing" in texts[0], texts
+    assert (px(loud[0]) == px(quiet[0])).all()  # what the warning claims
 
 
 def test_cli_prints_the_warning_once(tiny_sd_dir, tmp_path):

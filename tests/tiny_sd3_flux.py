@@ -88,8 +88,10 @@ def tiny_sd3_pipeline(tmp_path: str | Path, seed: int = 0):
     )
 
 
-def tiny_flux_pipeline(tmp_path: str | Path, seed: int = 0):
-    """A FluxPipeline (dev-like: guidance embedding, dynamic shift): CLIP-L (32) pooled + T5 (96)."""
+def tiny_flux_pipeline(tmp_path: str | Path, seed: int = 0, guidance_embeds: bool = True):
+    """A FluxPipeline (dev-like: guidance embedding, dynamic shift): CLIP-L (32) pooled + T5 (96).
+
+    ``guidance_embeds=False`` is FLUX.1-schnell's layout (no guidance input)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 
     tmp = Path(tmp_path)
@@ -100,7 +102,7 @@ def tiny_flux_pipeline(tmp_path: str | Path, seed: int = 0):
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel(
         patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=T5_WIDTH, pooled_projection_dim=CLIP_L, guidance_embeds=True,
+        num_attention_heads=2, joint_attention_dim=T5_WIDTH, pooled_projection_dim=CLIP_L, guidance_embeds=guidance_embeds,
         axes_dims_rope=(4, 4, 8),
     )
     sched = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
@@ -123,6 +125,6 @@ def tiny_sd3_folder(tmp_path: str | Path, seed: int = 0) -> Path:
     return _save(tiny_sd3_pipeline(tmp_path, seed), Path(tmp_path) / "tiny-sd3", 16)
 
 
-def tiny_flux_folder(tmp_path: str | Path, seed: int = 0) -> Path:
+def tiny_flux_folder(tmp_path: str | Path, seed: int = 0, guidance_embeds: bool = True) -> Path:
     """Save :func:`tiny_flux_pipeline` as a diffusers folder (with small sampling defaults)."""
-    return _save(tiny_flux_pipeline(tmp_path, seed), Path(tmp_path) / "tiny-flux", 16)
+    return _save(tiny_flux_pipeline(tmp_path, seed, guidance_embeds), Path(tmp_path) / "tiny-flux", 16)

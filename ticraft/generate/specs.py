@@ -94,14 +94,27 @@ def drop_unread_negative(backbone: "Backbone", spec: SampleSpec) -> SampleSpec:
     return replace(spec, negative="")
 
 
+def _flux_unguided(backbone: "Backbone") -> bool:
+    """A Flux transformer without a guidance embedding (FLUX.1-schnell's layout): the pipeline drops ``guidance``."""
+    return _is_flux(backbone) and not getattr(getattr(backbone.unet, "config", None), "guidance_embeds", True)
+
+
 def warn_guidance(backbone: "Backbone", specs: Sequence[SampleSpec]) -> None:
     """Warn (once per call, not per image) where a guidance ≤ 1 makes resolved ``specs`` act otherwise than written.
 
     diffusers' SD, SDXL and SD3 pipelines (text2img, img2img, inpaint) run classifier-free guidance only when
     ``guidance_scale > 1``: guidance 0, 0.5 and 1 make the same conditional-only image and never encode the
-    negative prompt, while the image's parameters still record both. Flux is left alone: its guidance is a
-    distilled value the transformer is conditioned on, not CFG, and values below 1 mean what they say.
+    negative prompt, while the image's parameters still record both. On Flux guidance is a distilled value the
+    transformer is conditioned on, not CFG, so values below 1 mean what they say — except on a transformer without a
+    guidance embedding (FLUX.1-schnell), where diffusers drops it: any value but 0 (its default here) is warned of.
     """
+    if _flux_unguided(backbone):
+        given = sorted({float(s.guidance) for s in specs if s.guidance})
+        if given:
+            warnings.warn(f"guidance {', '.join(f'{g:g}' for g in given)} does nothing on this Flux model: it has no "
+                          "guidance embedding (FLUX.1-schnell's layout), so every value makes the same image",
+                          GuidanceWarning, stacklevel=3)
+        return
     if _is_flux(backbone):
         return
     low = sorted({float(s.guidance) for s in specs if s.guidance is not None and s.guidance < 1})
@@ -180,6 +193,8 @@ def model_defaults(backbone: "Backbone") -> dict[str, Any]:
     own = scheduler_name_of(backbone.scheduler) or "ddim"
     out: dict[str, Any] = {"steps": 25, "guidance": 7.5, "scheduler": own, "width": w, "height": h}
     out.update(FAMILY_DEFAULTS.get(backbone.family, {}))
+    if _flux_unguided(backbone):  # FLUX.1-schnell: 4 steps, guidance 0 (diffusers' documented settings)
+        out.update(steps=4, guidance=0.0)
     out.update(_folder_defaults(backbone))
     return out
 
