@@ -24,3 +24,5 @@ def test_demo_writes_every_picture_and_the_scores(tmp_path):
     assert 0.0 <= report["reconstruction"] <= 1.0 and 0.0 <= report["editability"] <= 1.0
     assert report["neighbors"] and (out / "library").is_dir()
     assert "<zorb>" in res.output
+    # three vectors: the neighbours are the mean's, and each vector's norm is reported
+    assert len(report["vector_percentiles"]) == 3 and "the mean of its 3 vectors" in res.output

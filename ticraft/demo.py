@@ -45,16 +45,20 @@ class DemoResult:
     strip: Path
     neighbors: list[tuple[str, float]]
     norm_percentile: float
+    """Where the mean of the learned vectors sits among the vocabulary's norms."""
     reconstruction: float
     editability: float
     edits: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    vector_percentiles: list[float] = field(default_factory=list)
+    """Each learned vector's norm percentile (empty for a one-vector word: the mean is the vector)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "token": self.token, "hidden_word": self.hidden_word, "images": [str(p) for p in self.images],
             "library": str(self.library), "grid": str(self.grid), "strip": str(self.strip),
             "neighbors": self.neighbors, "norm_percentile": self.norm_percentile,
+            "vector_percentiles": self.vector_percentiles,
             "reconstruction": self.reconstruction, "editability": self.editability, "edits": self.edits,
             "seconds": self.seconds,
         }
@@ -139,7 +143,8 @@ def run_demo(
     assert strip is not None  # out= was given, so the strip was written
 
     report = find_neighbors(backbone, concept, k=8)
-    mean_row = report.rows[0]
+    mean_row = report.rows[0]  # the mean of the vectors; rows[1:] are the vectors themselves (more than one)
+    vector_percentiles = [round(r.percentile, 1) for r in report.rows[1:] if r.key == mean_row.key]
     neighbors = [(m.token, round(m.score, 3)) for m in mean_row.matches]
 
     say("scoring it with the toy judge")
@@ -148,7 +153,8 @@ def run_demo(
     result = DemoResult(
         out=out, token=token, hidden_word=f"{word} ({obj.colour} {obj.texture} {obj.shape})", images=images,
         library=out / "library", grid=grid, strip=Path(strip), neighbors=neighbors,
-        norm_percentile=mean_row.percentile, reconstruction=ev.reconstruction, editability=ev.editability,
+        norm_percentile=mean_row.percentile, vector_percentiles=vector_percentiles,
+        reconstruction=ev.reconstruction, editability=ev.editability,
         edits={e.prompt: e.score for e in ev.edits}, seconds=time.perf_counter() - started,
     )
     (out / "demo.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")

@@ -33,15 +33,21 @@ def demo(
     with TrainProgress() as progress:
         result = run_demo(out, word=word, n_images=images, steps=steps, seed=seed, callback=progress.callback, say=say)
 
-    table = Table(title=f"nearest vocabulary tokens of {escape(result.token)}", show_lines=False)
+    n = len(result.vector_percentiles)
+    of = f" (the mean of its {n} vectors)" if n else ""
+    table = Table(title=f"nearest vocabulary tokens of {escape(result.token)}{of}", show_lines=False)
     table.add_column("token")
     table.add_column("cosine", justify="right")
     for tok, score in result.neighbors:
         table.add_row(escape(tok), f"{score:.3f}")
     console.print(table)
-    console.print(
-        f"the learned vector's norm is at the {result.norm_percentile:.0f}th percentile of the vocabulary's norms"
-    )
+    if n:
+        each = ", ".join(f"{p:.0f}" for p in result.vector_percentiles)
+        console.print(f"the learned vectors' norms are at the {each}th percentiles of the vocabulary's norms "
+                      f"(their mean at the {result.norm_percentile:.0f}th)")
+    else:
+        console.print(f"the learned vector's norm is at the {result.norm_percentile:.0f}th percentile of the "
+                      "vocabulary's norms")
     console.print(f"hidden word: {escape(result.hidden_word)}")
     console.print(
         f"[bold]toy judge[/]: reconstruction {result.reconstruction:.0%}, editability {result.editability:.0%}"
