@@ -98,7 +98,11 @@ def test_interp_writes_strip_and_vectors(tiny_sd_dir, lib, tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "strip.png").is_file() and len(list((tmp_path / "vecs").glob("*.safetensors"))) == 3
     assert "strip.png" in r.output
+    # a one-vector word broadcasts against <a>'s two vectors; two against three still needs --match
     r = run("interp", "<a>", "toy", "--steps", "3", "--no-render", "--model", tiny_sd_dir, "--library", lib.root)
+    assert r.exit_code == 0, r.output
+    lib.add(Concept("<three>", {"clip": torch.randn(3, 32)}, family=lib.get("<a>").family))
+    r = run("interp", "<a>", "<three>", "--steps", "3", "--no-render", "--model", tiny_sd_dir, "--library", lib.root)
     assert "--match" in error_text(r)
 
 

@@ -115,7 +115,7 @@ def test_mix_with_real_words_equals_python(tiny_sd_dir):
         ("<a> * <b>", "cannot multiply", 5),
         ("<a> / 0", "division", 5),
         ("1 / 0", "division by zero", 3),
-        ("<a> + <a3>", "vectors", 5),
+        ("concat(<a>, <b>) + <a3>", "pad(x, n)", 18),  # 2 against 3 vectors (a single vector broadcasts)
         ("<nope> + <a>", "unknown concept '<nope>'", 1),
         ("(<a>", "expected ')'", 5),
         ("", "empty expression", 1),

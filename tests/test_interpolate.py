@@ -39,8 +39,8 @@ def test_slerp_and_lerp_shapes():
 
 def test_different_counts_need_an_explicit_match():
     a, b = _c("<a>", 1, seed=1), _c("<b>", 3, seed=2)
-    with pytest.raises(ConceptError, match=r"--match pad .* --match merge"):
-        interpolation_path(a, b, steps=4)
+    with pytest.raises(ConceptError, match=r'match="pad" .* match="merge"'):
+        interpolation_path(_c("<a2>", 2, seed=1), b, steps=4)  # a single vector broadcasts; two against three do not
     for match in ("pad", "merge"):
         frames = interpolation_path(a, b, steps=4, match=match)
         assert all(f.concept.num_vectors == 3 for f in frames)

@@ -18,6 +18,14 @@ Arithmetic works per encoder, element-wise, on vectors of equal shape::
     [[0.5, 0.5, 0.5, 0.5]]
     >>> slerp(a, b, 0.0).vectors["clip"].tolist() == a.vectors["clip"].tolist()
     True
+
+Vector counts broadcast as numpy's size-1 axes do: a concept with exactly one vector (a plain word) meets one with
+N by repeating its vector N times (per layer for a per-layer concept), which is ``match_count(a, N, "pad")``; other
+unequal counts (2 and 3) are a :class:`VectorCountError`::
+
+    >>> c3 = Concept("<c3>", {"clip": torch.zeros(3, 4)}, family="toy")
+    >>> (c3 + a).num_vectors, torch.equal((c3 + a).vectors["clip"], match_count(a, 3).vectors["clip"])
+    (3, True)
 """
 
 from __future__ import annotations
@@ -42,6 +50,38 @@ from ticraft.errors import TicraftError
 
 class ConceptError(TicraftError):
     """Raised when concepts cannot be combined or are malformed."""
+
+
+class VectorCountError(ConceptError):
+    """Two concepts whose vector counts differ where they must agree: neither has exactly one vector (so nothing
+    broadcasts), or :meth:`Concept.check_compatible` was asked for equal counts.
+
+    ``tokens`` and ``counts`` are the two operands' tokens and vector counts, so a caller with its own way of
+    writing the fix (the mix language's ``pad(x, n)``, the CLI's ``--match``) can word the message itself.
+    """
+
+    def __init__(self, message: str, tokens: tuple[str, str] = ("", ""), counts: tuple[int, int] = (0, 0)) -> None:
+        super().__init__(message)
+        self.tokens = tokens
+        self.counts = counts
+
+
+def vectors_text(n: int) -> str:
+    """``"1 vector"``, ``"3 vectors"``.
+
+    >>> vectors_text(1), vectors_text(3)
+    ('1 vector', '3 vectors')
+    """
+    return f"{n} vector" if n == 1 else f"{n} vectors"
+
+
+def _layers_text(n: int) -> str:
+    return "1 layer" if n == 1 else f"{n} layers"
+
+
+#: How Python code brings two vector counts together (the end of a :class:`VectorCountError`'s message).
+COUNT_FIX_PYTHON = ('bring them to one count first with match_count(c, n, "pad") or match_count(c, n, "merge"), '
+                    "c.mean_vector() or a slice c[i:j]")
 
 
 def check_finite(t: torch.Tensor, what: str) -> None:
@@ -200,19 +240,17 @@ class Concept:
             )
         if self.layers != other.layers:
             raise ConceptError(
-                f"cannot combine {self.token!r} ({self.layers} layer(s)) with {other.token!r} ({other.layers} "
-                "layer(s)): a per-layer concept combines only with one of the same layer count"
+                f"cannot combine {self.token!r} ({_layers_text(self.layers)}) with {other.token!r} "
+                f"({_layers_text(other.layers)}): a per-layer concept combines only with one of the same layer count "
+                "(a single vector is repeated to match a vector count, never a layer count)"
             )
         if same_count and self.num_vectors != other.num_vectors:
-            raise ConceptError(
-                f"cannot combine {self.token!r} ({self.num_vectors} vectors) with {other.token!r} "
-                f"({other.num_vectors} vectors): use .mean_vector(), a slice, or pad/merge first"
-            )
+            raise count_error((self.token, other.token), (self.num_vectors, other.num_vectors))
 
     def _binary(self, other: Any, fn, op: str) -> "Concept":
         if isinstance(other, Concept):
-            self.check_compatible(other)
-            return self._derived({k: fn(v, other.vectors[k]) for k, v in self.vectors.items()}, op)
+            mine, theirs = _broadcast_rows(self, other)
+            return self._derived({k: fn(v, theirs[k]) for k, v in mine.items()}, op)
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             if op in ("+", "-"):
                 raise ConceptError(f"cannot {op} a number and a concept; scale with * or / instead")
@@ -282,6 +320,55 @@ class Concept:
         return f"Concept({self.token!r}, family={self.family}, vectors={self.num_vectors}, {dims})"
 
 
+def count_error(tokens: tuple[str, str], counts: tuple[int, int], fix: str = COUNT_FIX_PYTHON) -> VectorCountError:
+    """The :class:`VectorCountError` for two operands whose vector counts differ, ending in ``fix`` (how to match).
+
+    >>> print(count_error(("<a>", "w"), (2, 3), "fix"))
+    cannot combine '<a>' (2 vectors) with 'w' (3 vectors): only a single vector repeats to match another count; fix
+    """
+    single = "only a single vector repeats to match another count; " if 1 not in counts else ""
+    return VectorCountError(
+        f"cannot combine {tokens[0]!r} ({vectors_text(counts[0])}) with {tokens[1]!r} ({vectors_text(counts[1])}): "
+        f"{single}{fix}",
+        tokens, counts,
+    )
+
+
+def _broadcast_rows(a: Concept, b: Concept) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``a``'s and ``b``'s rows at one vector count: a single vector is repeated to the other's count N.
+
+    Per-layer concepts (same layer count, checked) repeat each layer's vector N times within that layer, so the
+    layer-major ``[L·N, D]`` layout holds; for ordinary concepts this is exactly ``match_count(c, N, "pad")``.
+    Raises :class:`VectorCountError` when the counts differ and neither is 1.
+    """
+    a.check_compatible(b, same_count=False)
+    na, nb = a.num_vectors, b.num_vectors
+    if na == nb:
+        return a.vectors, b.vectors
+    if na != 1 and nb != 1:
+        raise count_error((a.token, b.token), (na, nb))
+    single, n = (a, nb) if na == 1 else (b, na)
+    # rows are layer-major, one per layer when the count is 1: repeating each row n times keeps every layer's block
+    grown = {k: v.repeat_interleave(n, dim=0) for k, v in single.vectors.items()}
+    return (grown, b.vectors) if na == 1 else (a.vectors, grown)
+
+
+def broadcast(a: Concept, b: Concept) -> tuple[Concept, Concept]:
+    """``a`` and ``b`` at one vector count, broadcasting a single vector (see the module docstring).
+
+    The repeated operand is a derived concept (``meta["derived"] == "broadcast"``, layout metadata kept); the
+    other, and both when the counts are equal, come back as they are.
+
+    >>> one = Concept("<w>", {"clip": torch.tensor([[1.0, 2.0]])}, family="toy")
+    >>> three = Concept("<c>", {"clip": torch.zeros(3, 2)}, family="toy")
+    >>> broadcast(one, three)[0].vectors["clip"].tolist()
+    [[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]
+    """
+    ra, rb = _broadcast_rows(a, b)
+    return (a if ra is a.vectors else a._derived(ra, "broadcast"),
+            b if rb is b.vectors else b._derived(rb, "broadcast"))
+
+
 def _slerp_rows(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     """Spherical interpolation of each row pair, interpolating the norms linearly.
 
@@ -305,25 +392,28 @@ def _slerp_rows(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 
 def slerp(a: Concept, b: Concept, t: float) -> Concept:
-    """Spherical interpolation per vector; ``t=0`` gives ``a`` exactly, ``t=1`` gives ``b`` exactly."""
-    a.check_compatible(b)
+    """Spherical interpolation per vector; ``t=0`` gives ``a`` exactly, ``t=1`` gives ``b`` exactly.
+
+    A single vector broadcasts against N (it is repeated N times first, as ``match_count(x, N, "pad")``).
+    """
+    va, vb = _broadcast_rows(a, b)
     t = float(t)
     if t == 0.0:
-        return a._derived({k: v.clone() for k, v in a.vectors.items()}, "slerp")
+        return a._derived({k: v.clone() for k, v in va.items()}, "slerp")
     if t == 1.0:
-        return a._derived({k: v.clone() for k, v in b.vectors.items()}, "slerp")
-    return a._derived({k: _slerp_rows(v, b.vectors[k], t) for k, v in a.vectors.items()}, "slerp")
+        return a._derived({k: v.clone() for k, v in vb.items()}, "slerp")
+    return a._derived({k: _slerp_rows(v, vb[k], t) for k, v in va.items()}, "slerp")
 
 
 def lerp(a: Concept, b: Concept, t: float) -> Concept:
-    """Linear interpolation; exact at the endpoints."""
-    a.check_compatible(b)
+    """Linear interpolation; exact at the endpoints. A single vector broadcasts against N, as in :func:`slerp`."""
+    va, vb = _broadcast_rows(a, b)
     t = float(t)
     if t == 0.0:
-        return a._derived({k: v.clone() for k, v in a.vectors.items()}, "lerp")
+        return a._derived({k: v.clone() for k, v in va.items()}, "lerp")
     if t == 1.0:
-        return a._derived({k: v.clone() for k, v in b.vectors.items()}, "lerp")
-    return a._derived({k: (1 - t) * v + t * b.vectors[k] for k, v in a.vectors.items()}, "lerp")
+        return a._derived({k: v.clone() for k, v in vb.items()}, "lerp")
+    return a._derived({k: (1 - t) * v + t * vb[k] for k, v in va.items()}, "lerp")
 
 
 def concat(*concepts: Concept | Iterable[Concept]) -> Concept:
@@ -404,20 +494,25 @@ def cosine(a: Concept, b: Concept) -> float:
 
 
 __all__ = [
+    "COUNT_FIX_PYTHON",
     "Concept",
     "ConceptError",
     "FAMILY_ENCODERS",
     "MAX_VECTORS",
     "SINGLE_KEY",
+    "VectorCountError",
+    "broadcast",
     "check_finite",
     "check_vector_count",
     "concat",
     "cosine",
+    "count_error",
     "guess_family",
     "keep_norm",
     "layout_meta",
     "lerp",
     "match_count",
     "slerp",
+    "vectors_text",
 ]
 

@@ -16,6 +16,9 @@ Grammar (usual precedence; ``+ - * /`` associate to the left; unary minus binds 
   into one), ``mean(a, b, …)`` (element-wise ``(a + b + …) / n``), ``pad(a, n)`` / ``merge(a, n)`` (bring to n
   vectors).
 * ``−``, ``×`` and ``÷`` are accepted for ``-``, ``*`` and ``/``.
+* Vector counts broadcast as numpy's size-1 axes do: a one-vector operand (a word, ``mean(x)``, ``vec(x, i)``) meets
+  an N-vector concept as N copies of its vector, exactly ``pad(x, N)``; other unequal counts (2 and 3) are an
+  error that names ``pad(x, n)``, ``merge(x, n)``, ``mean(x)`` and ``vec(x, i)``.
 
 It is parsed by a recursive-descent parser into a tiny tree and evaluated with the very Python operators of
 :class:`~ticraft.concept.Concept`, so ``mix("0.7*<a> + 0.3*painting", …)`` equals ``0.7*a + 0.3*painting`` bit for
@@ -29,6 +32,15 @@ subscripts, no keywords. Every error is an :class:`ExprError` that points at the
     expected a number, concept, word or '(' but found ')' (column 11)
       0.7*<a> + )
                 ^
+
+Broadcasting, with ``<a3>`` a three-vector concept and ``painting`` a word::
+
+    >>> import torch
+    >>> a3 = Concept("<a3>", {"clip": torch.zeros(3, 2)}, family="toy")
+    >>> painting = Concept("painting", {"clip": torch.tensor([[1.0, 2.0]])}, family="toy")
+    >>> evaluate("<a3> + painting", concepts={"<a3>": a3}.__getitem__, words={"painting": painting}.__getitem__
+    ...          ).vectors["clip"].tolist()
+    [[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]
 """
 
 from __future__ import annotations
@@ -59,10 +71,13 @@ from ticraft.analysis.expr_parser import (  # noqa: F401 (re-exported)
     parse,
     words,
 )
-from ticraft.concept import Concept, concat, keep_norm, lerp, match_count, slerp
+from ticraft.concept import Concept, VectorCountError, concat, count_error, keep_norm, lerp, match_count, slerp
 from ticraft.errors import TicraftError
 
 Value = Union[int, float, Concept]
+
+#: How an expression brings two vector counts together (the functions of this language, not Python's methods).
+COUNT_FIX = "bring them to one count first with pad(x, n), merge(x, n), mean(x) or vec(x, i)"
 
 
 # --------------------------------------------------------------------------------------------------- evaluation
@@ -122,6 +137,8 @@ class _Evaluator:
             out = fn()
         except ExprError:
             raise
+        except VectorCountError as exc:  # Concept's message names Python methods: name this language's functions
+            raise self.fail(str(count_error(exc.tokens, exc.counts, COUNT_FIX)), col) from exc
         except TicraftError as exc:
             raise self.fail(str(exc), col) from exc
         except ZeroDivisionError:
@@ -246,6 +263,7 @@ def mix(
 
 
 __all__ = [
+    "COUNT_FIX",
     "Chain",
     "Call",
     "ConceptRef",

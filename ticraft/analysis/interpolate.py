@@ -5,9 +5,10 @@ The path is ``steps`` frames at ``t = i / (steps − 1)``, so the first frame is
 norms while turning the direction; ``lerp`` is the straight line, whose midpoint of two far-apart vectors is shorter
 than either.
 
-Concepts with different vector counts cannot be interpolated row by row: pass ``match="pad"`` (repeat the last
-vector of the shorter one) or ``match="merge"`` (resample it), see :func:`ticraft.concept.match_count`; the shorter
-concept's endpoint is then its padded/merged form.
+A concept with a single vector (a plain word) broadcasts against one with N: its vector is repeated N times, the
+same as ``match="pad"``. Other different vector counts (2 and 3) cannot be interpolated row by row: pass
+``match="pad"`` (repeat the last vector of the shorter one) or ``match="merge"`` (resample it), see
+:func:`ticraft.concept.match_count`; the shorter concept's endpoint is then its padded/merged form.
 
 >>> import torch
 >>> a = Concept("<a>", {"clip": torch.tensor([[1.0, 0.0]])}, family="toy")
@@ -16,6 +17,9 @@ concept's endpoint is then its padded/merged form.
 [0.0, 0.5, 1.0]
 >>> round(interpolation_path(a, b, steps=3)[1].concept.norms()["clip"][0], 4)   # slerp: norm halfway from 1 to 2
 1.5
+>>> three = Concept("<c>", {"clip": torch.ones(3, 2)}, family="toy")
+>>> interpolation_path(a, three, steps=3)[0].concept.vectors["clip"].tolist()   # a's one vector, repeated
+[[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
 """
 
 from __future__ import annotations
@@ -25,7 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
-from ticraft.concept import FAMILY_ENCODERS, Concept, ConceptError, keep_norm, layout_meta, lerp, match_count, slerp
+from ticraft.concept import (
+    FAMILY_ENCODERS,
+    Concept,
+    ConceptError,
+    VectorCountError,
+    broadcast,
+    keep_norm,
+    layout_meta,
+    lerp,
+    match_count,
+    slerp,
+    vectors_text,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -59,20 +75,34 @@ def frame_ts(steps: int) -> list[float]:
     return [i / (steps - 1) for i in range(steps)]
 
 
+def match_advice(tokens: tuple[str, str], counts: tuple[int, int], spelling: str = 'match="{}"') -> str:
+    """Why two vector counts need a choice and how to make it; ``spelling`` writes a mode (the CLI: ``--match {}``).
+
+    >>> match_advice(("<a>", "<b>"), (2, 3), "--match {}")[:70]
+    '<a> has 2 vectors and <b> has 3: choose how to match them, --match pad'
+    """
+    return (f"{tokens[0]} has {vectors_text(counts[0])} and {tokens[1]} has {counts[1]}: choose how to match them, "
+            f"{spelling.format('pad')} (repeat the last vector / truncate) or {spelling.format('merge')} "
+            "(resample the vectors); a single vector needs no choice (it is repeated)")
+
+
 def match_pair(a: Concept, b: Concept, match: Match | None, count: int | None = None) -> tuple[Concept, Concept]:
     """Bring ``a`` and ``b`` to one vector count (``count``, default the larger), or explain how to.
 
+    With ``match=None`` a single vector broadcasts (is repeated to the other's count, as ``match="pad"`` does).
+
     Raises:
-        ConceptError: the counts differ and ``match`` is ``None``.
+        VectorCountError: the counts differ, neither is 1, and ``match`` is ``None`` (the message names
+            ``match="pad"`` / ``match="merge"``; :func:`match_advice` words it otherwise).
     """
     a.check_compatible(b, same_count=False)
     if a.num_vectors == b.num_vectors and count is None:
         return a, b
+    if match is None and count is None and 1 in (a.num_vectors, b.num_vectors):
+        return broadcast(a, b)
     if match is None:
-        raise ConceptError(
-            f"{a.token} has {a.num_vectors} vector(s) and {b.token} has {b.num_vectors}: choose how to match them, "
-            f"--match pad (repeat the last vector / truncate) or --match merge (resample the vectors)"
-        )
+        tokens, counts = (a.token, b.token), (a.num_vectors, b.num_vectors)
+        raise VectorCountError(match_advice(tokens, counts), tokens, counts)
     if match not in ("pad", "merge"):
         raise ConceptError(f"unknown match mode {match!r}: use 'pad' or 'merge'")
     n = count or max(a.num_vectors, b.num_vectors)
@@ -93,7 +123,8 @@ def interpolation_path(
 
     Args:
         mode: ``slerp`` (spherical, norms interpolated linearly) or ``lerp`` (straight line).
-        match: how to reconcile different vector counts (``pad`` or ``merge``); ``None`` refuses them.
+        match: how to reconcile different vector counts (``pad`` or ``merge``); ``None`` broadcasts a single
+            vector (repeats it, as ``pad``) and refuses other different counts.
         count: vector count to match to (default: the larger of the two).
         token_prefix: frame ``i`` is named ``<{token_prefix}-{i}>``.
     """
@@ -249,6 +280,7 @@ __all__ = [
     "frame_layout",
     "frame_ts",
     "interpolation_path",
+    "match_advice",
     "match_pair",
     "render_interpolation",
     "save_frames",

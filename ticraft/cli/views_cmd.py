@@ -56,7 +56,10 @@ def interp_command(
     ] = "a photo of {}",
     negative: NegativeOption = "",
     seed: SeedOption = 0,
-    match: Annotated[Optional[Match], typer.Option("--match", help="Different vector counts: pad or merge.")] = None,
+    match: Annotated[
+        Optional[Match],
+        typer.Option("--match", help="Different vector counts: pad or merge (a single vector is repeated without it)."),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Strip PNG.")] = Path("interp.png"),
     save_vectors: Annotated[
         Optional[Path],
@@ -74,13 +77,23 @@ def interp_command(
     dtype: DtypeOption = None,
 ) -> None:
     """Interpolate between two concepts (or words) and render a strip with one seed across it."""
-    from ticraft.analysis.interpolate import frame_layout, interpolation_path, render_interpolation, save_frames
+    from ticraft.analysis.interpolate import (
+        frame_layout,
+        interpolation_path,
+        match_advice,
+        render_interpolation,
+        save_frames,
+    )
+    from ticraft.concept import VectorCountError
 
     lib = open_library(library)
     bb = load_model(model, device, dtype)
     ca, cb = resolve_concept(a, lib, bb), resolve_concept(b, lib, bb)
     how = cast("Literal['pad', 'merge'] | None", value(match))
-    frames = interpolation_path(ca, cb, steps=steps, mode=mode.value, match=how)  # validates before rendering
+    try:
+        frames = interpolation_path(ca, cb, steps=steps, mode=mode.value, match=how)  # validates before rendering
+    except VectorCountError as exc:  # the Python wording names match="pad"; here the choice is a flag
+        raise VectorCountError(match_advice(exc.tokens, exc.counts, "--match {}"), exc.tokens, exc.counts) from None
     layout = frame_layout(frames[0].concept) if save_vectors is not None else None  # a kind no file holds: refused now
     table = Table(title=f"{escape(ca.token)} → {escape(cb.token)} ({mode.value})", title_justify="left")
     table.add_column("frame", justify="right")
