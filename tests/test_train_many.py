@@ -157,7 +157,9 @@ def test_discover_defaults_and_overrides(tmp_path):
     assert [(s.name, s.token, s.init, s.style) for s in specs] == [
         ("red mug", "<red-mug>", "red mug", True), ("sku_12", "<sku_12-x>", "sku 12", True), ("wave", "<w>", "sea", False)]
     assert discover_concepts(root, init="thing")[0].init == "thing"  # the caller's default, under concepts.toml's
-    assert default_token("a<b>") == "<a-b>" and ConceptSpec("x", root).options() == {"style": False}
+    assert default_token("a<b>") == "<a-b>" and ConceptSpec("x", root).options() == {}
+    # style is an option of its own only where it was given (else the run's; resumed, the checkpoint's)
+    assert ConceptSpec("x", root, style=False, vectors=2).options() == {"style": False, "num_vectors": 2}
 
 
 @pytest.mark.parametrize("text, message", [

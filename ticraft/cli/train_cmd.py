@@ -42,7 +42,7 @@ from ticraft.cli.options import (
 )
 from ticraft.cli.outputs import is_main_process
 from ticraft.cli.progress import TrainProgress, log_to, warnings_to
-from ticraft.cli.train_options import parse_sets, preset_hint, set_help
+from ticraft.cli.train_options import given_options, parse_sets, preset_hint, set_help
 
 # TrainConfig fields with a typed flag below (the rest go through --set; see train_options).
 TYPED_FIELDS = (
@@ -94,12 +94,13 @@ def train_command(
     init: Annotated[str, typer.Option("--init", "-i", help='Initializer word(s), e.g. "toy" or "toy cat".')],
     model: ModelOption = None,
     preset: Annotated[
-        Preset,
+        Optional[Preset],
         typer.Option(
-            help="Starting recipe: fast (ours), paper (Gal et al.), diffusers (its README); "
-            "every option below overrides it."
+            help="Starting recipe: fast (ours, the default), paper (Gal et al.), diffusers (its README); "
+            "every option below overrides it. With --resume: the checkpoint's.",
+            show_default=False,
         ),
-    ] = Preset.fast,
+    ] = None,
     vectors: Annotated[
         Optional[int], typer.Option("--vectors", "-n", help="Vectors per text encoder." + P("num_vectors"))
     ] = None,
@@ -201,7 +202,11 @@ def train_command(
     set_: Annotated[
         Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help=set_help(TYPED_FIELDS))
     ] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Checkpoint file (or run folder) to continue.")] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(help="Checkpoint file (or run folder) to continue, with its options: give only those to change "
+                     "(e.g. --steps; a different --vectors, --batch or --seed is refused)."),
+    ] = None,
     library: LibraryOption = None,
     no_library: Annotated[bool, typer.Option("--no-library", help="Do not add the result to the library.")] = False,
     tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Library tag (repeatable).")] = None,
@@ -260,7 +265,9 @@ def train_command(
     import ticraft.training.api as api
     from ticraft.training.config import TrainConfig
 
-    TrainConfig.from_options(preset=preset.value, **options)  # every bad option fails here, before any loading
+    options = given_options(options, set_ or [])
+    if resume is None:  # resumed, the options apply on the checkpoint's (checked when it is read, before the model)
+        TrainConfig.from_options(preset=value(preset), **options)  # every bad option fails here, before any loading
     api.check_token(token)
     if out is None and (options.get("save_every") or options.get("preview_every")):
         out = Path("ticraft-runs") / _slug(token)
@@ -274,7 +281,7 @@ def train_command(
             token,
             init,
             model,
-            preset=preset.value,
+            preset=value(preset),
             callback=progress.callback,
             library=lib,
             tags=tag or (),

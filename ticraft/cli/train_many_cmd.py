@@ -36,7 +36,7 @@ from ticraft.cli.options import (
 )
 from ticraft.cli.outputs import is_main_process
 from ticraft.cli.progress import log_to, warnings_to
-from ticraft.cli.train_options import parse_sets, set_help
+from ticraft.cli.train_options import given_options, parse_sets, set_help
 
 # TrainConfig fields with a typed flag below; `--set` reaches the rest, as in `ticraft train`.
 TYPED_FIELDS = ("num_vectors", "steps", "batch_size", "lr", "resolution", "seed", "save_every", "early_stop",
@@ -57,8 +57,9 @@ def train_many_command(
                      help="Initializer word(s) for every concept (default: each folder's name as words).")] = None,
     style: Annotated[bool,
         typer.Option("--style", help="Learn styles (style templates) unless concepts.toml says otherwise.")] = False,
-    preset: Annotated[Preset,
-        typer.Option(help="Starting recipe: fast (ours), paper (Gal et al.), diffusers (its README).")] = Preset.fast,
+    preset: Annotated[Optional[Preset],
+        typer.Option(help="Starting recipe: fast (ours, the default), paper (Gal et al.), diffusers (its README). "
+                     "With --resume: the checkpoint's.", show_default=False)] = None,
     vectors: Annotated[Optional[int], typer.Option("--vectors", "-n", help="Vectors per text encoder.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (every concept).")] = None,
     batch: Annotated[Optional[int], typer.Option("--batch", "-b", help="Samples per step per concept.")] = None,
@@ -76,7 +77,8 @@ def train_many_command(
     deterministic: DeterministicOption = False,
     previews: Annotated[Optional[int], typer.Option(help="Preview samples per concept at the end (0: none).")] = None,
     resume: Annotated[Optional[Path],
-        typer.Option(help="train-many checkpoint file (or run folder) to continue.")] = None,
+        typer.Option(help="train-many checkpoint file (or run folder) to continue, with its options: give only "
+                     "those to change.")] = None,
     library: LibraryOption = None,
     no_library: Annotated[bool, typer.Option("--no-library", help="Do not add the results to the library.")] = False,
     tag: Annotated[Optional[list[str]],
@@ -108,6 +110,7 @@ def train_many_command(
     options.update(parse_sets(sets or [], given={**options, "style": style or None}))
     style_value = options.pop("style", style or None)  # --style or --set style=…: train_many's own argument
     options["device"] = device_or_default(options["device"])  # --device / --set device > config > auto
+    options = given_options(options, sets or [])  # a flag left out: the preset's value, resumed the checkpoint's
     if out is None and save_every:
         out = Path("ticraft-runs") / (folder.resolve().name or "train-many")
         console.print(f"run folder: {escape(str(out))}")
@@ -115,7 +118,7 @@ def train_many_command(
     main = is_main_process()
     with _Progress(enabled=main) as progress, warnings_to(err_console), log_to(console, main):
         result = many_api.train_many(
-            folder, model, init=init, style=style_value, preset=preset.value, callback=progress.callback,
+            folder, model, init=init, style=style_value, preset=value(preset), callback=progress.callback,
             library=lib, tags=tag or (), overwrite=overwrite, output_dir=out, resume=resume, max_batch=max_batch,
             **options,
         )

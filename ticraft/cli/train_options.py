@@ -37,8 +37,8 @@ def _field_types() -> dict[str, Any]:
 def preset_values(name: str) -> str:
     """Each preset's value of field ``name``: ``"400"`` when all agree, else ``"fast 400, paper 5000, …"``.
 
-    >>> preset_values("lr_schedule")
-    'fast cosine, paper constant, diffusers constant'
+    >>> preset_values("optimizer")
+    'fast adam, paper adamw, diffusers adamw'
     """
     shown = {p: _show(getattr(make(), name)) for p, make in PRESETS.items()}
     if len(set(shown.values())) == 1:
@@ -123,3 +123,14 @@ def parse_sets(items: Iterable[str], *, given: dict[str, Any]) -> dict[str, Any]
             raise ConfigError(f"--set {item}: {key} is set twice")
         out[key] = parse_value(key, text, types[key])
     return out
+
+
+def given_options(options: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+    """Only the options given on the command line: a flag left out (``None``) is dropped, so that it means "the
+    preset's value" for a new run and "the checkpoint's" for a resumed one; ``--set key=none`` stays (it sets none).
+
+    >>> given_options({"steps": 5, "progressive": None, "max_grad_norm": None}, ["max_grad_norm=none"])
+    {'steps': 5, 'max_grad_norm': None}
+    """
+    from_sets = {item.partition("=")[0].strip().replace("-", "_") for item in sets}
+    return {k: v for k, v in options.items() if v is not None or k in from_sets}

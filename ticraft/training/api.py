@@ -4,15 +4,17 @@
 >>> concept.vectors["clip"].shape                                                    # doctest: +SKIP
 torch.Size([1, 64])
 
-Order of work, chosen so that bad input fails before anything slow or anything written: options,
-token, images, library name clash, resume file → model → data encoding → training → outputs. The
+Order of work, chosen so that bad input fails before anything slow or anything written: resume file,
+options, token, images, library name clash → model → data encoding → training → outputs. The
 library entry is written once, at the end, by :meth:`Library.add` (atomic), so an interrupted or failed
-run leaves nothing half-written there.
+run leaves nothing half-written there. A resumed run's options are its checkpoint's, with the ones given
+explicitly on top (:func:`ticraft.training.checkpoint.resume_config`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -26,13 +28,22 @@ from ticraft.devices import parse_dtype
 from ticraft.errors import TicraftError
 from ticraft.prompts import CONCEPT_TOKEN
 from ticraft.training import inputs
-from ticraft.training.checkpoint import check_compatible, checkpoint_name, load_checkpoint, save_checkpoint
+from ticraft.training.checkpoint import (
+    CheckpointError,
+    check_compatible,
+    checkpoint_name,
+    load_checkpoint,
+    resume_config,
+    save_checkpoint,
+)
 from ticraft.training.config import TrainConfig, preset_config
 from ticraft.training.data import TrainImage, load_images
 from ticraft.training.distributed import DistInfo, init_distributed, pick_device, shutdown_distributed
 from ticraft.training.flow import make_trainer
 from ticraft.training.loop import Callback, Trainer
 from ticraft.training.report import plot_loss_curve, preview_prompts, render_previews
+
+_log = logging.getLogger(__name__)
 
 
 def train(
@@ -63,7 +74,8 @@ def train(
         model: ``"toy"``, a diffusers folder, a checkpoint file, a cached hub id, or a loaded
             :class:`~ticraft.models.backbone.Backbone` (used as is; its tokenizer keeps the new token names).
         config: a full :class:`TrainConfig`; alternatively ``preset`` (``fast``/``paper``/``diffusers``)
-            plus keyword ``options`` naming any of its fields (``steps=200, num_vectors=4, …``).
+            plus keyword ``options`` naming any of its fields (``steps=200, num_vectors=4, …``). With
+            ``resume`` (and no ``config``) the fields not given come from the checkpoint, not the preset.
         callback: ``callback(step, total, loss, vectors)`` after each step; ``loss`` is ``None`` on
             steps where it was not read (every ``log_every`` steps it is). Return ``True`` to stop.
         library: a :class:`~ticraft.library.Library` or its folder: the result is added there with
@@ -72,14 +84,27 @@ def train(
         overwrite: replace an existing library entry with the same token.
         output_dir: folder for checkpoints (``save_every``), previews (``preview_every``), the final
             embedding file and loss curve.
-        resume: a checkpoint file (or a folder: its latest checkpoint) of the same run to continue.
+        resume: a checkpoint file (or a folder: its latest checkpoint) of the same run to continue. It continues
+            with the checkpoint's options (and preset), logging once which differ from the preset's current
+            values; an option given here that would change the run's state (``num_vectors``, ``batch_size``,
+            ``seed``, …: ``checkpoint.RESUME_KEYS``) is refused, others (``steps``, ``lr``, outputs) apply.
+            Without ``output_dir`` the resumed run writes no checkpoints or previews.
 
     Returns:
         The learned :class:`Concept` (per-image tokens dropped) with training metadata.
     """
     if config is not None and preset is not None:
         raise TicraftError("give either config= or preset=, not both")
-    cfg = (config if config is not None else preset_config(preset or "fast")).with_options(**options)
+    out = Path(output_dir) if output_dir is not None else None
+    state = load_checkpoint(resume) if resume is not None else None
+    if state is not None and state.get("kind") == "train-many":
+        raise CheckpointError(f"{resume} is a train-many checkpoint; resume it with `ticraft train-many --resume`")
+    resume_note = None
+    if state is not None and config is None:  # the run continues as it began: its options, the given ones on top
+        cfg, resume_note = resume_config(state, preset=preset, options=options, outputs=out is not None,
+                                         path=resume or "checkpoint")
+    else:
+        cfg = (config if config is not None else preset_config(preset or "fast")).with_options(**options)
     token = check_token(token)
     if not isinstance(init, str) or not init.strip():
         raise TicraftError("the initializer text is empty; give a word close to the concept, e.g. 'toy' or 'dog'")
@@ -96,20 +121,20 @@ def train(
     references = inputs.find_references(init, loaded, token, captions=cfg.captions, library=lib)
     if lib is not None and lib.has(token) and not overwrite:
         raise TicraftError(f"{token} is already in the library {lib.root}; pick another token or overwrite it")
-    out = Path(output_dir) if output_dir is not None else None
     if out is None and (cfg.save_every or cfg.preview_every):
         raise TicraftError("save_every/preview_every need an output folder (output_dir= / --out)")
-    state = load_checkpoint(resume) if resume is not None else None
 
     dist = init_distributed(cfg.device)
     completed = False
     try:
+        if resume_note and dist.is_main:
+            _log.info(resume_note)
         bb = _backbone(model, cfg, dist)
         fingerprint = bb.fingerprint()
         hashes = [im.sha256 for im in loaded]
         if state is not None:
             check_compatible(state, fingerprint=fingerprint, token=token, image_hashes=hashes,
-                             config=cfg.to_dict(), path=resume or "checkpoint")
+                             config=cfg.to_dict(), path=resume or "checkpoint", given=config is None)
         trainer = make_trainer(bb, loaded, token, init, cfg, dist=dist, references=references)  # SD3/Flux: flow
         try:
             if state is not None:

@@ -5,6 +5,11 @@ per-image tokens), the optimiser state, both random generators, the step, the lo
 histories, and the identity of the run: the model fingerprint, the token and the training images'
 hashes. Resuming on another model, with another token or other images is refused with a clear error.
 
+A resumed run continues as it was started: :func:`resume_config` builds its options from the checkpoint's recorded
+config (and preset), with only the options given explicitly on top, so a preset retuned since (the ``fast`` preset's
+``num_vectors`` went from 1 to 3) does not change a run in flight. An explicit option that would change the state's
+shape or meaning (:data:`RESUME_KEYS`) is refused by :func:`check_compatible`.
+
 Files are written atomically (temp file + ``os.replace``) and read with ``torch.load(weights_only=True)``
 so a checkpoint can never run code.
 """
@@ -12,12 +17,14 @@ so a checkpoint can never run code.
 from __future__ import annotations
 
 import os
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ticraft.errors import TicraftError
+from ticraft.training.config import TrainConfig, preset_config
 
 FORMAT = "ticraft-train-checkpoint"
 VERSION = 1
@@ -25,6 +32,11 @@ VERSION = 1
 #: Options that change the shape or meaning of the state; a resume must keep them.
 RESUME_KEYS = ("num_vectors", "progressive", "per_image", "batch_size", "grad_accum", "style", "captions",
                "resolution", "flip", "crops", "seed", "method", "norm", "timestep_bias")
+#: What checkpoints written before method/norm/timestep_bias existed trained with (plain runs, uniform timesteps).
+_LEGACY = {"method": "plain", "norm": None, "timestep_bias": "none"}
+#: Where a run writes as it goes: without an output folder a resumed run writes nothing (the preset's 0), whatever
+#: the checkpoint's run did.
+_OUTPUT_KEYS = ("save_every", "preview_every")
 
 
 class CheckpointError(TicraftError):
@@ -61,9 +73,56 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
+def resume_config(state: dict[str, Any], *, preset: str | None = None, options: dict[str, Any] | None = None,
+                  outputs: bool = True, path: str | os.PathLike = "checkpoint") -> tuple[TrainConfig, str | None]:
+    """The options a run resumed from ``state`` continues with, and a note of what came from the checkpoint.
+
+    The base is the checkpoint's recorded config (a field it lacks, from an older ticraft, takes its preset's
+    value); ``options`` are the ones given explicitly (``None`` = not given, as in
+    :meth:`TrainConfig.with_options`) and go on top. ``preset`` may be left out; given, it must be the recorded one.
+    Without an output folder (``outputs=False``) ``save_every``/``preview_every`` are not taken (nothing to write
+    into). The note (``None`` when there is nothing to say) names the fields taken from the checkpoint that differ
+    from the preset's current values, e.g. ``resuming with the checkpoint's num_vectors 1 (the fast preset says 3)``.
+    Options that conflict with the state are refused later, by :func:`check_compatible`.
+    """
+    options = dict(options or {})
+    saved = dict(state.get("config") or {})
+    recorded = saved.get("preset")
+    if preset is not None and recorded is not None and preset != recorded:
+        raise CheckpointError(f"{path} was trained with the {recorded} preset, not {preset}; leave the preset out "
+                              f"(or give {recorded}) to resume it")
+    reference = preset_config(recorded or preset or "fast")
+    names = {f.name for f in fields(TrainConfig)}
+    taken = {k: v for k, v in {**_LEGACY, **saved}.items() if k in names}
+    if not outputs:
+        for key in _OUTPUT_KEYS:
+            taken.pop(key, None)
+    given = TrainConfig.given(options)  # unknown names raise here
+    cfg = replace(reference, **taken).with_options(**given)
+    differ = [k for k in taken if k not in given and k not in ("preset", "extra")
+              and getattr(cfg, k) != getattr(reference, k)]
+    if not differ:
+        return cfg, None
+    ours = ", ".join(f"{k} {_show(getattr(cfg, k))}" for k in differ)
+    says = ", ".join((f"{k} " if len(differ) > 1 else "") + _show(getattr(reference, k)) for k in differ)
+    return cfg, f"resuming with the checkpoint's {ours} (the {reference.preset or 'fast'} preset says {says})"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def check_compatible(state: dict[str, Any], *, fingerprint: str, token: str, image_hashes: list[str],
-                     config: dict[str, Any], path: str | os.PathLike = "checkpoint") -> None:
-    """Refuse to resume ``state`` into a different run (model, token, images or state-shaping options)."""
+                     config: dict[str, Any], path: str | os.PathLike = "checkpoint", given: bool = False) -> None:
+    """Refuse to resume ``state`` into a different run (model, token, images or state-shaping options).
+
+    ``given``: ``config`` was built by :func:`resume_config`, so a differing option was given explicitly and the
+    error says to leave it out.
+    """
     if state.get("fingerprint") != fingerprint:
         raise CheckpointError(
             f"{path} was trained on another model (fingerprint {state.get('fingerprint')} from "
@@ -75,11 +134,14 @@ def check_compatible(state: dict[str, Any], *, fingerprint: str, token: str, ima
         raise CheckpointError(f"{path} was trained on other images; resume with the same image folder")
     saved = state.get("config", {})
     # checkpoints written before method/norm/timestep_bias existed are plain runs with uniform timesteps
-    saved = {"method": "plain", "norm": None, "timestep_bias": "none", **saved}
+    saved = {**_LEGACY, **saved}
     changed = [k for k in RESUME_KEYS if saved.get(k) != config.get(k)]
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} → {config.get(k)!r}" for k in changed)
-        raise CheckpointError(f"{path} used different options ({diffs}); resume with the original ones")
+        fix = (f"leave {' and '.join(changed)} out to continue with the checkpoint's "
+               f"{'value' if len(changed) == 1 else 'values'}, or give the original" if given else
+               "resume with the original ones")
+        raise CheckpointError(f"{path} used different options ({diffs}); {fix}")
 
 
 def checkpoint_name(step: int) -> str:

@@ -183,16 +183,27 @@ class TrainConfig:
         >>> new.progressive, new.steps
         (None, 100)
         """
-        names = {f.name for f in fields(self)}
-        nullable = {f.name for f in fields(self) if "None" in str(f.type)} - {"preset"}
+        cfg = replace(self, **self.given(options))
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def given(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The options that :meth:`with_options` applies (the ones given explicitly); unknown names raise.
+
+        A resumed run takes every other field from its checkpoint (:func:`ticraft.training.checkpoint.resume_config`).
+
+        >>> TrainConfig.given({"steps": None, "lr": 0.01, "progressive": None})
+        {'lr': 0.01, 'progressive': None}
+        """
+        names = {f.name for f in fields(cls)}
+        nullable = {f.name for f in fields(cls) if "None" in str(f.type)} - {"preset"}
         for key in options:
             if key not in names:
                 close = difflib.get_close_matches(key, sorted(names), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(f"unknown training option {key!r}{hint}")
-        cfg = replace(self, **{k: v for k, v in options.items() if v is not None or k in nullable})
-        cfg.validate()
-        return cfg
+        return {k: v for k, v in options.items() if v is not None or k in nullable}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":

@@ -18,11 +18,12 @@ gather their states and results (small: a few vectors and their optimiser state 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ticraft.concept import MAX_VECTORS, Concept
 from ticraft.errors import TicraftError
@@ -33,6 +34,7 @@ from ticraft.training.checkpoint import (
     check_compatible,
     checkpoint_name,
     load_checkpoint,
+    resume_config,
     save_checkpoint,
 )
 from ticraft.training.config import TrainConfig, preset_config
@@ -44,6 +46,7 @@ from ticraft.training.many import ConceptGroup, ManyCallback
 from ticraft.training.many_specs import ConceptSpec, check_unique, discover_concepts
 
 KIND = "train-many"
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,7 +101,9 @@ def train_many(
         library, tags, overwrite: where the results go (each concept also gets its ``concepts.toml`` tags).
         output_dir: run folder: checkpoints (``save_every``) here, each concept's embedding file, loss
             curve and previews in a sub-folder named after its token.
-        resume: a train-many checkpoint (or a run folder: its latest one) of the same concepts.
+        resume: a train-many checkpoint (or a run folder: its latest one) of the same concepts. As in
+            :func:`ticraft.train`, every concept continues with its checkpoint's options (and preset), with the options
+            given here and its ``concepts.toml`` keys on top.
         max_batch: the most samples in one forward pass (concepts are packed whole into passes).
 
     Returns:
@@ -121,31 +126,48 @@ def train_many(
     if options.get("num_vectors") is None and all(s.vectors is not None for s in specs):
         # every concept sets its own vector count: check the shared options (progressive needs ≥ 2) against those
         options["num_vectors"] = min(s.vectors for s in specs if s.vectors is not None)
-    cfg = (config if config is not None else preset_config(preset or "fast")).with_options(**options)
-    inputs.warn_short_run(cfg)  # once: concepts.toml cannot change steps or warm-up per concept
-    lib = open_library(library)
     out = Path(output_dir) if output_dir is not None else None
-    if out is None and (cfg.save_every or cfg.preview_every):
-        raise TicraftError("save_every/preview_every need an output folder (output_dir= / --out)")
     state = load_checkpoint(resume) if resume is not None else None
     if state is not None and state.get("kind") != KIND:
         raise CheckpointError(f"{resume} is a one-concept checkpoint; resume it with `ticraft train --resume`")
+    path = resume or "checkpoint"
+    # resumed: the run's options from the checkpoint (every concept records the shared ones), the given ones on top
+    saved: dict[str, Any] | None = state.get("concepts", {}) if state is not None and config is None else None
+    if saved:
+        cfg, _ = resume_config(next(iter(saved.values())), preset=preset, options=options, outputs=out is not None,
+                               path=path)
+    else:
+        cfg = (config if config is not None else preset_config(preset or "fast")).with_options(**options)
+    inputs.warn_short_run(cfg)  # once: concepts.toml cannot change steps or warm-up per concept
+    lib = open_library(library)
+    if out is None and (cfg.save_every or cfg.preview_every):
+        raise TicraftError("save_every/preview_every need an output folder (output_dir= / --out)")
+
+    def concept_config(spec: ConceptSpec) -> tuple[TrainConfig, str | None]:
+        """A concept's options (its concepts.toml keys on the shared ones; resumed, on its own checkpoint state's)
+        and what the resume took from the checkpoint."""
+        if saved and spec.token in saved:
+            return resume_config(saved[spec.token], preset=preset, options={**options, **spec.options()},
+                                 outputs=out is not None, path=path)
+        return cfg.with_options(**spec.options()), None
 
     dist = init_distributed(cfg.device)
     completed = False  # a barrier before the teardown only when every rank got this far
     result = ManyResult()
     group: ConceptGroup | None = None
     try:
+        if saved and dist.is_main:
+            _log_notes(specs, concept_config)
         bb = _backbone(model, cfg, dist)
         fingerprint = bb.fingerprint()
         mine = specs[dist.rank::dist.world_size]
-        members = _build(mine, bb, cfg, lib, overwrite, result.failed)
+        members = _build(mine, bb, lambda spec: concept_config(spec)[0], lib, overwrite, result.failed)
         group = ConceptGroup([m.trainer for m in members], max_batch=max_batch, config=cfg)
         identities = {m.spec.token: {"token": m.spec.token, "fingerprint": fingerprint, "model": bb.name,
                                      "images": [im.sha256 for im in m.images], "config": m.cfg.to_dict()}
                       for m in members}
         if state is not None:
-            _resume(group, members, state, identities, fingerprint, resume or "checkpoint", specs, result.failed)
+            _resume(group, members, state, identities, fingerprint, path, specs, given=config is None)
         hook = _Hooks(group, out, identities, dist, result.failed) if out is not None else None
         group.run(callback, on_step=hook, lockstep=dist.enabled)
         if hook is not None:
@@ -176,9 +198,10 @@ def train_many(
 
 
 # ------------------------------------------------------------------ building
-def _build(specs: Sequence[ConceptSpec], bb: Any, cfg: TrainConfig, lib: Any, overwrite: bool,
-           failed: dict[str, str]) -> list[_Member]:
-    """A trainer per concept; a concept that cannot be trained is recorded in ``failed`` and skipped.
+def _build(specs: Sequence[ConceptSpec], bb: Any, concept_config: Callable[[ConceptSpec], TrainConfig], lib: Any,
+           overwrite: bool, failed: dict[str, str]) -> list[_Member]:
+    """A trainer per concept (its options from ``concept_config``); a concept that cannot be trained is recorded in
+    ``failed`` and skipped.
 
     The checks are :func:`ticraft.train`'s (token, vector count, library clash, pictures, concepts named in
     the initializer or captions), and the trainer is the one it would build (SD3/Flux: the flow trainer).
@@ -191,7 +214,7 @@ def _build(specs: Sequence[ConceptSpec], bb: Any, cfg: TrainConfig, lib: Any, ov
             if lib is not None and lib.has(spec.token) and not overwrite:
                 raise TicraftError(f"{spec.token} is already in the library {lib.root}; give the concept another "
                                    f"token or overwrite it")
-            c = cfg.with_options(**spec.options())
+            c = concept_config(spec)
             if c.num_vectors > MAX_VECTORS:
                 raise TicraftError(f"{spec.token} asks for {c.num_vectors} vectors, more than the {MAX_VECTORS} "
                                    f"a prompt can hold")
@@ -208,9 +231,27 @@ def _build(specs: Sequence[ConceptSpec], bb: Any, cfg: TrainConfig, lib: Any, ov
     return members
 
 
+def _log_notes(specs: Sequence[ConceptSpec],
+               concept_config: Callable[[ConceptSpec], tuple[TrainConfig, str | None]]) -> None:
+    """What a resumed run took from its checkpoint: one line when every concept took the same, else one per concept
+    (a concept whose options fail is reported when it is built)."""
+    notes: dict[str, str | None] = {}
+    for spec in specs:
+        try:
+            notes[spec.token] = concept_config(spec)[1]
+        except TicraftError:
+            continue
+    said = {t: n for t, n in notes.items() if n}
+    if said and len(set(said.values())) == 1 and len(said) == len(notes):
+        _log.info(next(iter(said.values())))
+        return
+    for token, note in said.items():
+        _log.info(f"{token}: {note}")
+
+
 def _resume(group: ConceptGroup, members: Sequence[_Member], state: dict[str, Any],
             identities: dict[str, dict[str, Any]], fingerprint: str, path: str | os.PathLike,
-            specs: Sequence[ConceptSpec], failed: dict[str, str]) -> None:
+            specs: Sequence[ConceptSpec], *, given: bool = False) -> None:
     """Check that ``state`` is this run's (same concepts, model, pictures, options) and load it."""
     saved = state.get("concepts", {})
     for m in members:
@@ -220,7 +261,7 @@ def _resume(group: ConceptGroup, members: Sequence[_Member], state: dict[str, An
                                   f"own with `ticraft train`, or resume without that folder")
         ident = identities[m.spec.token]
         check_compatible(sub, fingerprint=fingerprint, token=m.spec.token, image_hashes=ident["images"],
-                         config=ident["config"], path=path)
+                         config=ident["config"], path=path, given=given)
     tokens = {s.token for s in specs}
     gone = [t for t in saved if t not in tokens]
     if gone:

@@ -66,7 +66,8 @@ class ConceptSpec:
     """Its pictures: a folder, or anything :func:`ticraft.training.data.load_images` accepts."""
     token: str = ""
     init: str = ""
-    style: bool = False
+    style: bool | None = None
+    """Style templates (``None``: the run's ``style``, off unless given; a resumed run's, its checkpoint's)."""
     vectors: int | None = None
     """Vectors per text encoder (``None``: the run's ``num_vectors``)."""
     seed: int | None = None
@@ -81,7 +82,9 @@ class ConceptSpec:
 
     def options(self) -> dict[str, Any]:
         """The TrainConfig fields this concept overrides."""
-        out: dict[str, Any] = {"style": self.style}
+        out: dict[str, Any] = {}
+        if self.style is not None:
+            out["style"] = self.style
         if self.vectors is not None:
             out["num_vectors"] = self.vectors
         if self.seed is not None:
