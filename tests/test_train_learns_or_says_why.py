@@ -82,6 +82,18 @@ def test_one_picture_and_a_multi_piece_initializer_warn(tmp_path, tiny_sd_dir):
     assert c.meta["warnings"] == ours
 
 
+def test_several_vectors_from_fewer_than_three_pictures_warn(tmp_path, tiny_sd_dir):
+    """The preset's three vectors over-fit one or two pictures on the suite: said once, the count is not changed."""
+    images = write_images(tmp_path / "im", n=2)
+    for vectors, expected in ((3, True), (1, False)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            c = ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), **{**FAST, "num_vectors": vectors})
+        said = [str(w.message) for w in caught if "3 vectors from 2 pictures" in str(w.message)]
+        assert bool(said) == expected and c.num_vectors == vectors, said
+        assert not said or "(--vectors 1)" in said[0]
+
+
 def test_cli_prints_the_warnings_as_one_line_each(tmp_path, tiny_sd_dir):
     from ticraft.cli.main import app
 

@@ -117,6 +117,7 @@ def train(
     if len(loaded) == 1:
         inputs.warn(f"training on one picture ({loaded[0].name}): the word tends to copy that picture's pose and "
                     "background; 3-5 pictures of the concept generalise better", run_warnings)
+    inputs.warn_vectors_for_few_pictures(cfg, len(loaded), run_warnings)
     lib = open_library(library)
     references = inputs.find_references(init, loaded, token, captions=cfg.captions, library=lib)
     if lib is not None and lib.has(token) and not overwrite:
