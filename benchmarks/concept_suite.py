@@ -53,7 +53,7 @@ def section_body(result: dict, stem: str, command: str, note: str = "", title: s
         f"{s['n']} samples per prompt at {s['eval_steps']} DDIM steps (toy judge, exact). Good point = first ladder "
         f"point with reconstruction ≥ 90 % and faithful editability ≥ 80 %; medians over the concepts (a concept "
         f"that never got good counts as infinitely late). Methods: "
-        + "; ".join(f"`{k}` — {v}" for k, v in result["methods"].items()) + ".",
+        + "; ".join(f"`{k}` — {_describe(k, v)}" for k, v in result["methods"].items()) + ".",
         "",
         full_markdown(result),
         "",
@@ -66,6 +66,14 @@ def section_body(result: dict, stem: str, command: str, note: str = "", title: s
         "",
         f"Raw numbers: `benchmarks/results/{stem}.json`.",
     ]) + "\n\n"
+
+
+def _describe(name: str, recorded: str) -> str:
+    """Today's description of a registered method (a run's recorded one may predate a default's change; runs
+    whose options changed are refused on resume and renamed, so the name still means what was run)."""
+    from ticraft.bench.methods import METHODS
+
+    return METHODS[name].description if name in METHODS else recorded
 
 
 def before_after(result: dict) -> str:
