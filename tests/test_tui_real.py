@@ -125,10 +125,12 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
             screen.query_one("#token").value = "<pebble>"
             screen.query_one("#init").value = "shape"
             screen.query_one("#steps").value = "3"
+            screen.query_one("#vectors").value = "2"
             await pilot.press("ctrl+g")
             await until(pilot, lambda: "done" in text(app, "#status") or failures(app))
             assert not failures(app)
             assert real_backend.library.has("<pebble>")
+            assert real_backend.library.get("<pebble>").num_vectors == 2  # the Vectors field reached the trainer
             assert screen.query_one(LossPlot).steps == [1, 2, 3]
 
     asyncio.run(go())

@@ -32,7 +32,7 @@ IMPORTANT = {
     "compose": ["#prompt", "#negative", "#model", "#seed", "#steps", "#guidance", "#count", "#generate", "#cancel",
                 "#save-to", "#save", "#interp-a", "#interp-b", "#frames", "#interp-template", "#interpolate",
                 "#status", "#gallery"],
-    "train": ["#images", "#token", "#init", "#preset", "#steps", "#start", "#resume", "#cancel", "#status", "#loss",
+    "train": ["#images", "#token", "#init", "#preset", "#steps", "#vectors", "#start", "#resume", "#cancel", "#status", "#loss",
               "#previews"],
     "map": ["#plot", "#method", "#compute", "#status", "#points"],
 }

@@ -71,6 +71,8 @@ class TrainScreen(TicraftScreen):
                 yield Select([], prompt="default", id="preset", compact=True)
                 yield Label("Steps")
                 yield Input("", id="steps", type="integer", placeholder="preset", classes="num", compact=True)
+                yield Label("Vectors")  # fast preset: 3 (1 for one or two pictures, or a file other tools read as one)
+                yield Input("", id="vectors", type="integer", placeholder="preset", classes="num", compact=True)
             with Horizontal(classes="row"):
                 yield Button("Start ^g", id="start", variant="primary", compact=True)
                 yield Button("Resume ^r", id="resume", compact=True)
@@ -104,13 +106,17 @@ class TrainScreen(TicraftScreen):
             self.notify(f"fill in: {', '.join(missing)}", title="Train", severity="warning")
             return None
         preset = self.query_one("#preset", Select)
-        try:
-            steps = int(q("#steps")) if q("#steps") else None
-        except ValueError:
-            self.notify("steps must be a whole number", title="Train", severity="error")
-            return None
+        numbers: dict[str, int | None] = {}
+        for name in ("steps", "vectors"):
+            try:
+                numbers[name] = int(q(f"#{name}")) if q(f"#{name}") else None
+            except ValueError:
+                self.notify(f"{name} must be a whole number", title="Train", severity="error")
+                return None
+        options = {} if numbers["vectors"] is None else {"num_vectors": numbers["vectors"]}
         return TrainRequest(images=q("#images"), token=q("#token"), initializer=q("#init"),
-                            preset=None if preset.is_blank() else str(preset.value), steps=steps, resume=resume)
+                            preset=None if preset.is_blank() else str(preset.value), steps=numbers["steps"],
+                            resume=resume, options=options)
 
     def action_start(self, resume: bool = False) -> None:
         if job_running(self, "train"):
