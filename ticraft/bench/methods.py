@@ -208,6 +208,8 @@ def _register_builtin() -> None:
     register_method(trainer_method("multi3", "three vectors (now the default preset's count)", num_vectors=3))
     register_method(trainer_method("multi3-earlier-t", "three vectors, timesteps t = T·u² (timestep_bias earlier)",
                                    num_vectors=3, timestep_bias="earlier"))
+    register_method(trainer_method("batch-8", "the default preset at batch 8 (twice the updates per sample)",
+                                   batch_size=8))
     register_method(trainer_method("multi2", "two vectors", num_vectors=2))
     register_method(trainer_method("progressive", "two vectors, the second added half-way", num_vectors=2,
                                    progressive=_progressive_half))
