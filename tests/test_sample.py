@@ -228,7 +228,7 @@ def test_model_defaults_from_folder_file(tmp_path):
     settings = {"sampling": {"steps": 12, "guidance": 2.5, "scheduler": "euler", "size": 32}}
     (tmp_path / "ticraft.json").write_text(json.dumps(settings))
     fake = types.SimpleNamespace(
-        family="toy", source=str(tmp_path), scheduler=DDIMScheduler(),
+        family="toy", source=str(tmp_path), scheduler=DDIMScheduler(), extra={},
         unet=types.SimpleNamespace(config=types.SimpleNamespace(sample_size=8)),
         vae=types.SimpleNamespace(config=types.SimpleNamespace(block_out_channels=(8, 16, 32))),
     )
