@@ -30,14 +30,6 @@ NOTE = "resuming with the checkpoint's num_vectors 1 (the fast preset says 3)"
 _FAST = config_module.PRESETS["fast"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def fast_with(monkeypatch: pytest.MonkeyPatch, vectors: int) -> None:
     """The fast preset as it is, except for its vector count (the retune under test)."""
     monkeypatch.setitem(config_module.PRESETS, "fast", lambda: replace(_FAST(), num_vectors=vectors))
