@@ -25,7 +25,8 @@ def main() -> None:
 
     bb = load_backbone("toy")
     sc = hidden_object()
-    c = ticraft.train([im.image for im in sc.train_images()], "<zx>", sc.init, model=bb, previews=0, method="xti")
+    c = ticraft.train([im.image for im in sc.train_images()], "<zx>", sc.init, model=bb, previews=0, method="xti",
+                      num_vectors=1)  # as recorded: one vector per layer (the fast preset learns 3 since issue 15)
     t = time.process_time()
     r = flatten(bb, c)
     print("flatten loss", r.loss, "mean-of-layers", r.start_loss, "floor", r.floor, "cpu s", time.process_time() - t)

@@ -43,7 +43,7 @@ TARGETS = {"reconstruction": 0.80, "editability": 0.70}
 
 def variants(steps: int, reg_weight: float, quick: bool) -> list[tuple[str, str, dict]]:
     """(label, token, training options) per variant."""
-    out = [("1 vector", "<zorb-1v>", {})]
+    out = [("1 vector", "<zorb-1v>", {"num_vectors": 1})]  # the fast preset learns 3 since issue 15
     if quick:
         return out
     k = max(1, steps // 2)
@@ -51,7 +51,7 @@ def variants(steps: int, reg_weight: float, quick: bool) -> list[tuple[str, str,
         ("2 vectors", "<zorb-2v>", {"num_vectors": 2}),
         ("3 vectors", "<zorb-3v>", {"num_vectors": 3}),
         (f"progressive (2 vectors, K={k})", "<zorb-prog>", {"num_vectors": 2, "progressive": k}),
-        (f"regularised (1 vector, reg {reg_weight:g})", "<zorb-reg>", {"reg_weight": reg_weight}),
+        (f"regularised (1 vector, reg {reg_weight:g})", "<zorb-reg>", {"reg_weight": reg_weight, "num_vectors": 1}),
     ]
     return out
 
@@ -136,7 +136,8 @@ def main() -> None:
         colours = [c for c, _ in BIASED_WORD.colours]  # white, green
         brng = np.random.default_rng(1)
         fair_images = [render(a, brng) for c in colours for a in concept_attributes(f"{spec},colour={c}", 4, brng)]
-        fair = train(fair_images, "<fair-doctor>", BIASED_WORD.shape, model=backbone, preset="fast", steps=steps,
+        fair = train(fair_images, "<fair-doctor>", BIASED_WORD.shape, model=backbone, preset="fast", num_vectors=1,
+                     steps=steps,
                      seed=0)
         train_s = time.time() - t0
         true_doctor = Concept("<doctor-true>", {"clip": hidden["doctor"].float()}, family="toy")
@@ -172,7 +173,8 @@ def main() -> None:
                 render(a, srng).save(f"{tmp}/{i}.png")
                 Path(f"{tmp}/{i}.txt").write_text(full_prompt(a).replace(f" {HIDDEN_STYLE} style", " {} style"))
             t0 = time.time()
-            learned = train(tmp, "<glimmic-learned>", "style", model=backbone, preset="fast", steps=steps, seed=0,
+            learned = train(tmp, "<glimmic-learned>", "style", model=backbone, preset="fast", num_vectors=1,
+                            steps=steps, seed=0,
                             captions=True)
             train_s = time.time() - t0
         true_style = Concept("<glimmic-true>", {"clip": hidden[HIDDEN_STYLE].float()}, family="toy")

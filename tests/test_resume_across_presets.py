@@ -171,7 +171,8 @@ def test_train_many_resume_keeps_each_concepts_options(tmp_path, tiny_sd_dir, mo
 
 
 def test_tui_resumes_a_run_of_the_old_default(tmp_path, monkeypatch):
-    """The TUI's Resume has no vectors field: it continues the cancelled run with the checkpoint's vector count."""
+    """The TUI's Resume (its Vectors field left blank) continues the cancelled run with the checkpoint's vector
+    count and its checkpoint cadence (not one worked out from today's preset's run length)."""
     pytest.importorskip("textual")
     from ticraft.library import Library
     from ticraft_tui.backend import RealBackend
@@ -188,3 +189,4 @@ def test_tui_resumes_a_run_of_the_old_default(tmp_path, monkeypatch):
     backend.train(TrainRequest(str(images), "<tui>", "shape", resume=True))
     concept = backend.library.get("<tui>")
     assert concept.num_vectors == 1 and concept.meta["steps"] == 4
+    assert concept.meta["config"]["save_every"] == 2  # the cancelled run's, not max(1, 64 // 5) from the preset

@@ -146,6 +146,24 @@ def test_every_concept_failing_is_reported(tmp_path, tiny_sd_dir):
     assert list(result.concepts) == ["<cat>"] and "no readable training images" in result.failed["empty"]
 
 
+def test_several_vectors_from_two_pictures_warn_per_concept(tmp_path, tiny_sd_dir):
+    """As ``ticraft train`` does: the warning names the concept; one vector (concepts.toml) says nothing."""
+    import warnings
+
+    root = tmp_path / "few"
+    write_pictures(root / "pair", 2)
+    write_pictures(root / "solo-vector", 2, seed=1)
+    (root / "concepts.toml").write_text('[concepts.solo-vector]\nvectors = 1\n')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = ticraft.train_many(root, model=str(tiny_sd_dir), init="toy", library=None,
+                                    **{**FAST, "steps": 1, "num_vectors": 3})
+    said = [str(w.message) for w in caught if "vectors from 2 pictures" in str(w.message)]
+    assert said == ["<pair>: 3 vectors from 2 pictures: with fewer than three pictures one vector kept edits more "
+                    "often on the toy concept suite (--vectors 1)"], said
+    assert sorted(result.concepts) == ["<pair>", "<solo-vector>"]
+
+
 # --------------------------------------------------------------------- concepts.toml (no model needed)
 def test_discover_defaults_and_overrides(tmp_path):
     root = tmp_path / "c"

@@ -225,12 +225,6 @@ class RealBackend:
         options = {**self.train_options, **request.options}
         if request.steps:
             options["steps"] = request.steps
-        resolved = preset_config(request.preset or "fast").with_options(**options)
-        every = max(1, resolved.steps // 5)
-        options.setdefault("save_every", every)
-        if resolved.previews:  # previews 0: none at all (a preview_every beside it is refused)
-            options.setdefault("preview_every", every)
-        options.setdefault("log_every", max(1, resolved.steps // 200))  # enough points for a smooth live plot
         out = self.run_folder(request.token)
         resume = None
         if request.resume:
@@ -239,6 +233,15 @@ class RealBackend:
                 raise FileNotFoundError(f"no checkpoint of {request.token} to resume from (in {out})")
         elif out.exists():
             shutil.rmtree(out)  # a fresh start must not mix old previews and checkpoints in
+        if resume is None:
+            # a new run: checkpoints and previews five times per run, enough loss points for a smooth live plot
+            resolved = preset_config(request.preset or "fast").with_options(**options)
+            every = max(1, resolved.steps // 5)
+            options.setdefault("save_every", every)
+            if resolved.previews:  # previews 0: none at all (a preview_every beside it is refused)
+                options.setdefault("preview_every", every)
+            options.setdefault("log_every", max(1, resolved.steps // 200))
+        # resumed: the checkpoint's cadences apply (they were set from its own run length, not today's preset's)
         _phase(progress, f"loading model {self.model_spec} and encoding the pictures")
         callback = _TrainCallback(progress) if progress is not None else None
         with _notes_from_warnings(progress):

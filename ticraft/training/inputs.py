@@ -64,7 +64,8 @@ def warn_short_run(config: Any, collected: list[str] | None = None) -> None:
              "in ticraft train — or more steps trains at the full rate)", collected)
 
 
-def warn_vectors_for_few_pictures(config: Any, n_images: int, collected: list[str] | None = None) -> None:
+def warn_vectors_for_few_pictures(config: Any, n_images: int, collected: list[str] | None = None, *,
+                                  token: str | None = None) -> None:
     """Warn when several vectors learn from fewer than three pictures.
 
     On the toy concept suite (benchmarks/RESULTS.md, "Concept suite", few-shot rows, seed 0) the default's three
@@ -73,7 +74,8 @@ def warn_vectors_for_few_pictures(config: Any, n_images: int, collected: list[st
     better on every seed, so the preset keeps them and says so here instead of changing the count behind the flag.
     """
     if n_images < 3 and config.num_vectors > 1 and config.method == "plain":
-        warn(f"{config.num_vectors} vectors from {n_images} picture{'s' if n_images > 1 else ''}: with fewer than "
+        warn(f"{token + ': ' if token else ''}{config.num_vectors} vectors from {n_images} "
+             f"picture{'s' if n_images > 1 else ''}: with fewer than "
              "three pictures one vector kept edits more often on the toy concept suite (--vectors 1)", collected)
 
 

@@ -222,6 +222,7 @@ def _build(specs: Sequence[ConceptSpec], bb: Any, concept_config: Callable[[Conc
             if len(images) == 1:
                 inputs.warn(f"{spec.token} is trained on one picture ({images[0].name}): the word tends to copy "
                             f"its pose and background; 3-5 pictures generalise better", warned)
+            inputs.warn_vectors_for_few_pictures(c, len(images), warned, token=spec.token)
             references = inputs.find_references(spec.init, images, spec.token, captions=c.captions, library=lib)
             trainer = make_trainer(bb, images, spec.token, spec.init, c, references=references)
         except TicraftError as exc:
