@@ -36,7 +36,7 @@ from ticraft.cli.options import (
 )
 from ticraft.cli.outputs import is_main_process
 from ticraft.cli.progress import log_to, warnings_to
-from ticraft.cli.train_options import given_options, parse_sets, set_help
+from ticraft.cli.train_options import given_options, parse_sets, preset_hint, set_help
 
 # TrainConfig fields with a typed flag below; `--set` reaches the rest, as in `ticraft train`.
 TYPED_FIELDS = ("num_vectors", "steps", "batch_size", "lr", "resolution", "seed", "save_every", "early_stop",
@@ -60,7 +60,7 @@ def train_many_command(
     preset: Annotated[Optional[Preset],
         typer.Option(help="Starting recipe: fast (ours, the default), paper (Gal et al.), diffusers (its README). "
                      "With --resume: the checkpoint's.", show_default=False)] = None,
-    vectors: Annotated[Optional[int], typer.Option("--vectors", "-n", help="Vectors per text encoder.")] = None,
+    vectors: Annotated[Optional[int], typer.Option("--vectors", "-n", help="Vectors per text encoder." + preset_hint("num_vectors"))] = None,
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (every concept).")] = None,
     batch: Annotated[Optional[int], typer.Option("--batch", "-b", help="Samples per step per concept.")] = None,
     max_batch: Annotated[int, typer.Option(help="Most samples in one forward pass (concepts are packed whole).")] = 64,
