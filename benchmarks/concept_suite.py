@@ -70,7 +70,9 @@ def section_body(result: dict, stem: str, command: str, note: str = "", title: s
 
 def _describe(name: str, recorded: str) -> str:
     """Today's description of a registered method (a run's recorded one may predate a default's change; runs
-    whose options changed are refused on resume and renamed, so the name still means what was run)."""
+    whose options changed are refused on resume and renamed, so the name still means what was run). Regenerating a
+    section written before such a change from its unrenamed files would mislabel it: rename them first
+    (``benchmarks/rename_method.py``)."""
     from ticraft.bench.methods import METHODS
 
     return METHODS[name].description if name in METHODS else recorded

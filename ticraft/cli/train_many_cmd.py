@@ -60,7 +60,8 @@ def train_many_command(
     preset: Annotated[Optional[Preset],
         typer.Option(help="Starting recipe: fast (ours, the default), paper (Gal et al.), diffusers (its README). "
                      "With --resume: the checkpoint's.", show_default=False)] = None,
-    vectors: Annotated[Optional[int], typer.Option("--vectors", "-n", help="Vectors per text encoder." + preset_hint("num_vectors"))] = None,
+    vectors: Annotated[Optional[int],
+        typer.Option("--vectors", "-n", help="Vectors per text encoder." + preset_hint("num_vectors"))] = None,
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (every concept).")] = None,
     batch: Annotated[Optional[int], typer.Option("--batch", "-b", help="Samples per step per concept.")] = None,
     max_batch: Annotated[int, typer.Option(help="Most samples in one forward pass (concepts are packed whole).")] = 64,
