@@ -63,6 +63,18 @@ def test_neighbors_of_a_word_and_a_concept(tiny_sd_dir, lib, tmp_path):
     assert "<missing>" in error_text(r)
 
 
+def test_neighbors_per_vector_splits_columns_to_the_terminal(tiny_sd_dir, lib):
+    """Many vectors (a 3-vector per-layer concept has 22 columns) go into several tables that fit 80 columns."""
+    wide = Concept("<wide>", {"clip": torch.randn(7, lib.get("<a>").vectors["clip"].shape[1])}, family="toy")
+    lib.add(wide)
+    r = runner.invoke(app, ["neighbors", "<wide>", "-k", "2", "--per-vector", "--concepts", "0", "--model",
+                            str(tiny_sd_dir), "--library", str(lib.root)], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert "(1/3)" in r.output and "(3/3)" in r.output and "vector 6" in r.output, r.output
+    assert max(len(line) for line in r.output.splitlines() if line[:1] in "┏┃┡│└") <= 80  # every table row
+    assert "…" not in r.output  # no column squeezed into an ellipsis
+
+
 def test_mix_saves_the_exact_python_result(tiny_sd_dir, lib, bb):
     from ticraft.analysis.neighbors import word_concept
 

@@ -31,6 +31,10 @@ def register(app: typer.Typer) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- neighbors
+#: Characters one vector's column of the neighbours table needs ("layer 6 v2", "norm 0.123 · p99", "token 0.912").
+NEIGHBOR_COLUMN = 20
+
+
 def neighbors_command(
     query: Annotated[str, typer.Argument(help="A library concept (<token>), an embedding file, or a vocabulary word.")],
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Neighbours per vector.")] = 20,
@@ -64,19 +68,23 @@ def neighbors_command(
     for key in dict.fromkeys(r.key for r in report.rows):
         rows = [r for r in report.rows if r.key == key]
         stats = report.vocab_norms[key]
-        table = Table(title=f"{escape(report.query)} · {key} · nearest tokens ({score_name})", title_justify="left")
-        table.add_column("#", justify="right", style="dim")
-        for r in rows:
-            table.add_column(f"{r.label}\nnorm {r.norm:.3f} · p{r.percentile:.0f}")
-        for i in range(max(len(r.matches) for r in rows)):
-            table.add_row(
-                str(i + 1),
-                *[
-                    (f"{escape(r.matches[i].token)} [dim]{r.matches[i].score:.3f}[/]" if i < len(r.matches) else "")
-                    for r in rows
-                ],
-            )
-        console.print(table)
+        # as many vector columns as the terminal shows readably (a 3-vector XTI concept has 22): the rest in more tables
+        width = max(1, (console.width - 6) // NEIGHBOR_COLUMN)
+        parts = [rows[i:i + width] for i in range(0, len(rows), width)]
+        for n, part in enumerate(parts, 1):
+            of = f" ({n}/{len(parts)})" if len(parts) > 1 else ""
+            table = Table(title=f"{escape(report.query)} · {key} · nearest tokens ({score_name}){of}",
+                          title_justify="left")
+            table.add_column("#", justify="right", style="dim")
+            for r in part:
+                table.add_column(f"{r.label}\nnorm {r.norm:.3f} · p{r.percentile:.0f}")
+            for i in range(max(len(r.matches) for r in part)):
+                table.add_row(
+                    str(i + 1),
+                    *[(f"{escape(r.matches[i].token)} [dim]{r.matches[i].score:.3f}[/]" if i < len(r.matches) else "")
+                      for r in part],
+                )
+            console.print(table)
         console.print(
             f"[dim]vocabulary norms ({key}): median {stats['median']:.3f}, 99th percentile "
             f"{stats['p99']:.3f}, max {stats['max']:.3f}[/]"
