@@ -165,6 +165,11 @@ def test_train_many_resume_keeps_each_concepts_options(tmp_path, tiny_sd_dir, mo
                      "preset says 0)"]
     with pytest.raises(CheckpointError, match=r"num_vectors: 1 → 3\); leave num_vectors out"):
         ticraft.train_many(root, model=str(tiny_sd_dir), init="toy", resume=tmp_path / "full", num_vectors=3, **OPTS)
+    # a per-concept option that came from concepts.toml is named as it is spelled there, not as a flag
+    (root / "concepts.toml").write_text("[concepts.two]\nvectors = 3\n")
+    with pytest.raises(CheckpointError, match=r"num_vectors: 2 → 3\); leave vectors in concepts.toml's "
+                                              r"\[concepts.two\] out"):
+        ticraft.train_many(root, model=str(tiny_sd_dir), init="toy", resume=tmp_path / "full", **OPTS)
     # a train-many checkpoint given to `ticraft train` says which command resumes it
     with pytest.raises(CheckpointError, match="is a train-many checkpoint; resume it with `ticraft train-many"):
         ticraft.train(root / "one", "<one>", "toy", model=str(tiny_sd_dir), resume=tmp_path / "full", **OPTS)

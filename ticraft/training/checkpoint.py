@@ -117,11 +117,13 @@ def _show(value: Any) -> str:
 
 
 def check_compatible(state: dict[str, Any], *, fingerprint: str, token: str, image_hashes: list[str],
-                     config: dict[str, Any], path: str | os.PathLike = "checkpoint", given: bool = False) -> None:
+                     config: dict[str, Any], path: str | os.PathLike = "checkpoint", given: bool = False,
+                     sources: dict[str, str] | None = None) -> None:
     """Refuse to resume ``state`` into a different run (model, token, images or state-shaping options).
 
     ``given``: ``config`` was built by :func:`resume_config`, so a differing option was given explicitly and the
-    error says to leave it out.
+    error says to leave it out. ``sources`` names where an option came from when the user did not type it as one
+    (train-many's ``concepts.toml`` keys), so the error names that instead of the option.
     """
     if state.get("fingerprint") != fingerprint:
         raise CheckpointError(
@@ -138,7 +140,8 @@ def check_compatible(state: dict[str, Any], *, fingerprint: str, token: str, ima
     changed = [k for k in RESUME_KEYS if saved.get(k) != config.get(k)]
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} → {config.get(k)!r}" for k in changed)
-        fix = (f"leave {' and '.join(changed)} out to continue with the checkpoint's "
+        named = [(sources or {}).get(k, k) for k in changed]
+        fix = (f"leave {' and '.join(named)} out to continue with the checkpoint's "
                f"{'value' if len(changed) == 1 else 'values'}, or give the original" if given else
                "resume with the original ones")
         raise CheckpointError(f"{path} used different options ({diffs}); {fix}")

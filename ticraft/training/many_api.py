@@ -250,6 +250,12 @@ def _log_notes(specs: Sequence[ConceptSpec],
         _log.info(f"{token}: {note}")
 
 
+def _toml_sources(spec: ConceptSpec) -> dict[str, str]:
+    """The options ``spec`` sets, named as concepts.toml spells them (for a refused resume's message)."""
+    keys = {"num_vectors": "vectors", "style": "style", "seed": "seed"}
+    return {k: f"{keys.get(k, k)} in concepts.toml's [concepts.{spec.name}]" for k in spec.options()}
+
+
 def _resume(group: ConceptGroup, members: Sequence[_Member], state: dict[str, Any],
             identities: dict[str, dict[str, Any]], fingerprint: str, path: str | os.PathLike,
             specs: Sequence[ConceptSpec], *, given: bool = False) -> None:
@@ -262,7 +268,7 @@ def _resume(group: ConceptGroup, members: Sequence[_Member], state: dict[str, An
                                   f"own with `ticraft train`, or resume without that folder")
         ident = identities[m.spec.token]
         check_compatible(sub, fingerprint=fingerprint, token=m.spec.token, image_hashes=ident["images"],
-                         config=ident["config"], path=path, given=given)
+                         config=ident["config"], path=path, given=given, sources=_toml_sources(m.spec))
     tokens = {s.token for s in specs}
     gone = [t for t in saved if t not in tokens]
     if gone:
