@@ -137,9 +137,9 @@ def run_demo(
 
     say("interpolating it towards the word 'circle'")
     circle = word_concept(backbone, "circle").replace(token="<circle-word>")
-    # the learned word has the preset's vectors (3), the word one: pad repeats "circle" once per vector
-    strip = render_interpolation(backbone, concept, circle, steps=8, match="pad", prompt="a photo of a {}",
-                                 seed=seed, out=out / "interp.png", library=library).path
+    # the word's one vector is repeated to the learned word's count (3 with the fast preset)
+    strip = render_interpolation(backbone, concept, circle, steps=8, prompt="a photo of a {}", seed=seed,
+                                 out=out / "interp.png", library=library).path
     assert strip is not None  # out= was given, so the strip was written
 
     report = find_neighbors(backbone, concept, k=8)

@@ -20,7 +20,7 @@ import typing
 from dataclasses import fields
 from typing import Any, Iterable
 
-from ticraft.training.config import PRESETS, ConfigError, TrainConfig
+from ticraft.training.config import PRESETS, ConfigError, TrainConfig, show_value
 
 #: Fields that ``--set`` does not take: ``preset`` is ``--preset``; ``extra`` holds notes, not options.
 NOT_SETTABLE = {"preset": "choose the preset with --preset", "extra": "it holds notes, not options"}
@@ -40,7 +40,7 @@ def preset_values(name: str) -> str:
     >>> preset_values("optimizer")
     'fast adam, paper adamw, diffusers adamw'
     """
-    shown = {p: _show(getattr(make(), name)) for p, make in PRESETS.items()}
+    shown = {p: show_value(getattr(make(), name)) for p, make in PRESETS.items()}
     if len(set(shown.values())) == 1:
         return next(iter(shown.values()))
     return ", ".join(f"{p} {v}" for p, v in shown.items())
@@ -49,14 +49,6 @@ def preset_values(name: str) -> str:
 def preset_hint(name: str) -> str:
     """`` [presets: …]`` for a help text (parentheses: Rich would read square brackets as markup)."""
     return f" (presets: {preset_values(name)})"
-
-
-def _show(v: Any) -> str:
-    if v is None:
-        return "none"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
 
 
 def settable_fields(typed: Iterable[str]) -> list[str]:

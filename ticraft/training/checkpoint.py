@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ticraft.errors import TicraftError
-from ticraft.training.config import TrainConfig, preset_config
+from ticraft.training.config import TrainConfig, preset_config, show_value
 
 FORMAT = "ticraft-train-checkpoint"
 VERSION = 1
@@ -103,17 +103,9 @@ def resume_config(state: dict[str, Any], *, preset: str | None = None, options: 
               and getattr(cfg, k) != getattr(reference, k)]
     if not differ:
         return cfg, None
-    ours = ", ".join(f"{k} {_show(getattr(cfg, k))}" for k in differ)
-    says = ", ".join((f"{k} " if len(differ) > 1 else "") + _show(getattr(reference, k)) for k in differ)
+    ours = ", ".join(f"{k} {show_value(getattr(cfg, k))}" for k in differ)
+    says = ", ".join((f"{k} " if len(differ) > 1 else "") + show_value(getattr(reference, k)) for k in differ)
     return cfg, f"resuming with the checkpoint's {ours} (the {reference.preset or 'fast'} preset says {says})"
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def check_compatible(state: dict[str, Any], *, fingerprint: str, token: str, image_hashes: list[str],

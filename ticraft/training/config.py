@@ -327,6 +327,19 @@ def _fast() -> TrainConfig:
 PRESETS: dict[str, Any] = {"fast": _fast, "paper": _paper, "diffusers": _diffusers}
 
 
+def show_value(value: Any) -> str:
+    """A field's value as ``--set key=value`` spells it (``none``, ``true``/``false``, else ``str``).
+
+    >>> show_value(None), show_value(True), show_value(5e-3)
+    ('none', 'true', '0.005')
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def preset_config(name: str) -> TrainConfig:
     """A fresh :class:`TrainConfig` for a preset name (``fast``, ``paper`` or ``diffusers``)."""
     try:
