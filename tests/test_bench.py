@@ -340,6 +340,38 @@ def test_compare_seeds_counts_medians_and_the_paired_sign_test():
     assert "`new` against `plain`: good where `plain` was not on 2 concept × seed cells, the reverse on 1" in text
 
 
+def _point(samples: int, good: bool) -> dict:
+    return {"samples": samples, "seconds": samples / 32, "reconstruction": 1.0 if good else 0.5,
+            "faithful_editability": 0.9}
+
+
+def test_compare_seeds_counts_the_cells_good_at_each_ladder_point():
+    """A word good at 64 samples and not at 128 counts at 64 only: the table says what a run stopped there gives."""
+    from ticraft.bench.seeds import compare_seeds, seeds_markdown, sign_test
+
+    def result(seed: int, flips: dict[str, list[bool]]) -> dict:
+        runs = []
+        for m, g in flips.items():
+            first = 64 if g[0] else (128 if g[1] else None)
+            runs.append({"method": m, "concept": "zorb", "shots": 4, "good_samples": first,
+                         "good_seconds": None if first is None else first / 32,
+                         "points": [_point(64, g[0]), _point(128, g[1])]})
+        return {"settings": {"seed": seed}, "runs": runs}
+
+    got = compare_seeds([result(0, {"plain": [True, False], "new": [True, True]}),
+                         result(1, {"plain": [False, False], "new": [False, True]})], methods=["plain", "new"])
+    first, second = got["at_points"]
+    assert first["samples"] == 64 and second["samples"] == 128
+    assert first["methods"]["plain"] == {"good": 1, "of": 2, "seconds_mean": 2.0}
+    assert second["methods"]["plain"]["good"] == 0
+    assert second["methods"]["new"] == {"good": 2, "of": 2, "seconds_mean": 4.0, "wins": 2, "losses": 0,
+                                        "p": sign_test(2, 0)}
+    text = seeds_markdown(got)
+    assert "| method | 64 samples | 128 samples |" in text
+    assert "| plain | 1/2 (2.0 s) | 0/2 (4.0 s) |" in text
+    assert "| new | 1/2 (2.0 s), +0 −0 | 2/2 (4.0 s), +2 −0 |" in text
+
+
 @pytest.mark.parametrize("results, methods, words", [
     ([_seed_result(0, {("plain", "zorb"): 64})], None, "at least two seeds"),
     ([_seed_result(0, {("plain", "zorb"): 64}), _seed_result(1, {("plain", "zorb"): 64})], ["nope"],

@@ -8,6 +8,10 @@ how many concept × seed cells each other method got good where it did not and t
 sign test. Only the main picture count (the most pictures of a result, 4 by default) is compared, on the concepts
 every method ran on every seed.
 
+The good point is a run's *first* good ladder point, and on the toy suite a word can be good at one point and not at
+the next (the vectors keep moving at the constant rate). So the comparison also counts, at every ladder point, the
+cells good *there*: the word a user gets when the run stops at that many samples (``at_points``).
+
 >>> sign_test(5, 3)            # 5 cells won, 3 lost: no evidence either way
 0.7265625
 >>> compare_seeds([result_seed0, result_seed1], methods=["plain", "earlier-t"])   # doctest: +SKIP
@@ -103,13 +107,42 @@ def compare_seeds(results: Sequence[dict[str, Any]], methods: Sequence[str] | No
         per[m] = {"seeds": by_seed, "pooled": pooled,
                   "concepts": {c: [cells[(m, s, c)]["good_samples"] for s in seeds] for c in concepts}}
     paired = {}
+    at_points = _at_points(cells, names, seeds, concepts)
     for other in names[1:]:
         wins = sum(per[other]["concepts"][c][i] is not None and per[names[0]]["concepts"][c][i] is None
                    for c in concepts for i in range(len(seeds)))
         losses = sum(per[other]["concepts"][c][i] is None and per[names[0]]["concepts"][c][i] is not None
                      for c in concepts for i in range(len(seeds)))
         paired[other] = {"against": names[0], "wins": wins, "losses": losses, "p": sign_test(wins, losses)}
-    return {"methods": names, "seeds": seeds, "concepts": concepts, "per_method": per, "paired": paired}
+    return {"methods": names, "seeds": seeds, "concepts": concepts, "per_method": per, "paired": paired,
+            "at_points": at_points}
+
+
+def _at_points(cells: Cells, names: Sequence[str], seeds: list[int], concepts: list[str]) -> list[dict[str, Any]]:
+    """Per ladder point every compared run judged at: per method the cells good there, the mean CPU seconds to it,
+    and against the first method the cells good there where it was not and the reverse (with the sign test)."""
+    from ticraft.bench.ladder import is_good
+
+    keys = [(s, c) for s in seeds for c in concepts]
+
+    def at(m: str) -> dict[tuple[int, str], dict[int, dict[str, Any]]]:
+        return {k: {int(p["samples"]): p for p in cells[(m, *k)].get("points") or []} for k in keys}
+
+    points = {m: at(m) for m in names}
+    ladder = sorted(set.intersection(*(set(points[m][k]) for m in names for k in keys)))
+    rows = []
+    for n in ladder:
+        row: dict[str, Any] = {"samples": n, "methods": {}}
+        good = {m: [is_good(points[m][k][n]) for k in keys] for m in names}
+        for m in names:
+            row["methods"][m] = {"good": sum(good[m]), "of": len(keys),
+                                 "seconds_mean": statistics.fmean(float(points[m][k][n]["seconds"]) for k in keys)}
+            if m != names[0]:
+                wins = sum(g and not b for g, b in zip(good[m], good[names[0]], strict=True))
+                losses = sum(b and not g for g, b in zip(good[m], good[names[0]], strict=True))
+                row["methods"][m].update(wins=wins, losses=losses, p=sign_test(wins, losses))
+        rows.append(row)
+    return rows
 
 
 def _n(x: float | None, fmt: str) -> str:
@@ -138,6 +171,7 @@ def seeds_markdown(comparison: dict[str, Any]) -> str:
     lines = [f"* `{other}` against `{v['against']}`: good where `{v['against']}` was not on {v['wins']} concept × "
              f"seed cells, the reverse on {v['losses']} (two-sided sign test p = {v['p']:.2g})."
              for other, v in comparison["paired"].items()]
+    stops = _at_points_markdown(comparison)
     head = ("| concept | " + " | ".join(f"{m} (seeds {', '.join(map(str, seeds))})" for m in comparison["methods"])
             + " |")
     table = [head, "|---|" + "---:|" * len(comparison["methods"])]
@@ -148,7 +182,29 @@ def seeds_markdown(comparison: dict[str, Any]) -> str:
             parts.append(f"{sum(g is not None for g in got)}/{len(seeds)}: "
                          + " · ".join("–" if g is None else str(g) for g in got))
         table.append(f"| {c} | " + " | ".join(parts) + " |")
-    return "\n\n".join(["\n".join(rows), "\n".join(lines), "\n".join(table)])
+    return "\n\n".join(["\n".join(rows), "\n".join(lines), *stops, "\n".join(table)])
+
+
+def _at_points_markdown(comparison: dict[str, Any]) -> list[str]:
+    """The sentence and table of ``at_points`` (nothing when the runs carry no ladder points)."""
+    rows = comparison.get("at_points") or []
+    if not rows:
+        return []
+    base = comparison["methods"][0]
+    out = ["| method | " + " | ".join(f"{r['samples']} samples" for r in rows) + " |",
+           "|---|" + "---:|" * len(rows)]
+    for m in comparison["methods"]:
+        cells = []
+        for r in rows:
+            v = r["methods"][m]
+            text = f"{v['good']}/{v['of']} ({v['seconds_mean']:.1f} s)"
+            if m != base:
+                text += f", +{v['wins']} −{v['losses']}"
+            cells.append(text)
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return [f"Good *at* each ladder point — the word a run stopped there gives — pooled over the seeds (mean CPU "
+            f"seconds to the point; +won −lost: cells good there where `{base}` was not, and the reverse):",
+            "\n".join(out)]
 
 
 def seeds_picture(comparison: dict[str, Any], path: Path) -> Path:
