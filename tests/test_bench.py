@@ -431,3 +431,30 @@ def test_a_method_that_grows_needs_two_steps_on_the_ladder():
     with pytest.raises(BenchError, match="progressive needs at least 2 steps: .* at least 32 samples, got 16"):
         check_ladder([16], get_methods("progressive"))
     assert check_ladder([16, 32], get_methods("progressive")) == [16, 32]
+
+
+def test_an_averaged_method_yields_the_moving_average_and_records_its_decay(one_torch_thread):
+    """``average`` judges the vectors' moving average (the first step's vectors, then d·mean + (1 − d)·now)."""
+    import torch
+
+    from ticraft.bench.methods import RunContext, trainer_method
+    from ticraft.bench.suite import build_suite
+    from ticraft.models.load import load_backbone
+
+    bb = load_backbone("toy")
+    concept = build_suite(names=["zorb"])[0]
+    last, averaged = (trainer_method(n, "", average=a, batch_size=4, num_vectors=1, init_search=0)
+                      for n, a in (("last", 0.0), ("averaged", 0.9)))
+    snaps = {}
+    for m in (last, averaged):
+        ctx = RunContext(bb, concept, concept.train_images(), "<zorb-t>", ladder=[4, 8])
+        snaps[m.name] = [s.concept.vectors for s in m.run(ctx)]
+        if m is averaged:
+            assert ctx.events["config"]["average"] == 0.9
+    assert averaged.options["average"] == 0.9 and "average" not in last.options
+    first, second = (s[next(iter(s))] for s in snaps["last"])  # the plain run after 1 and 2 steps, same seed
+    first_avg, second_avg = (s[next(iter(s))] for s in snaps["averaged"])
+    assert torch.allclose(first_avg, first)  # one step: the average is that step's vectors
+    d = min(0.9, 3 / 12)
+    assert not torch.allclose(second_avg, second)
+    assert torch.allclose(second_avg, d * first + (1 - d) * second, atol=1e-6)

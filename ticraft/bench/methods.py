@@ -123,8 +123,13 @@ class _Clock:
         self.wall += time.perf_counter() - self._w
 
 
-def trainer_method(name: str, description: str, preset: str = "fast", **options: Any) -> Method:
-    """A method that is ticraft's trainer with a preset and options (run length = the ladder's top point)."""
+def trainer_method(name: str, description: str, preset: str = "fast", *, average: float = 0.0,
+                   **options: Any) -> Method:
+    """A method that is ticraft's trainer with a preset and options (run length = the ladder's top point).
+
+    ``average`` > 0 judges an exponential moving average of the vectors (decay ``average`` per step, warmed up as
+    ``min(average, (1 + step) / (10 + step))``) instead of the last step's: an experiment, not a trainer option.
+    """
     from ticraft.training.config import TrainConfig
 
     static = {k: v for k, v in options.items() if not callable(v)}  # callables depend on the run's length
@@ -152,20 +157,25 @@ def trainer_method(name: str, description: str, preset: str = "fast", **options:
         with setup:
             trainer = method_trainer(ctx.backbone, ctx.images, ctx.token, ctx.concept.init, cfg)
         ctx.events["startup_seconds"] = setup.cpu
-        ctx.events["config"] = cfg.to_dict()
+        ctx.events["config"] = {**cfg.to_dict(), **({"average": average} if average else {})}
         dvar = DVAR(cfg.early_stop_window, cfg.early_stop_threshold) if ctx.dvar else None
         clock = _Clock()
+        mean: dict[str, Any] | None = None
         try:
             points = set(ctx.ladder)
             while trainer.step < cfg.steps and trainer.step * sps < ctx.ladder[-1]:
                 with clock:
                     trainer.train_step()
+                    if average:
+                        now = trainer.result_vectors()
+                        d = min(average, (1 + trainer.step) / (10 + trainer.step))
+                        mean = now if mean is None else {k: d * mean[k] + (1 - d) * v for k, v in now.items()}
                 samples = trainer.step * sps
                 if dvar is not None and trainer.step % cfg.eval_every == 0 and "dvar_stop" not in ctx.events:
                     if dvar.update(trainer.evaluate()):  # not timed: it is the stopping rule's own cost
                         ctx.events["dvar_stop"] = samples
                 if samples in points:
-                    vectors = trainer.result_vectors()
+                    vectors = trainer.result_vectors() if mean is None else {k: v.clone() for k, v in mean.items()}
                     layout = trainer.method_meta() if hasattr(trainer, "method_meta") else {}  # xti layers, norm
                     yield Snapshot(samples, clock.cpu, clock.wall,
                                    Concept(ctx.token, vectors, family=ctx.backbone.family, meta=layout))
@@ -174,6 +184,8 @@ def trainer_method(name: str, description: str, preset: str = "fast", **options:
 
     # a vector added part-way (progressive as a function of the run's length) needs a second step to join at
     grows = callable(options.get("progressive"))
+    if average:
+        fixed["average"] = average  # not a TrainConfig field: recorded so a resumed bench tells the runs apart
     return Method(name, description, run, sps, options=fixed, min_steps=2 if grows else 1)
 
 
@@ -210,6 +222,8 @@ def _register_builtin() -> None:
                                    num_vectors=3, timestep_bias="earlier"))
     register_method(trainer_method("batch-8", "the default preset at batch 8 (twice the updates per sample)",
                                    batch_size=8))
+    register_method(trainer_method("ema", "the default preset judged on a moving average of its vectors (decay 0.9 "
+                                          "per step)", average=0.9))
     register_method(trainer_method("multi2", "two vectors", num_vectors=2))
     register_method(trainer_method("progressive", "two vectors, the second added half-way", num_vectors=2,
                                    progressive=_progressive_half))
