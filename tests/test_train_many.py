@@ -280,3 +280,14 @@ def test_progressive_for_every_concept_with_its_own_vectors(tmp_path, tiny_sd_di
              ConceptSpec("b", write_pictures(tmp_path / "b", 2, seed=2), init="toy", vectors=3)]
     result = ticraft.train_many(specs, str(tiny_sd_dir), **{**FAST, "progressive": 1})
     assert {t: c.num_vectors for t, c in result.concepts.items()} == {"<a>": 2, "<b>": 3}
+
+
+def test_a_list_of_specs_takes_the_runs_init_and_style_where_it_leaves_them_unset(tmp_path, tiny_sd_dir):
+    """train_many(list, init=…, style=…) gives them to the specs that set none, as it does to a folder's concepts
+    (they were dropped: a list's concepts trained as objects from their names' words whatever was asked)."""
+    specs = [ConceptSpec("a", write_pictures(tmp_path / "a", 2, seed=1)),
+             ConceptSpec("b", write_pictures(tmp_path / "b", 2, seed=2), init="toy", style=False)]
+    result = ticraft.train_many(specs, str(tiny_sd_dir), init="thing", style=True, **FAST)
+    a, b = result.concepts["<a>"], result.concepts["<b>"]
+    assert a.meta["initializer"] == "thing" and a.meta["config"]["style"] is True
+    assert b.meta["initializer"] == "toy" and b.meta["config"]["style"] is False

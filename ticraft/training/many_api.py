@@ -43,7 +43,7 @@ from ticraft.training.distributed import DistInfo, init_distributed, shutdown_di
 from ticraft.training.flow import make_trainer
 from ticraft.training.loop import Trainer
 from ticraft.training.many import ConceptGroup, ManyCallback
-from ticraft.training.many_specs import ConceptSpec, check_unique, discover_concepts
+from ticraft.training.many_specs import ConceptSpec, check_unique, discover_concepts, with_defaults
 
 KIND = "train-many"
 _log = logging.getLogger(__name__)
@@ -92,8 +92,8 @@ def train_many(
         source: a folder with one sub-folder of pictures per concept and an optional ``concepts.toml``
             (:mod:`ticraft.training.many_specs`), or a list of :class:`ConceptSpec`.
         model: as for :func:`ticraft.train`.
-        init, style: defaults for every concept (``concepts.toml`` overrides them); without ``init`` a
-            concept's initializer is its folder name's words.
+        init, style: defaults for every concept (``concepts.toml``, or a :class:`ConceptSpec` that sets its own,
+            overrides them); without ``init`` a concept's initializer is its folder name's words.
         config, preset, options: the training options shared by every concept, as for :func:`ticraft.train`
             (``batch_size`` is per concept: each concept's step sees the batch its own run would).
         callback: ``callback(step, total, losses)`` after every step, ``losses`` by token (``None`` where not
@@ -119,7 +119,8 @@ def train_many(
     if isinstance(source, (str, os.PathLike)):
         specs = discover_concepts(source, init=init, style=style)
     else:
-        specs = [s if isinstance(s, ConceptSpec) else ConceptSpec(**s) for s in source]
+        specs = [with_defaults(s if isinstance(s, ConceptSpec) else ConceptSpec(**s), init=init, style=style)
+                 for s in source]
         check_unique(specs)
         if not specs:
             raise TicraftError("train_many was given no concepts")

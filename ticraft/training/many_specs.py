@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +73,13 @@ class ConceptSpec:
     seed: int | None = None
     """Random seed (``None``: the run's ``seed``)."""
     tags: list[str] = field(default_factory=list)
+    init_given: bool = field(default=False, init=False, repr=False, compare=False)
+    """Whether ``init`` was given (else it is the name's words, and a run's ``init=`` may replace it)."""
 
     def __post_init__(self) -> None:
         if not self.token:
             self.token = default_token(self.name)
+        self.init_given = bool(self.init)
         if not self.init:
             self.init = " ".join(re.split(r"[\s_\-.]+", self.name)).strip() or self.name
 
@@ -90,6 +93,23 @@ class ConceptSpec:
         if self.seed is not None:
             out["seed"] = self.seed
         return out
+
+
+def with_defaults(spec: ConceptSpec, *, init: str | None = None, style: bool | None = None) -> ConceptSpec:
+    """``spec`` with a run's ``init``/``style`` where it leaves them unset — what a folder's concepts get from
+    ``train_many(folder, init=…, style=…)``, for a list of specs.
+
+    >>> with_defaults(ConceptSpec("mug", "pics"), init="cup", style=True).init
+    'cup'
+    >>> with_defaults(ConceptSpec("mug", "pics", init="red mug"), init="cup").init
+    'red mug'
+    """
+    changes: dict[str, Any] = {}
+    if init is not None and not spec.init_given:
+        changes["init"] = init
+    if style is not None and spec.style is None:
+        changes["style"] = style
+    return replace(spec, **changes) if changes else spec
 
 
 def default_token(name: str) -> str:
