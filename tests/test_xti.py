@@ -298,6 +298,14 @@ def test_flatten_gives_one_token_with_its_measured_loss(bb):
     # equal layers flatten to exactly that vector, at zero loss
     same = flatten(bb, _xti(bb, base.repeat(L, 1), "<fl>"), steps=0)
     assert torch.allclose(same.concept.vectors["clip"], base) and same.loss < 1e-10
+    # a plain concept is refused in one sentence that says why (and counts its vectors right)
+    from ticraft.analysis.flatten import FlattenError
+    from ticraft.concept import Concept
+
+    for n, words in ((1, "its 1 vector serves every layer already"), (3, "its 3 vectors serve every layer already")):
+        plain = Concept("<pl>", {"clip": base.repeat(n, 1)}, family=bb.family)
+        with pytest.raises(FlattenError, match=r"<pl> is not a per-layer \(XTI\) concept: " + words):
+            flatten(bb, plain)
 
 
 def test_neighbors_per_layer(bb):
@@ -370,3 +378,21 @@ def test_sd2_shaped_model_trains_and_samples(method, images, tmp_path):
     assert c.meta["prediction_type"] == "v_prediction" and c.meta["method"] == method
     assert c.layers == (layer_count(bb.unet) if method == "xti" else 1)
     assert generate(bb, [SampleSpec("a photo of <thing>", seed=0, steps=2)], concepts=[c])[0].size == (16, 16)
+
+
+def test_train_summary_says_what_was_learned(bb):
+    """`ticraft train`'s last line names per-layer and direction-only vectors, not only a count."""
+    import torch
+
+    from ticraft.cli.train_cmd import learned_text
+    from ticraft.concept import Concept
+
+    L = layer_count(bb.unet)
+    row = bb.token_vector("toy")["clip"]
+    assert learned_text(_xti(bb, row.repeat(L, 1), "<s>")) == f"1 vector per layer × {L} layers (xti)"
+    two = Concept("<s2>", {"clip": row.repeat(2 * L, 1)}, family=bb.family, meta={"method": "xti", "xti_layers": L})
+    assert learned_text(two) == f"2 vectors per layer × {L} layers (xti)"
+    direc = Concept("<d>", {"clip": torch.nn.functional.normalize(row.repeat(3, 1), dim=-1)}, family=bb.family,
+                    meta={"method": "directional", "norm": {"clip": 0.4123}})
+    assert learned_text(direc) == "3 direction-only vectors (norm 0.412)"
+    assert learned_text(Concept("<p>", {"clip": row}, family=bb.family)) == "1 vector"

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ticraft.concept import Concept, layout_meta
+from ticraft.concept_checks import vectors_text
 from ticraft.errors import TicraftError
 from ticraft.prompts import expand_prompt
 
@@ -49,7 +50,9 @@ def flatten(backbone: "Backbone", concept: Concept, *, steps: int = 100, lr: flo
     from ticraft.models.layers import check_layout
 
     if concept.layers <= 1:
-        raise FlattenError(f"concept {concept.token} has one vector set for every layer already; nothing to flatten")
+        n = concept.num_vectors
+        raise FlattenError(f"concept {concept.token} is not a per-layer (XTI) concept: its {vectors_text(n)} "
+                           f"{'serves' if n == 1 else 'serve'} every layer already, so there is nothing to flatten")
     L, N = check_layout(backbone, concept), concept.num_vectors
     token = concept.token
     per = {k: v.float().reshape(L, N, v.shape[1]) for k, v in concept.vectors.items()}

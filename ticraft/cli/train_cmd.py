@@ -296,7 +296,7 @@ def train_command(
     last = meta["loss_curve"][-1][1] if meta.get("loss_curve") else float("nan")
     dims = ", ".join(f"{k} {v}" for k, v in concept.dims.items())
     console.print(
-        f"[bold green]learned[/] {escape(concept.token)}: {concept.num_vectors} vector(s) ({dims}), "
+        f"[bold green]learned[/] {escape(concept.token)}: {learned_text(concept)} ({dims}), "
         f"{meta['steps']} steps, final loss {last:.4f}"
         + (" [yellow](stopped early)[/]" if meta["stopped"] == "early_stop" else "")
     )
@@ -304,6 +304,20 @@ def train_command(
         console.print(f"added to the library {escape(str(lib.root))}")
     if out is not None:
         console.print(f"run folder: {escape(str(out))}")
+
+
+def learned_text(concept: Any) -> str:
+    """What was learned, for the summary line: "3 vectors", "3 vectors per layer × 16 layers (xti)", or
+    "3 direction-only vectors (norm 0.41)"."""
+    from ticraft.concept_checks import vectors_text
+
+    text = vectors_text(concept.num_vectors)
+    if concept.layers > 1:
+        return f"{text} per layer × {concept.layers} layers (xti)"
+    if concept.meta.get("method") == "directional":
+        norms = ", ".join(f"{float(v):.3g}" for v in (concept.meta.get("norm") or {}).values())
+        return f"{concept.num_vectors} direction-only {text.split(' ', 1)[1]}" + (f" (norm {norms})" if norms else "")
+    return text
 
 
 def train_options(*, sets: list[str], **flags: Any) -> dict[str, Any]:
