@@ -384,7 +384,7 @@ def test_train_summary_says_what_was_learned(bb):
     """`ticraft train`'s last line names per-layer and direction-only vectors, not only a count."""
     import torch
 
-    from ticraft.cli.train_cmd import learned_text
+    from ticraft.cli.train_options import learned_text
     from ticraft.concept import Concept
 
     L = layer_count(bb.unet)

@@ -42,7 +42,7 @@ from ticraft.cli.options import (
 )
 from ticraft.cli.outputs import is_main_process
 from ticraft.cli.progress import TrainProgress, log_to, warnings_to
-from ticraft.cli.train_options import given_options, parse_sets, preset_hint, set_help
+from ticraft.cli.train_options import given_options, learned_text, parse_sets, preset_hint, set_help
 
 # TrainConfig fields with a typed flag below (the rest go through --set; see train_options).
 TYPED_FIELDS = (
@@ -304,20 +304,6 @@ def train_command(
         console.print(f"added to the library {escape(str(lib.root))}")
     if out is not None:
         console.print(f"run folder: {escape(str(out))}")
-
-
-def learned_text(concept: Any) -> str:
-    """What was learned, for the summary line: "3 vectors", "3 vectors per layer × 16 layers (xti)", or
-    "3 direction-only vectors (norm 0.41)"."""
-    from ticraft.concept_checks import vectors_text
-
-    text = vectors_text(concept.num_vectors)
-    if concept.layers > 1:
-        return f"{text} per layer × {concept.layers} layers (xti)"
-    if concept.meta.get("method") == "directional":
-        norms = ", ".join(f"{float(v):.3g}" for v in (concept.meta.get("norm") or {}).values())
-        return f"{concept.num_vectors} direction-only {text.split(' ', 1)[1]}" + (f" (norm {norms})" if norms else "")
-    return text
 
 
 def train_options(*, sets: list[str], **flags: Any) -> dict[str, Any]:

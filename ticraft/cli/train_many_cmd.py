@@ -36,7 +36,7 @@ from ticraft.cli.options import (
 )
 from ticraft.cli.outputs import is_main_process
 from ticraft.cli.progress import log_to, warnings_to
-from ticraft.cli.train_options import given_options, parse_sets, preset_hint, set_help
+from ticraft.cli.train_options import given_options, learned_text, parse_sets, preset_hint, set_help
 
 # TrainConfig fields with a typed flag below; `--set` reaches the rest, as in `ticraft train`.
 TYPED_FIELDS = ("num_vectors", "steps", "batch_size", "lr", "resolution", "seed", "save_every", "early_stop",
@@ -129,7 +129,7 @@ def train_many_command(
         meta = concept.meta
         last = meta["loss_curve"][-1][1] if meta.get("loss_curve") else float("nan")
         note = " [yellow](stopped early)[/]" if meta["stopped"] == "early_stop" else ""
-        console.print(f"[bold green]learned[/] {escape(token)}: {concept.num_vectors} vector(s), "
+        console.print(f"[bold green]learned[/] {escape(token)}: {learned_text(concept)}, "
                       f"{meta['steps']} steps, final loss {last:.4f}{note}")
     for name, why in result.failed.items():
         err_console.print(f"[red]failed[/] {escape(name)}: {escape(why)}")

@@ -126,3 +126,17 @@ def given_options(options: dict[str, Any], sets: list[str]) -> dict[str, Any]:
     """
     from_sets = {item.partition("=")[0].strip().replace("-", "_") for item in sets}
     return {k: v for k, v in options.items() if v is not None or k in from_sets}
+
+
+def learned_text(concept: Any) -> str:
+    """What was learned, for the summary line: "3 vectors", "3 vectors per layer × 16 layers (xti)", or
+    "3 direction-only vectors (norm 0.41)"."""
+    from ticraft.concept_checks import vectors_text
+
+    text = vectors_text(concept.num_vectors)
+    if concept.layers > 1:
+        return f"{text} per layer × {concept.layers} layers (xti)"
+    if concept.meta.get("method") == "directional":
+        norms = ", ".join(f"{float(v):.3g}" for v in (concept.meta.get("norm") or {}).values())
+        return f"{concept.num_vectors} direction-only {text.split(' ', 1)[1]}" + (f" (norm {norms})" if norms else "")
+    return text
