@@ -30,11 +30,12 @@ def main() -> None:
     parser.add_argument("--png", default="concept_suite_seeds.png", help="the picture's name under results/")
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
-    from ticraft.bench.seeds import compare_seeds, seeds_markdown, seeds_picture
+    from ticraft.bench.seeds import at_points_picture, compare_seeds, seeds_markdown, seeds_picture
 
     results = [json.loads(p.read_text(encoding="utf-8")) for p in args.results]
     comparison = compare_seeds(results, args.methods.split(",") if args.methods else None)
     png = seeds_picture(comparison, RESULTS / args.png)
+    stops = at_points_picture(comparison, RESULTS / args.png.replace(".png", "_at_points.png"))
     seeds, concepts = comparison["seeds"], comparison["concepts"]
     body = "\n\n".join([
         args.section,
@@ -45,6 +46,7 @@ def main() -> None:
         args.note,
         seeds_markdown(comparison),
         f"![good point per concept and seed](results/{png.name})",
+        *([f"![good at each ladder point](results/{stops.name})"] if stops is not None else []),
     ])
     print(body)
     if args.write_results:

@@ -400,6 +400,8 @@ def test_cli_seeds_runs_each_seed_and_compares(tmp_path, one_torch_thread):
     out = tmp_path / "out"
     assert "| plain | all, pooled |" in res.output and "| plain | 1 |" in res.output
     assert (out / "seeds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "seeds_at_points.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| method | 16 samples |" in (out / "seeds.md").read_text()  # good at each ladder point
     assert "| zorb |" in (out / "seeds.md").read_text()
     assert (out / "seed-0" / "bench.md").is_file() and (out / "seed-1" / "fig10.png").is_file()
     data = json.loads((tmp_path / "seeds.json").read_text())

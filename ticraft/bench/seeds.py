@@ -240,4 +240,38 @@ def seeds_picture(comparison: dict[str, Any], path: Path) -> Path:
     return path
 
 
-__all__ = ["collect", "compare_seeds", "seeds_markdown", "seeds_picture", "sign_test"]
+def at_points_picture(comparison: dict[str, Any], path: Path) -> Path | None:
+    """Share of concept × seed cells good at each ladder point against the mean CPU seconds to it, one line per
+    method: what a run stopped at that point gives (``None`` when the runs carry no ladder points)."""
+    rows = comparison.get("at_points") or []
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for m in comparison["methods"]:
+        xs = [r["methods"][m]["seconds_mean"] for r in rows]
+        ys = [r["methods"][m]["good"] / r["methods"][m]["of"] for r in rows]
+        ax.plot(xs, ys, marker="o", label=m)
+        for r, x, y in zip(rows, xs, ys, strict=True):
+            ax.annotate(str(r["samples"]), (x, y), fontsize=6, textcoords="offset points", xytext=(3, 3))
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # seconds, not 10^x
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.set_xlabel("CPU seconds of training to the ladder point (mean over cells; labels: samples)")
+    ax.set_ylabel("share of concept × seed cells good there")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Good at each ladder point, seeds {', '.join(map(str, comparison['seeds']))}", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["at_points_picture", "collect", "compare_seeds", "seeds_markdown", "seeds_picture", "sign_test"]

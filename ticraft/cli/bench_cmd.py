@@ -114,7 +114,7 @@ def _over_seeds(settings: Any, seed_list: list[int], *, out: Path, target: Path,
     """Run the suite once per seed (each into ``out/seed-N``, resumable in ``resume/seed-N``), then compare."""
     from dataclasses import replace
 
-    from ticraft.bench.seeds import compare_seeds, seeds_markdown, seeds_picture
+    from ticraft.bench.seeds import at_points_picture, compare_seeds, seeds_markdown, seeds_picture
 
     results = {}
     for s in seed_list:
@@ -126,11 +126,13 @@ def _over_seeds(settings: Any, seed_list: list[int], *, out: Path, target: Path,
     table = seeds_markdown(comparison)
     (out / "seeds.md").write_text(table + "\n", encoding="utf-8")
     picture = seeds_picture(comparison, out / "seeds.png")
+    stops = at_points_picture(comparison, out / "seeds_at_points.png")
     _write_json({"schema": "ticraft-bench-seeds/1", "seeds": seed_list, "results": results,
                  "comparison": comparison}, target)
     console.print(table, markup=False, highlight=False)
     total = sum(r["total_seconds"] for r in results.values())
-    console.print(f"\nwritten: {escape(str(target))}, {escape(str(picture))}, {escape(str(out / 'seeds.md'))}, "
+    pictures = ", ".join(escape(str(p)) for p in (picture, stops) if p is not None)
+    console.print(f"\nwritten: {escape(str(target))}, {pictures}, {escape(str(out / 'seeds.md'))}, "
                   f"one folder per seed in {escape(str(out))}  ({total:.0f} s)")
 
 
