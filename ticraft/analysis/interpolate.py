@@ -131,13 +131,16 @@ def interpolation_path(
     if mode not in MODES:
         raise ConceptError(f"unknown interpolation mode {mode!r}: use slerp or lerp")
     a2, b2 = match_pair(a, b, match, count)
+    # Record the match only where it changed a count: equal counts pass through untouched, and a frame saying
+    # "merge" then would claim a resampling that never happened.
+    applied = match if (a2.num_vectors, b2.num_vectors) != (a.num_vectors, b.num_vectors) else None
     fn = slerp if mode == "slerp" else lerp
     frames = []
     for i, t in enumerate(frame_ts(steps)):
         c = keep_norm(fn(a2, b2, t))  # directional concepts stay on their norm
         c = c.replace(token=f"<{token_prefix}-{i}>",
                       meta={**layout_meta(c), "derived": mode, "t": t, "from": a.token, "to": b.token,
-                            **({"match": match} if match else {})})
+                            **({"match": applied} if applied else {})})
         frames.append(Frame(t, c))
     return frames
 
@@ -151,6 +154,19 @@ class StripResult:
     strip: "Image.Image"
     path: Path | None = None
     vector_paths: list[Path] = field(default_factory=list)
+
+
+def check_prompt(prompt: str) -> None:
+    """Refuse a strip prompt without ``{}`` (callers run it before writing anything, e.g. ``--save-vectors``).
+
+    >>> check_prompt("a photo of {}")
+    >>> check_prompt("a photo")
+    Traceback (most recent call last):
+    ...
+    ticraft.concept_checks.ConceptError: the prompt 'a photo' needs a {} where the interpolated concept goes
+    """
+    if "{}" not in prompt:
+        raise ConceptError(f"the prompt {prompt!r} needs a {{}} where the interpolated concept goes")
 
 
 def render_interpolation(
@@ -185,8 +201,7 @@ def render_interpolation(
     from ticraft.generate.sample import SampleSpec, generate
     from ticraft.imaging import make_strip, save_png_text
 
-    if "{}" not in prompt:
-        raise ConceptError(f"the prompt {prompt!r} needs a {{}} where the interpolated concept goes")
+    check_prompt(prompt)
     frames = interpolation_path(a, b, steps=steps, mode=mode, match=match)
     specs = [SampleSpec(prompt=prompt.replace("{}", f.concept.token), negative=negative, seed=seed, steps=sample_steps,
                         guidance=guidance) for f in frames]
@@ -198,7 +213,7 @@ def render_interpolation(
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
         settings = {"kind": "interpolation", "from": a.token, "to": b.token, "mode": mode, "steps": steps,
-                    "match": match, "prompt": prompt, "negative": negative, "seed": seed,
+                    "match": frames[0].concept.meta.get("match"), "prompt": prompt, "negative": negative, "seed": seed,
                     "sample_steps": sample_steps, "guidance": guidance, "t": [f.t for f in frames]}
         save_png_text(strip, path, {ANALYSIS_CHUNK: json.dumps(settings)})
         result.path = path
@@ -277,6 +292,7 @@ __all__ = [
     "Frame",
     "MODES",
     "StripResult",
+    "check_prompt",
     "frame_layout",
     "frame_ts",
     "interpolation_path",

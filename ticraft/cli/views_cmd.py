@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ticraft.cli.common import console, load_model, open_library
-from ticraft.cli.lookup import resolve_concept
+from ticraft.cli.lookup import check_file_argument, resolve_concept
 from ticraft.cli.options import (
     BatchSizeOption,
     DeviceOption,
@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
 
 # ------------------------------------------------------------------------------------------------------ interp
 def interp_command(
+    ctx: typer.Context,
     a: Annotated[str, typer.Argument(help="Start: <concept>, embedding file or word.")],
     b: Annotated[str, typer.Argument(help="End: <concept>, embedding file or word.")],
     steps: Annotated[int, typer.Option("--steps", min=2, help="Frames, endpoints included.")] = 8,
@@ -66,7 +67,7 @@ def interp_command(
         typer.Option("--save-vectors", help="Also write each frame as an embedding file (all encoders) here."),
     ] = None,
     no_render: Annotated[
-        bool, typer.Option("--no-render", help="Only compute (and --save-vectors) the frames.")
+        bool, typer.Option("--no-render", help="Only compute (and --save-vectors) the frames; no rendering options.")
     ] = False,
     sample_steps: SampleStepsOption = None,
     guidance: GuidanceOption = None,
@@ -78,6 +79,7 @@ def interp_command(
 ) -> None:
     """Interpolate between two concepts (or words) and render a strip with one seed across it."""
     from ticraft.analysis.interpolate import (
+        check_prompt,
         frame_layout,
         interpolation_path,
         match_advice,
@@ -86,6 +88,13 @@ def interp_command(
     )
     from ticraft.concept import VectorCountError
 
+    # Bad input is refused before the model loads and before --save-vectors writes a frame.
+    if no_render:
+        refuse_render_options(ctx)
+    else:
+        check_prompt(prompt)
+    check_file_argument(a)
+    check_file_argument(b)
     lib = open_library(library)
     bb = load_model(model, device, dtype)
     ca, cb = resolve_concept(a, lib, bb), resolve_concept(b, lib, bb)
@@ -130,6 +139,33 @@ def interp_command(
     console.print(f"wrote {escape(str(res.path))}")
 
 
+#: interp's options that only shape the rendered strip (parameter name → flag), ignored by --no-render.
+RENDER_OPTIONS = {
+    "prompt": "--prompt",
+    "negative": "--negative",
+    "seed": "--seed",
+    "out": "--out",
+    "sample_steps": "--sample-steps",
+    "guidance": "--guidance",
+    "batch_size": "--batch-size",
+}
+
+
+def refuse_render_options(ctx: typer.Context) -> None:
+    """With --no-render, refuse rendering options the user gave: dropping them silently would hide a mistake.
+
+    Only options given on the command line count (click records where each value came from), not defaults.
+    """
+    given = []
+    for name, flag in RENDER_OPTIONS.items():
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            given.append(flag)
+    if given:
+        raise typer.BadParameter(f"--no-render draws no strip, so {', '.join(given)} would be ignored: drop "
+                                 f"{'it' if len(given) == 1 else 'them'} or --no-render")
+
+
 # --------------------------------------------------------------------------------------------------------- map
 def map_command(
     concepts: Annotated[str, typer.Option("--concepts", help="all, none, a tag, or comma-separated <tokens>.")] = "all",
@@ -152,6 +188,7 @@ def map_command(
     """Map learned concepts among vocabulary tokens (UMAP or PCA): a labelled PNG plus JSON/CSV coordinates."""
     from ticraft.analysis.maps import build_map
 
+    check_concepts_spec(concepts)
     lib = open_library(library)
     bb = load_model(model, device, dtype)
     chosen = pick_concepts(concepts, lib, bb)
@@ -186,6 +223,14 @@ def map_command(
         console.print(table)
     for kind, path in paths.items():
         console.print(f"wrote {kind}: {escape(str(path))}")
+
+
+def check_concepts_spec(spec: str) -> None:
+    """Refuse a --concepts naming nothing (``""``, ``" , "``): as a tag it filtered nothing and mapped every concept."""
+    if not any(part.strip() for part in spec.split(",")):
+        raise typer.BadParameter(
+            f"--concepts {spec!r} names nothing; give all, none, a tag, or comma-separated <tokens>"
+        )
 
 
 def pick_concepts(spec: str, lib: Any, bb: "Backbone") -> Any:
