@@ -120,6 +120,20 @@ class BiasResult:
                 "chart": str(self.chart) if self.chart else None}
 
 
+def check_compare(compare: str | None) -> None:
+    """Refuse an empty second prompt: it is falsy, so the probe would quietly run the first prompt alone."""
+    if compare is not None and not compare.strip():
+        raise ProbeError("--compare is empty: give a second prompt to probe, or leave the option out")
+
+
+def check_labels(labels: Sequence[str], classifier: Classifier) -> None:
+    """Refuse labels the judge never reads for its attribute: every image would land in 'other' with no error."""
+    unknown = [lab for lab in labels if lab not in classifier.labels]
+    if unknown:
+        raise ProbeError(f"the {classifier.name} never reads {', '.join(map(repr, unknown))} for "
+                         f"{classifier.attribute}; --labels must be among {', '.join(classifier.labels)}")
+
+
 def run_bias(prompts: Sequence[str], *, renderer: Renderer, classifier: Classifier, n: int = 64, seed: int = 0,
              labels: Sequence[str] | None = None) -> BiasResult:
     """Probe each prompt with the same ``n`` seeds: render, classify, summarise.
@@ -129,6 +143,8 @@ def run_bias(prompts: Sequence[str], *, renderer: Renderer, classifier: Classifi
     """
     if not prompts:
         raise ProbeError("give at least one prompt to probe")
+    if labels:
+        check_labels(labels, classifier)  # before anything renders
     seeds = seeds_for(n, seed)
     labs = tuple(labels) if labels else classifier.labels
     reports = []
@@ -168,6 +184,7 @@ def probe_bias(
     >>> res.reports[0].distribution.majority, res.tv_reduction                                 # doctest: +SKIP
     ('white', 0.38)
     """
+    check_compare(compare)
     if classifier is not None and (unread := [k for k, v in (("clip", clip), ("template", template)) if v is not None]
                                    + (["judge"] if judge != "auto" else [])):
         # a given classifier replaces the built-in judges, so these would be accepted and never read
@@ -224,6 +241,8 @@ __all__ = [
     "BiasResult",
     "Distribution",
     "bias_chart",
+    "check_compare",
+    "check_labels",
     "distribution",
     "probe_bias",
     "run_bias",

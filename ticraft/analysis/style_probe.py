@@ -129,22 +129,39 @@ class StyleReport:
                 "grid": str(self.grid) if self.grid else None}
 
 
+def _check_template(template: str) -> None:
+    if "{content}" not in template or "{style}" not in template:
+        raise ProbeError(f"the style template {template!r} needs both {{content}} and {{style}}")
+
+
+def check_style_inputs(contents: Sequence[str], template: str | None = None) -> None:
+    """Refuse what would quietly change the probe: an empty content prompt (scored as if the style were perfect)
+    and an empty template (falsy, so the default one would be used instead)."""
+    if not contents:
+        raise ProbeError("give at least one content prompt (--content \"a red circle\")")
+    if any(not c.strip() for c in contents):
+        raise ProbeError("a --content prompt is empty: give what to draw, e.g. --content \"a red circle\"")
+    if template is not None:
+        if not template.strip():
+            raise ProbeError("--template is empty: give one with {content} and {style}, or leave it out for the "
+                             "default")
+        _check_template(template)
+
+
 def fill_style(template: str, content: str, style: str) -> str:
     """``template`` with ``{content}`` and ``{style}`` filled (plain replacement: other braces are left alone).
 
     >>> fill_style("{content} in {style} style", "a red circle", "<glimmic>")
     'a red circle in <glimmic> style'
     """
-    if "{content}" not in template or "{style}" not in template:
-        raise ProbeError(f"the style template {template!r} needs both {{content}} and {{style}}")
+    _check_template(template)
     return template.replace("{content}", content).replace("{style}", style)
 
 
 def run_style(style_token: str, contents: Sequence[str], *, references: Sequence["Image.Image"], renderer: Renderer,
               scorer: StyleScorer, template: str, n: int = 4, seed: int = 0) -> StyleReport:
     """Render each content prompt with and without the style (same seeds) and score both measures."""
-    if not contents:
-        raise ProbeError("give at least one content prompt (--content \"a red circle\")")
+    check_style_inputs(contents, template)
     if not references:
         raise ProbeError(f"{style_token} has no training images to compare the style with; add them to the library "
                          f"entry or pass --reference")
@@ -190,6 +207,9 @@ def load_images(paths: Iterable[str | Path]) -> list["Image.Image"]:
     return out
 
 
+PICTURE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
+
+
 def reference_images(library: Any, token: str, extra: Iterable[str | Path] = ()) -> list["Image.Image"]:
     """The concept's training images from the library (plus files/folders in ``extra``)."""
     files: list[Path] = []
@@ -200,8 +220,14 @@ def reference_images(library: Any, token: str, extra: Iterable[str | Path] = ())
             pass  # not in the library: extra references may still be given
     for e in extra:
         p = Path(e)
-        files += sorted(q for q in p.iterdir() if q.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")) \
-            if p.is_dir() else [p]
+        if not p.is_dir():
+            files.append(p)
+            continue
+        pictures = sorted(q for q in p.iterdir() if q.suffix.lower() in PICTURE_SUFFIXES)
+        if not pictures:
+            # said here: later, an empty list reads as "the concept has no training images"
+            raise ProbeError(f"the reference folder {p} has no pictures ({', '.join(PICTURE_SUFFIXES)})")
+        files += pictures
     return load_images(files)
 
 
@@ -233,6 +259,7 @@ def probe_style(
     >>> round(rep.style_similarity, 2), round(rep.content_preservation, 2)          # doctest: +SKIP
     (0.88, 0.92)
     """
+    check_style_inputs(contents, template)  # before the judge or the renderer load
     refs = list(references) if references is not None else reference_images(library, style.token)
     if scorer is None:
         from ticraft.analysis.judges import choose_judge
@@ -243,7 +270,7 @@ def probe_style(
     rnd = renderer or sample_renderer(backbone, library=library, concepts=[style], steps=steps, guidance=guidance,
                                       batch_size=batch_size)
     report = run_style(style.token, contents, references=refs, renderer=rnd, scorer=scorer,
-                       template=template or style_template(backbone.family), n=n, seed=seed)
+                       template=style_template(backbone.family) if template is None else template, n=n, seed=seed)
     if out is not None:
         report.grid = style_grid(report, out)
     return report
@@ -254,6 +281,7 @@ __all__ = [
     "StyleReport",
     "StyleRow",
     "ToyStyleScorer",
+    "check_style_inputs",
     "fill_style",
     "probe_style",
     "reference_images",

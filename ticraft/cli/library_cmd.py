@@ -17,7 +17,7 @@ Examples::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Sequence
 
 import typer
 from rich.markup import escape
@@ -105,7 +105,9 @@ def list_cmd(
     search: Annotated[
         Optional[str], typer.Option("--search", "-s", help="Text in token, tags, notes, initializer or source.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows to show.")] = DEFAULT_LIST_LIMIT,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", "-n", min=1, help=f"Rows to show [default: {DEFAULT_LIST_LIMIT}].")
+    ] = None,
     offset: Annotated[
         int, typer.Option("--offset", min=0, help="Rows to skip (the next page starts at offset + limit).")
     ] = 0,
@@ -117,10 +119,14 @@ def list_cmd(
     Rows marked [red]![/] have an embedding file that is missing, truncated, not safetensors, or whose header
     disagrees with the index (a cheap check: header and size); the reason is printed under the table.
     """
+    if show_all and limit is not None:
+        # --all means "no limit": with both given, one of them would be silently ignored
+        raise typer.BadParameter("--all shows every row and --limit caps them: give one or the other")
     lib = open_library(library)
     total = lib.count()
     matching = lib.count(text=search, tag=tag, family=family) if (search or tag or family) else total
-    shown = lib.page(offset, None if show_all else limit, text=search, tag=tag, family=family)
+    rows = None if show_all else DEFAULT_LIST_LIMIT if limit is None else limit
+    shown = lib.page(offset, rows, text=search, tag=tag, family=family)
     flagged = lib.check(shown)
     if not total:
         console.print(
@@ -232,6 +238,9 @@ def import_cmd(
     folders = [f for f in files if f.is_dir()]
     if folders:
         raise LibraryError(f"{folders[0]} is a folder; import one folder at a time, without files beside it")
+    if recursive:
+        # --recursive walks a folder's sub-folders; with files it would be accepted and never read
+        raise LibraryError(f"--recursive reads the sub-folders of one folder, and {files[0]} is a file")
     if token is not None and len(files) > 1:
         raise LibraryError("--token renames the concept of one file; import the files one at a time")
     if images is not None and len(files) > 1:
@@ -287,9 +296,20 @@ def tag_cmd(
     library: LibraryOption = None,
 ) -> None:
     """Add or remove tags; with neither option, print the current tags."""
+    _refuse_added_and_removed(add or (), remove or ())
     lib = open_library(library)
     entry = lib.tag(token, add=add or (), remove=remove or ()) if (add or remove) else lib.entry(token)
     console.print(f"[cyan]{escape(entry.token)}[/] tags: {escape(', '.join(entry.tags)) or '—'}")
+
+
+def _refuse_added_and_removed(add: Sequence[str], remove: Sequence[str]) -> None:
+    """A tag both added and removed is a contradiction: the library would keep it and drop the --remove unread."""
+    from ticraft.library import LibraryError, normalize_tags
+
+    removed = {t.casefold() for t in normalize_tags(list(remove))}  # tags compare case-insensitively
+    both = [t for t in normalize_tags(list(add)) if t.casefold() in removed]
+    if both:
+        raise LibraryError(f"--add and --remove both name {', '.join(both)}: give each tag to one of them")
 
 
 @app.command("rename")

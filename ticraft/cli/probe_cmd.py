@@ -90,8 +90,10 @@ def probe_bias_command(
     zero-shot CLIP from --clip otherwise), and reports the distribution, its entropy and its total variation
     distance to uniform, with a bar chart.
     """
+    from ticraft.analysis.bias_probe import check_compare
     from ticraft.analysis.probes import probe_bias
 
+    check_compare(compare)  # before the model loads
     lib = open_library(library)
     bb = load_model(model, device, dtype)
     total = n * (2 if compare else 1)
@@ -173,11 +175,13 @@ def probe_style_command(
     images with the concept's training images, content preservation compares each with its unstyled twin.
     """
     from ticraft.analysis.probes import probe_style, reference_images
+    from ticraft.analysis.style_probe import check_style_inputs
 
+    check_style_inputs(content, template)  # the inputs and the references are checked before the model loads
     lib = open_library(library)
-    bb = load_model(model, device, dtype)
     concept = lib.get(style)
     refs = reference_images(lib if not reference else None, concept.token, reference or ())
+    bb = load_model(model, device, dtype)
     with console.status(f"rendering {2 * n * len(content)} images…", spinner="dots"):
         rep = probe_style(
             bb,
