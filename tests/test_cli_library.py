@@ -98,7 +98,9 @@ def test_list_pages_in_natural_order(runner: CliRunner, lib: Library) -> None:
     assert order == ["<c1>", "<c9>", "<c10>", "<c99>", "<c100>"]
     out = run(runner, "library", "list", "-L", str(lib.root), "--limit", "2", "--offset", "1").output
     assert re.findall(r"<c\d+>", out) == ["<c9>", "<c10>"] and "showing 2–3" in out and "--offset 3" in out
-    assert re.findall(r"<c\d+>", run(runner, "library", "list", "-L", str(lib.root), "-n", "1", "--all").output) == order
+    assert re.findall(r"<c\d+>", run(runner, "library", "list", "-L", str(lib.root), "--all").output) == order
+    both = runner.invoke(app, ["library", "list", "-L", str(lib.root), "-n", "1", "--all"])
+    assert both.exit_code != 0 and "--all" in both.output  # a limit and no limit: refused, not one of them ignored
 
 
 def test_show(runner: CliRunner, lib: Library) -> None:
