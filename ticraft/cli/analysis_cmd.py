@@ -112,9 +112,10 @@ def mix_command(
         Optional[str], typer.Option("--as", help="Token to save the result under, e.g. <cat-paint>.")
     ] = None,
     words: Annotated[
-        Words,
-        typer.Option("--words", help="mean: a multi-token word is its rows' mean; vectors: one vector per token."),
-    ] = Words.mean,
+        Optional[Words],
+        typer.Option("--words", help="mean (default): a multi-token word is its rows' mean; vectors: one vector per "
+                     "token."),
+    ] = None,
     tags: Annotated[
         Optional[list[str]], typer.Option("--tag", "-t", help="Tag for the saved concept (repeatable).")
     ] = None,
@@ -137,17 +138,24 @@ def mix_command(
     from ticraft.analysis.neighbors import word_concept
     from ticraft.cli.expression_arg import strip_marker
     from ticraft.errors import TicraftError
+    from ticraft.library import validate_token
 
     expression = strip_marker(expression)
     tree = ex.parse(expression)  # syntax errors first: they are the most likely mistake
     if as_token is None and not dry_run:
         raise TicraftError('give the new concept a token with --as "<name>" (or use --dry-run)')
+    if dry_run:
+        _refuse_unsaved(tags, overwrite)
+    if as_token is not None:
+        validate_token(as_token)  # the check saving does, made up front: an empty --as is an error, not "<mix>"
+    has_words = bool(ex.words(tree))
     lib = open_library(library)
-    bb = load_model(model, device, dtype) if ex.words(tree) else None
-    word_fn = (lambda w: word_concept(bb, w, mode=words.value)) if bb is not None else None  # type: ignore[arg-type]
-    result = ex.mix(expression, concepts=lib.get, words=word_fn, token=as_token or "<mix>")
-    result.meta["words"] = words.value
-    if bb is not None:
+    bb = load_model(model, device, dtype) if has_words else None
+    mode = (words or Words.mean).value
+    word_fn = (lambda w: word_concept(bb, w, mode=mode)) if bb is not None else None  # type: ignore[arg-type]
+    result = ex.mix(expression, concepts=lib.get, words=word_fn, token=as_token if as_token is not None else "<mix>")
+    if bb is not None:  # how words became vectors matters only when there were words
+        result.meta["words"] = mode
         result.meta["model"] = bb.name
     table = Table(title=f"{escape(result.token)} = {escape(expression)}", title_justify="left")
     table.add_column("encoder")
@@ -161,3 +169,15 @@ def mix_command(
         return
     entry = lib.add(result, tags=tags or (), overwrite=overwrite)
     console.print(f"saved [cyan]{escape(entry.token)}[/] to {escape(str(entry.folder))}")
+
+
+def _refuse_unsaved(tags: list[str] | None, overwrite: bool) -> None:
+    """--dry-run saves nothing, so options about saving would silently do nothing: refuse them."""
+    from ticraft.errors import TicraftError
+
+    given = [name for name, on in (("--tag", bool(tags)), ("--overwrite", overwrite)) if on]
+    if given:
+        many = len(given) > 1
+        raise TicraftError(f"{' and '.join(given)} only {'matter' if many else 'matters'} when saving: drop "
+                           f"{'them' if many else 'it'} or --dry-run")
+

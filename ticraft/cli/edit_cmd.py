@@ -65,8 +65,11 @@ def edit_command(
     dtype: DtypeOption = None,
 ) -> None:
     """Edit an image with concepts: img2img, or inpainting inside --mask (the paper's downstream use)."""
-    from ticraft.generate.edit import edit
+    from ticraft.generate.edit import check_size, edit
 
+    wh = parse_size(size)
+    if wh is not None:
+        check_size(wh)  # sample's rule, before the model loads
     lib = open_library(library)
     backbone = load_model(model, device, dtype)
     start = first_seed(seed)
@@ -83,7 +86,7 @@ def edit_command(
             steps=steps,
             guidance=guidance,
             scheduler=value(scheduler),
-            size=parse_size(size),
+            size=wh,
             library=lib,
             batch_size=batch_size,
             callback=callback,

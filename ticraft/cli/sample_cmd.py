@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
 
 # ----------------------------------------------------------------- sample
 def sample_command(
+    ctx: typer.Context,
     prompt: Annotated[
         Optional[str], typer.Argument(help="Prompt; concept tokens like <cat-toy> come from the library.")
     ] = None,
@@ -94,7 +95,17 @@ def sample_command(
 
     if (prompt is None) == (from_image is None):
         raise TicraftError("give a prompt, or --from IMAGE to re-create an image (not both)")
+    if grid and n < 2:  # one picture makes no grid: say so instead of writing none
+        raise TicraftError(f"--grid needs at least 2 pictures: add -n 2 or more (got -n {n})")
     wh = parse_size(size)
+    if from_image is not None:
+        overrides = _overrides(seed=seed, steps=steps, guidance=guidance, scheduler=scheduler, negative=negative,
+                               size=wh)
+        if not overrides and n == 1 and _given(ctx, "batch_size"):
+            # an exact re-creation replays the image's own batch size (kernels round by batch shape): another one
+            # would not be used, and using it would not give the same pixels
+            raise TicraftError("--batch-size does not apply to an exact re-creation with --from (it replays the batch "
+                               "size the image was made with, for the same pixels); drop it")
     lib = open_library(library)
     if from_image is not None:
         images, prompt = _sample_from(
@@ -102,12 +113,7 @@ def sample_command(
             model,
             lib,
             n=n,
-            seed=seed,
-            steps=steps,
-            guidance=guidance,
-            scheduler=scheduler,
-            negative=negative,
-            size=wh,
+            overrides=overrides,
             device=device,
             dtype=value(dtype),
             batch_size=batch_size,
@@ -137,10 +143,19 @@ def sample_command(
         return
     assert prompt is not None
     print_paths(save_all(images, out))
-    if grid and len(images) > 1:
+    if grid:
         write_sample_grid(images, out)
     if attach_:
         attach(lib, prompt, images)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given rather than left at its default.
+
+    Typer vendors its own click, so its ParameterSource is compared by name, not against click's enum.
+    """
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 def _model_for(params: dict[str, Any], model: str | None) -> str | None:
@@ -150,23 +165,45 @@ def _model_for(params: dict[str, Any], model: str | None) -> str | None:
     return "toy" if params.get("model") == "toy" else None
 
 
-def _sample_from(
-    path: Path,
-    model: str | None,
-    lib: Any,
+def _overrides(
     *,
-    n: int,
     seed: int | None,
     steps: int | None,
     guidance: float | None,
     scheduler: Scheduler | None,
     negative: str | None,
     size: tuple[int, int] | None,
+) -> dict[str, Any]:
+    """The recorded fields ``--from`` replaces: those given (a seed of -1 drawn once, here)."""
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in dict(
+            seed=None if seed is None else first_seed(seed),
+            steps=steps,
+            guidance=guidance,
+            scheduler=value(scheduler),
+            negative=negative,
+        ).items()
+        if v is not None
+    }
+    if size is not None:
+        overrides.update(width=size[0], height=size[1])
+    return overrides
+
+
+def _sample_from(
+    path: Path,
+    model: str | None,
+    lib: Any,
+    *,
+    n: int,
+    overrides: dict[str, Any],
     device: str | None,
     dtype: str | None,
     batch_size: int = 8,
 ) -> tuple[list["Image.Image"], str]:
-    """``--from``: exact re-creation, or — when options override fields — new images from those settings.
+    """``--from``: exact re-creation, or — when ``overrides`` replace fields or ``n`` > 1 — new images from those
+    settings.
 
     An exact re-creation replays the batch size the image was made with (kernels round by batch); new images
     use ``batch_size``.
@@ -180,17 +217,6 @@ def _sample_from(
     params = read_parameters(path)
     base = spec_from_parameters(params)
     backbone = load_model(_model_for(params, model), device, dtype)
-    if seed is not None:
-        seed = first_seed(seed)
-    overrides: dict[str, Any] = {
-        k: v
-        for k, v in dict(
-            seed=seed, steps=steps, guidance=guidance, scheduler=value(scheduler), negative=negative
-        ).items()
-        if v is not None
-    }
-    if size is not None:
-        overrides.update(width=size[0], height=size[1])
     if not overrides and n == 1:
         with sampling_progress("re-creating") as callback:
             return [reproduce(backbone, params, library=lib, callback=callback)], base.prompt

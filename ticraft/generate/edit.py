@@ -51,15 +51,36 @@ def load_rgb(source: str | os.PathLike | Image.Image, what: str = "image") -> Im
         raise SampleError(f"{what} {path} is not a readable image ({exc})") from exc
 
 
+def check_size(size: tuple[int, int]) -> tuple[int, int]:
+    """Return a requested ``(width, height)`` if `sample` would take it too, else raise :class:`SampleError`.
+
+    The same rule and words as :class:`SampleSpec`'s own check (which runs only once the model's defaults are known):
+    a size the user asked for is refused, never rounded, and before any model loads.
+
+    >>> check_size((64, 32))
+    (64, 32)
+    >>> check_size((12, 16))
+    Traceback (most recent call last):
+    ...
+    ticraft.generate.errors.SampleError: width must be a positive multiple of 8 px, got 12
+    """
+    for name, v in zip(("width", "height"), size, strict=True):
+        if v < 8 or v % 8:
+            raise SampleError(f"{name} must be a positive multiple of 8 px, got {v}")
+    return size
+
+
 def working_size(image: Image.Image, size: tuple[int, int] | None = None) -> tuple[int, int]:
-    """The size the edit runs at: ``size``, else the image's own size rounded down to multiples of 8.
+    """The size the edit runs at: ``size`` (checked, not rounded), else the image's own size rounded down to
+    multiples of 8.
 
     >>> working_size(Image.new("RGB", (37, 20)))
     (32, 16)
     """
-    w, h = size if size is not None else image.size
-    w, h = max(8, int(w) // 8 * 8), max(8, int(h) // 8 * 8)
-    return w, h
+    if size is not None:
+        return check_size(size)
+    w, h = image.size
+    return max(8, w // 8 * 8), max(8, h // 8 * 8)
 
 
 def load_mask(source: str | os.PathLike | Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -114,6 +135,8 @@ def edit(backbone: "Backbone", image: str | os.PathLike | Image.Image, prompt: s
         raise SampleError(f"strength must be in (0, 1], got {strength}")
     if n < 1:
         raise SampleError(f"n must be at least 1, got {n}")
+    if size is not None:
+        check_size(size)  # before reading the image: a bad request is the error to report
     source = load_rgb(image, "source image")
     w, h = working_size(source, size)
     init = source if source.size == (w, h) else source.resize((w, h), Image.Resampling.LANCZOS)
