@@ -48,6 +48,19 @@ def test_mix_refuses_an_empty_as_token(lib):
     assert not lib.has("<mix>") and [e.token for e in lib.entries()] == ["<zorb>"]
 
 
+@pytest.mark.parametrize(("extra", "named"), [
+    (["--model", "/nonexistent"], "--model only matters"),
+    (["--device", "cpu"], "--device only matters"),
+    (["--dtype", "fp32"], "--dtype only matters"),
+    (["--words", "vectors"], "--words only matters"),
+    (["--model", "/nonexistent", "--device", "cpu", "--words", "mean"], "--model, --device and --words only matter"),
+])
+def test_mix_without_words_refuses_model_options(lib, extra, named):
+    text = error_text(run("mix", "<zorb> * 2", "--as", "<z2>", "-L", lib.root, *extra))
+    assert f"{named} when the expression has plain words" in text
+    assert not lib.has("<z2>")
+
+
 def test_mix_records_words_only_when_words_were_used(lib, tiny_sd_dir):
     r = run("mix", "<zorb> * 2", "--as", "<z2>", "-L", lib.root)
     assert r.exit_code == 0, r.output

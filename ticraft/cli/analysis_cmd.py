@@ -149,6 +149,8 @@ def mix_command(
     if as_token is not None:
         validate_token(as_token)  # the check saving does, made up front: an empty --as is an error, not "<mix>"
     has_words = bool(ex.words(tree))
+    if not has_words:
+        _refuse_model_options(model=model, device=device, dtype=dtype, words=words)
     lib = open_library(library)
     bb = load_model(model, device, dtype) if has_words else None
     mode = (words or Words.mean).value
@@ -181,3 +183,18 @@ def _refuse_unsaved(tags: list[str] | None, overwrite: bool) -> None:
         raise TicraftError(f"{' and '.join(given)} only {'matter' if many else 'matters'} when saving: drop "
                            f"{'them' if many else 'it'} or --dry-run")
 
+
+def _refuse_model_options(*, model: str | None, device: str | None, dtype: Any, words: Words | None) -> None:
+    """An expression without plain words loads no model: refuse options that would then be ignored.
+
+    (As `library export` refuses --model without --flatten: a given option that does nothing is a mistake to say.)
+    """
+    from ticraft.errors import TicraftError
+
+    named = (("--model", model), ("--device", device), ("--dtype", dtype), ("--words", words))
+    given = [name for name, v in named if v is not None]
+    if given:
+        listed = ", ".join(given[:-1]) + (" and " if len(given) > 1 else "") + given[-1]
+        many = len(given) > 1
+        raise TicraftError(f"{listed} only {'matter' if many else 'matters'} when the expression has plain words (it "
+                           f"names only concepts and numbers, so no model loads): drop {'them' if many else 'it'}")
