@@ -88,10 +88,12 @@ def test_mix_saves_the_exact_python_result(tiny_sd_dir, lib, bb):
     got = lib.get("<b>")
     assert torch.equal(got.vectors["clip"], want.vectors["clip"])
     assert got.meta["expression"].startswith("0.7*<a>") and "mixed" in lib.entry("<b>").tags
-    # no words: no model needed
-    r = run("mix", "mean(<a>) * 2", "--dry-run", "--library", lib.root, "--model", "/nonexistent")
+    # no words: no model needed, so a --model it would ignore is refused
+    r = run("mix", "mean(<a>) * 2", "--dry-run", "--library", lib.root)
     assert r.exit_code == 0, r.output
     assert "dry run" in r.output
+    r = run("mix", "mean(<a>) * 2", "--dry-run", "--library", lib.root, "--model", "/nonexistent")
+    assert r.exit_code != 0 and "--model only matters when the expression has plain words" in r.output
 
 
 @pytest.mark.parametrize(("expr", "needle"), [("__import__('os').system('x')", "__"), ("<a>.vectors", "attribute"),
