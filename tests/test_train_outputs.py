@@ -106,7 +106,7 @@ def test_cli_train(tmp_path, images, tiny_sd_dir):
                                  str(tiny_sd_dir), "--steps", "3", "--batch", "2", "--vectors", "2", "--library",
                                  str(lib), "--tag", "object", "--out", str(tmp_path / "run"), "--seed", "3"])
     assert result.exit_code == 0, result.output
-    assert "learned <cli-thing>: 2 vector(s)" in result.output
+    assert "learned <cli-thing>: 2 vectors (" in result.output
     assert Library(lib).has("<cli-thing>") and (tmp_path / "run" / "cli-thing.safetensors").is_file()
     bad = runner.invoke(app, ["train", str(images), "--token", "<x>", "--init", " ", "--model", str(tiny_sd_dir),
                               "--no-library"])
