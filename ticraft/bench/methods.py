@@ -257,6 +257,12 @@ def _register_builtin() -> None:
                                    num_vectors=1))
     register_method(trainer_method("directional", "one vector of the vocabulary's median norm, direction learned",
                                    method="directional", num_vectors=1))
+    # what `--method xti` / `--method directional` give with the default preset since it learns three vectors
+    register_method(trainer_method("xti-3", "three vectors per UNet cross-attention layer (the default preset with "
+                                            "--method xti)", method="xti"))
+    register_method(trainer_method("directional-3", "three vectors of the vocabulary's median norm, directions "
+                                                    "learned (the default preset with --method directional)",
+                                   method="directional"))
 
 
 #: The fast preset's values before the retune, so the before/after comparison stays runnable.
