@@ -372,6 +372,36 @@ def test_compare_seeds_counts_the_cells_good_at_each_ladder_point():
     assert "| new | 1/2 (2.0 s), +0 −0 | 2/2 (4.0 s), +2 −0 |" in text
 
 
+def test_compare_seeds_pairs_the_speedup_against_the_recipe():
+    """Pooled over seed × concept cells: a measured ratio when the recipe's median is finite, a lower bound from its
+    seconds to the ladder's top when it is not, per seed too, and the per-cell ratio where both got good."""
+    from ticraft.bench.seeds import compare_seeds, seeds_markdown
+
+    def result(seed: int, goods: dict[tuple[str, str], float | None]) -> dict:
+        runs = [{"method": m, "concept": c, "shots": 4, "good_samples": None if g is None else 64,
+                 "good_seconds": g, "points": [_point(64, g is not None) | {"seconds": 2.0},
+                                               _point(2048, g is not None) | {"seconds": 100.0}]}
+                for (m, c), g in goods.items()]
+        return {"settings": {"seed": seed}, "runs": runs}
+
+    rec = "diffusers-recipe"
+    got = compare_seeds([result(0, {("plain", "a"): 10.0, ("plain", "b"): 20.0, (rec, "a"): 5.0, (rec, "b"): None}),
+                         result(1, {("plain", "a"): 30.0, ("plain", "b"): None, (rec, "a"): 60.0, (rec, "b"): 90.0})],
+                        methods=["plain", rec])
+    s = got["speedup"]
+    # plain pooled median of 10, 20, 30, inf = 25; recipe of 5, inf, 60, 90 = 75 → 3.0×, measured
+    assert (s["ratio"], s["bound"], s["ours_seconds"], s["ref_seconds"]) == (3.0, "=", 25.0, 75.0)
+    # seed 0: recipe median of 5, inf = inf → bound from its top (100 s) ÷ plain's 15 s; seed 1: plain's median inf
+    assert s["per_seed"]["0"]["bound"] == ">" and s["per_seed"]["0"]["ratio"] == pytest.approx(100 / 15)
+    assert s["per_seed"]["1"]["ratio"] is None
+    # both good on (0, a) 0.5× and (1, a) 2.0× → median 1.25; only plain on (0, b), only the recipe on (1, b)
+    assert (s["both_good"], s["cells_median"], s["only_ours"], s["only_ref"]) == (2, 1.25, 1, 1)
+    text = seeds_markdown(got)
+    assert "pooled over 4 concept × seed cells: **3.0× (75.0 s ÷ 25.0 s)**" in text
+    assert "seed 0: > 6.7× (100.0 s ÷ 15.0 s)" in text and "median per-cell ratio is **1.2×**" in text
+    assert "speedup" not in compare_seeds([result(0, {("plain", "a"): 1.0}), result(1, {("plain", "a"): 2.0})])
+
+
 @pytest.mark.parametrize("results, methods, words", [
     ([_seed_result(0, {("plain", "zorb"): 64})], None, "at least two seeds"),
     ([_seed_result(0, {("plain", "zorb"): 64}), _seed_result(1, {("plain", "zorb"): 64})], ["nope"],

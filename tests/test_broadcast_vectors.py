@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_helpers import cli_error, run_cli
 
 from ticraft.analysis.expr import ExprError, evaluate, mix
 from ticraft.analysis.interpolate import interpolation_path, match_pair
-from ticraft.cli.main import app
 from ticraft.concept import Concept, ConceptError, VectorCountError, broadcast, lerp, match_count, slerp
 from ticraft.library import Library
 
@@ -198,17 +197,6 @@ def test_interpolation_two_against_three_names_the_python_argument():
 
 
 # ------------------------------------------------------------------------------------------------------- CLI
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
-
-
-def error_text(result) -> str:
-    assert result.exit_code != 0, result.output
-    assert "Error" in result.output and "Traceback" not in result.output, result.output
-    return " ".join(result.output.split())  # rich wraps long messages
 
 
 @pytest.fixture()
@@ -224,7 +212,7 @@ def lib(tmp_path, bb):
 def test_cli_mix_readme_example_on_a_three_vector_concept(tiny_sd_dir, lib, bb):
     from ticraft.analysis.neighbors import word_concept
 
-    r = run("mix", "0.7*<zorb> + 0.3*painting - 0.2*blurry", "--as", "<zorb-paint>", "--model", tiny_sd_dir,
+    r = run_cli("mix", "0.7*<zorb> + 0.3*painting - 0.2*blurry", "--as", "<zorb-paint>", "--model", tiny_sd_dir,
             "--library", lib.root)
     assert r.exit_code == 0, r.output
     z = lib.get("<zorb>")
@@ -233,7 +221,7 @@ def test_cli_mix_readme_example_on_a_three_vector_concept(tiny_sd_dir, lib, bb):
     assert got.num_vectors == 3 and torch.equal(got.vectors["clip"], want.vectors["clip"])
     for expression, python in (("<zorb> + <bdot>", lambda: z + pad3(lib.get("<bdot>"))),
                                ("slerp(<zorb>, <bdot>, 0.5)", lambda: slerp(z, pad3(lib.get("<bdot>")), 0.5))):
-        r = run("mix", expression, "--as", "<m>", "--overwrite", "--library", lib.root)  # no words: no model
+        r = run_cli("mix", expression, "--as", "<m>", "--overwrite", "--library", lib.root)  # no words: no model
         assert r.exit_code == 0, r.output
         assert torch.equal(lib.get("<m>").vectors["clip"], python().vectors["clip"])
 
@@ -242,15 +230,15 @@ def test_cli_mix_words_vectors(tiny_sd_dir, lib, bb):
     from ticraft.analysis.neighbors import word_concept
 
     # "painting" is one token of the tiny vocabulary: it broadcasts
-    r = run("mix", "<zorb> - 0.5*painting", "--words", "vectors", "--as", "<zv>", "--model", tiny_sd_dir,
+    r = run_cli("mix", "<zorb> - 0.5*painting", "--words", "vectors", "--as", "<zv>", "--model", tiny_sd_dir,
             "--library", lib.root)
     assert r.exit_code == 0, r.output
     want = lib.get("<zorb>") - 0.5 * pad3(word_concept(bb, "painting", mode="vectors"))
     assert torch.equal(lib.get("<zv>").vectors["clip"], want.vectors["clip"])
     # "blurry" is four tokens there: four against three is an error that names the language's functions
-    r = run("mix", "<zorb> - blurry", "--words", "vectors", "--as", "<zb>", "--model", tiny_sd_dir,
+    r = run_cli("mix", "<zorb> - blurry", "--words", "vectors", "--as", "<zb>", "--model", tiny_sd_dir,
             "--library", lib.root)
-    text = error_text(r)
+    text = cli_error(r)
     assert "(3 vectors)" in text and "(4 vectors)" in text and "pad(x, n)" in text and "mean(x)" in text
     assert not lib.has("<zb>")
 
@@ -260,13 +248,13 @@ def test_cli_interp_broadcasts_without_match_and_says_match_otherwise(tiny_sd_di
 
     outs = {}
     for name, extra in (("plain", ()), ("pad", ("--match", "pad"))):
-        r = run("interp", "<zorb>", "circle", "--steps", "3", "--no-render", "--save-vectors", tmp_path / name,
+        r = run_cli("interp", "<zorb>", "circle", "--steps", "3", "--no-render", "--save-vectors", tmp_path / name,
                 *extra, "--model", tiny_sd_dir, "--library", lib.root)
         assert r.exit_code == 0, r.output
         outs[name] = [read_concept(p) for p in sorted((tmp_path / name).glob("*.safetensors"))]
     assert len(outs["plain"]) == 3 and all(c.num_vectors == 3 for c in outs["plain"])
     assert all(torch.equal(x.vectors["clip"], y.vectors["clip"]) for x, y in zip(outs["plain"], outs["pad"], strict=True))
-    r = run("interp", "<duo>", "<zorb>", "--steps", "3", "--no-render", "--model", tiny_sd_dir, "--library", lib.root)
-    text = error_text(r)
+    r = run_cli("interp", "<duo>", "<zorb>", "--steps", "3", "--no-render", "--model", tiny_sd_dir, "--library", lib.root)
+    text = cli_error(r)
     assert "--match pad" in text and "--match merge" in text and 'match="pad"' not in text
     assert "<duo> has 2 vectors and <zorb> has 3" in text

@@ -9,16 +9,8 @@ import pytest
 import torch
 
 from ticraft.concept import Concept
-from ticraft.imaging import GRID_CHUNK, grid_layout, read_png_text
 from ticraft.generate.sample import SampleError, SampleSpec, compose, fill_template, generate, read_parameters, save_png
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model on a shared machine: threads only add barrier waits
-    yield
-    torch.set_num_threads(before)
+from ticraft.imaging import GRID_CHUNK, grid_layout, read_png_text
 
 
 def concept(token, seed):

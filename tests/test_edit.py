@@ -12,14 +12,6 @@ from ticraft.generate.edit import edit, working_size
 from ticraft.generate.sample import SampleError, read_parameters, reproduce, spec_from_parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model on a shared machine: threads only add barrier waits
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture()
 def source():
     rng = np.random.default_rng(0)

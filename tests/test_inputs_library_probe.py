@@ -16,20 +16,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_helpers import run_cli
 
 from ticraft.analysis import probes
-from ticraft.cli.main import app
 from ticraft.concept import Concept
 from ticraft.formats import write_concept
 from ticraft.library import Library
 from ticraft.toyworld.render import Attributes, render
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
 
 
 def refused(result, *phrases: str) -> str:
@@ -65,31 +60,31 @@ def test_import_of_a_file_refuses_recursive(lib: Library, tmp_path: Path) -> Non
     before = state(lib)
     path = tmp_path / "c.pt"
     write_concept(concept("<c>", 3), path, layout="a1111")
-    r = run("library", "import", path, "--recursive", "-L", lib.root)
+    r = run_cli("library", "import", path, "--recursive", "-L", lib.root)
     refused(r, "--recursive reads the sub-folders of one folder", "is a file")
     assert state(lib) == before
-    assert run("library", "import", path, "-L", lib.root).exit_code == 0  # without the flag it imports
+    assert run_cli("library", "import", path, "-L", lib.root).exit_code == 0  # without the flag it imports
     assert "<c>" in [t for t, _ in state(lib)]
 
 
 def test_list_refuses_all_with_limit(lib: Library) -> None:
     before = state(lib)
-    r = run("library", "list", "--all", "--limit", "1", "-L", lib.root)
+    r = run_cli("library", "list", "--all", "--limit", "1", "-L", lib.root)
     refused(r, "--all shows every row and --limit caps them")
     assert state(lib) == before
     for args in (["--all"], ["--limit", "1"]):
-        assert run("library", "list", *args, "-L", lib.root).exit_code == 0
-    assert "showing 1–1" in run("library", "list", "--limit", "1", "-L", lib.root).output
+        assert run_cli("library", "list", *args, "-L", lib.root).exit_code == 0
+    assert "showing 1–1" in run_cli("library", "list", "--limit", "1", "-L", lib.root).output
 
 
 def test_tag_refuses_a_tag_both_added_and_removed(lib: Library) -> None:
     before = state(lib)
-    r = run("library", "tag", "<a>", "--add", "x", "--remove", "X", "-L", lib.root)  # tags compare case-insensitively
+    r = run_cli("library", "tag", "<a>", "--add", "x", "--remove", "X", "-L", lib.root)  # tags compare case-insensitively
     refused(r, "--add and --remove both name x")
-    r = run("library", "tag", "<a>", "--add", "keep", "--remove", "keep", "-L", lib.root)
+    r = run_cli("library", "tag", "<a>", "--add", "keep", "--remove", "keep", "-L", lib.root)
     refused(r, "--add and --remove both name keep")
     assert state(lib) == before
-    assert run("library", "tag", "<a>", "--add", "x", "--remove", "keep", "-L", lib.root).exit_code == 0
+    assert run_cli("library", "tag", "<a>", "--add", "x", "--remove", "keep", "-L", lib.root).exit_code == 0
     assert dict(state(lib))["<a>"] == ("x",)
 
 
@@ -133,7 +128,7 @@ def toy_lib(tmp_path_factory) -> Path:
 
 
 def toy(*args: object, lib: Path, out: Path):
-    return run(*args, "-n", "2", "--sample-steps", "1", "--model", "toy", "--library", lib, "--out", out)
+    return run_cli(*args, "-n", "2", "--sample-steps", "1", "--model", "toy", "--library", lib, "--out", out)
 
 
 def test_bias_refuses_labels_the_judge_never_reads(toy_lib: Path, tmp_path: Path) -> None:

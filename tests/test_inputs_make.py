@@ -5,32 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cli_helpers import cli_error, run_cli
 from PIL import Image
-from typer.testing import CliRunner
 
-from ticraft.cli.main import app
 from ticraft.concept import Concept
 from ticraft.library import Library
-
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model on a shared machine: threads only add barrier waits
-    yield
-    torch.set_num_threads(before)
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
-
-
-def error_text(result) -> str:
-    assert result.exit_code != 0, result.output
-    assert "Error" in result.output and "Traceback" not in result.output, result.output
-    return " ".join(result.output.split())  # rich wraps long messages
 
 
 @pytest.fixture()
@@ -43,7 +22,7 @@ def lib(tmp_path, bb):
 
 # ---------------------------------------------------------------------------------------------------------- mix
 def test_mix_refuses_an_empty_as_token(lib):
-    text = error_text(run("mix", "<zorb> * 2", "--as", "", "-L", lib.root))
+    text = cli_error(run_cli("mix", "<zorb> * 2", "--as", "", "-L", lib.root))
     assert "non-empty" in text
     assert not lib.has("<mix>") and [e.token for e in lib.entries()] == ["<zorb>"]
 
@@ -56,16 +35,16 @@ def test_mix_refuses_an_empty_as_token(lib):
     (["--model", "/nonexistent", "--device", "cpu", "--words", "mean"], "--model, --device and --words only matter"),
 ])
 def test_mix_without_words_refuses_model_options(lib, extra, named):
-    text = error_text(run("mix", "<zorb> * 2", "--as", "<z2>", "-L", lib.root, *extra))
+    text = cli_error(run_cli("mix", "<zorb> * 2", "--as", "<z2>", "-L", lib.root, *extra))
     assert f"{named} when the expression has plain words" in text
     assert not lib.has("<z2>")
 
 
 def test_mix_records_words_only_when_words_were_used(lib, tiny_sd_dir):
-    r = run("mix", "<zorb> * 2", "--as", "<z2>", "-L", lib.root)
+    r = run_cli("mix", "<zorb> * 2", "--as", "<z2>", "-L", lib.root)
     assert r.exit_code == 0, r.output
     assert "words" not in lib.get("<z2>").meta and "model" not in lib.get("<z2>").meta
-    r = run("mix", "<zorb> + 0.1*cat", "--as", "<z3>", "-L", lib.root, "--model", tiny_sd_dir)
+    r = run_cli("mix", "<zorb> + 0.1*cat", "--as", "<z3>", "-L", lib.root, "--model", tiny_sd_dir)
     assert r.exit_code == 0, r.output
     assert lib.get("<z3>").meta["words"] == "mean"
 
@@ -76,7 +55,7 @@ def test_mix_records_words_only_when_words_were_used(lib, tiny_sd_dir):
     (["-t", "x", "--overwrite"], "--tag and --overwrite only matter"),
 ])
 def test_mix_dry_run_refuses_saving_options(lib, extra, named):
-    text = error_text(run("mix", "<zorb> * 2", "--dry-run", "-L", lib.root, *extra))
+    text = cli_error(run_cli("mix", "<zorb> * 2", "--dry-run", "-L", lib.root, *extra))
     assert f"{named} when saving" in text and "dry run" not in text
 
 
@@ -89,7 +68,7 @@ def test_edit_refuses_a_size_sample_refuses(tiny_sd_dir, lib, tmp_path, size, sa
     src = tmp_path / "src.png"
     Image.new("RGB", (16, 16), "gray").save(src)
     out = tmp_path / "out"
-    text = error_text(run("edit", src, "a photo of <zorb>", "--size", size, "--steps", 1, "-m", tiny_sd_dir,
+    text = cli_error(run_cli("edit", src, "a photo of <zorb>", "--size", size, "--steps", 1, "-m", tiny_sd_dir,
                           "-L", lib.root, "-o", out))
     assert said in text
     assert not out.exists()
@@ -97,7 +76,7 @@ def test_edit_refuses_a_size_sample_refuses(tiny_sd_dir, lib, tmp_path, size, sa
 
 def test_sample_refuses_size_zero_in_the_same_words(tiny_sd_dir, lib, tmp_path):
     out = tmp_path / "out"
-    text = error_text(run("sample", "a photo of <zorb>", "--size", "0", "--steps", 1, "-m", tiny_sd_dir,
+    text = cli_error(run_cli("sample", "a photo of <zorb>", "--size", "0", "--steps", 1, "-m", tiny_sd_dir,
                           "-L", lib.root, "-o", out))
     assert "width must be a positive multiple of 8 px, got 0" in text
     assert not out.exists()
@@ -107,21 +86,21 @@ def test_sample_refuses_size_zero_in_the_same_words(tiny_sd_dir, lib, tmp_path):
 def test_sample_grid_needs_two_pictures(tiny_sd_dir, lib, tmp_path):
     out = tmp_path / "out"
     # /nonexistent: the refusal comes before any model loads
-    text = error_text(run("sample", "a photo of <zorb>", "--grid", "-o", out, "-m", "/nonexistent", "-L", lib.root))
+    text = cli_error(run_cli("sample", "a photo of <zorb>", "--grid", "-o", out, "-m", "/nonexistent", "-L", lib.root))
     assert "--grid needs at least 2 pictures: add -n 2 or more (got -n 1)" in text
     assert not out.exists()
 
 
 def test_sample_from_refuses_batch_size_for_an_exact_recreation(tiny_sd_dir, lib, tmp_path):
     first = tmp_path / "first"
-    r = run("sample", "a photo of <zorb>", "--steps", 1, "--size", 16, "-m", tiny_sd_dir, "-L", lib.root, "-o", first)
+    r = run_cli("sample", "a photo of <zorb>", "--steps", 1, "--size", 16, "-m", tiny_sd_dir, "-L", lib.root, "-o", first)
     assert r.exit_code == 0, r.output
     made = next(first.glob("*.png"))
     again = tmp_path / "again"
-    text = error_text(run("sample", "--from", made, "-b", 1, "-m", "/nonexistent", "-L", lib.root, "-o", again))
+    text = cli_error(run_cli("sample", "--from", made, "-b", 1, "-m", "/nonexistent", "-L", lib.root, "-o", again))
     assert "--batch-size does not apply to an exact re-creation with --from" in text
     assert not again.exists()
     # new images from the recorded settings do use it
-    r = run("sample", "--from", made, "-n", 2, "-b", 1, "-m", tiny_sd_dir, "-L", lib.root, "-o", again, "--grid")
+    r = run_cli("sample", "--from", made, "-n", 2, "-b", 1, "-m", tiny_sd_dir, "-L", lib.root, "-o", again, "--grid")
     assert r.exit_code == 0, r.output
     assert len(list(again.glob("0*.png"))) == 2 and list(again.glob("grid-*.png"))

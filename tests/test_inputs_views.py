@@ -10,25 +10,11 @@ from typing import Any
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_helpers import cli_error, run_cli
 
-from ticraft.cli.main import app
 from ticraft.concept import Concept
 from ticraft.formats import read_concept
 from ticraft.library import Library
-
-runner = CliRunner()
-
-
-def run(*args: object) -> Any:
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
-
-
-def error_text(result: Any) -> str:
-    """The one clean error the CLI prints (no traceback), joined onto one line (rich may wrap a panel)."""
-    assert result.exit_code != 0, result.output
-    assert "Error" in result.output and "Traceback" not in result.output, result.output
-    return " ".join(line.strip(" │╭╮╰╯─") for line in result.output.splitlines())
 
 
 @pytest.fixture()
@@ -45,17 +31,17 @@ def lib(tmp_path: Path, bb: Any) -> Library:
 @pytest.mark.parametrize("name", ["x/nope.safetensors", "nope.pt", "x/nope"])
 def test_neighbors_of_a_missing_file_is_refused(name: str, tiny_sd_dir: Path, lib: Library, tmp_path: Path) -> None:
     missing = tmp_path / name if "/" in name else name
-    r = run("neighbors", missing, "--model", tiny_sd_dir, "--library", lib.root)
-    text = error_text(r)
+    r = run_cli("neighbors", missing, "--model", tiny_sd_dir, "--library", lib.root)
+    text = cli_error(r)
     assert f"no such embedding file: {missing}" in text
     assert "norm" not in r.output  # no neighbour table of the path's tokens
 
 
 def test_interp_with_a_missing_file_writes_nothing(tiny_sd_dir: Path, lib: Library, tmp_path: Path) -> None:
     missing, vecs = tmp_path / "x" / "nope.safetensors", tmp_path / "vecs"
-    r = run("interp", missing, "<a>", "--steps", "3", "--no-render", "--save-vectors", vecs,
+    r = run_cli("interp", missing, "<a>", "--steps", "3", "--no-render", "--save-vectors", vecs,
             "--model", tiny_sd_dir, "--library", lib.root)
-    assert f"no such embedding file: {missing}" in error_text(r)
+    assert f"no such embedding file: {missing}" in cli_error(r)
     assert not vecs.exists()
 
 
@@ -65,8 +51,8 @@ def test_a_file_of_several_concepts_is_refused_naming_them(tiny_sd_dir: Path, li
     width = lib.get("<a>").vectors["clip"].shape[1]
     path = tmp_path / "many.safetensors"
     save_file({"<x>": torch.ones(1, width), "<y>": torch.zeros(1, width)}, str(path))
-    r = run("neighbors", path, "--model", tiny_sd_dir, "--library", lib.root)
-    text = error_text(r)
+    r = run_cli("neighbors", path, "--model", tiny_sd_dir, "--library", lib.root)
+    text = cli_error(r)
     assert "holds 2 concepts (<x>, <y>)" in text and "ticraft library import" in text
     assert "norm" not in r.output
 
@@ -77,21 +63,21 @@ def test_a_file_of_one_concept_is_still_read(tiny_sd_dir: Path, lib: Library, tm
     width = lib.get("<a>").vectors["clip"].shape[1]
     path = tmp_path / "one.safetensors"
     save_file({"<x>": torch.ones(1, width)}, str(path))
-    r = run("neighbors", path, "-k", "2", "--model", tiny_sd_dir, "--library", lib.root)
+    r = run_cli("neighbors", path, "-k", "2", "--model", tiny_sd_dir, "--library", lib.root)
     assert r.exit_code == 0, r.output
 
 
 @pytest.mark.parametrize("spec", ["", "  ", " , "])
 def test_map_refuses_empty_concepts(spec: str, tiny_sd_dir: Path, lib: Library, tmp_path: Path) -> None:
     out = tmp_path / "m" / "map.png"
-    r = run("map", "--concepts", spec, "--method", "pca", "--vocab", "30", "--out", out, "--model", tiny_sd_dir,
+    r = run_cli("map", "--concepts", spec, "--method", "pca", "--vocab", "30", "--out", out, "--model", tiny_sd_dir,
             "--library", lib.root)
-    assert "--concepts" in error_text(r) and "names nothing" in error_text(r)
+    assert "--concepts" in cli_error(r) and "names nothing" in cli_error(r)
     assert not out.parent.exists()
 
 
 def _frames(tiny_sd_dir: Path, lib: Library, folder: Path, a: str, b: str) -> list[Concept]:
-    r = run("interp", a, b, "--match", "merge", "--steps", "3", "--no-render", "--save-vectors", folder,
+    r = run_cli("interp", a, b, "--match", "merge", "--steps", "3", "--no-render", "--save-vectors", folder,
             "--model", tiny_sd_dir, "--library", lib.root)
     assert r.exit_code == 0, r.output
     return [read_concept(p) for p in sorted(folder.glob("*.safetensors"))]
@@ -106,9 +92,9 @@ def test_interp_records_match_only_when_applied(tiny_sd_dir: Path, lib: Library,
 
 def test_interp_prompt_without_braces_writes_nothing(tiny_sd_dir: Path, lib: Library, tmp_path: Path) -> None:
     vecs, out = tmp_path / "vecs", tmp_path / "strip.png"
-    r = run("interp", "<a>", "<b>", "--steps", "3", "--prompt", "a photo", "--save-vectors", vecs, "--out", out,
+    r = run_cli("interp", "<a>", "<b>", "--steps", "3", "--prompt", "a photo", "--save-vectors", vecs, "--out", out,
             "--model", tiny_sd_dir, "--library", lib.root)
-    assert "needs a {}" in error_text(r)
+    assert "needs a {}" in cli_error(r)
     assert not vecs.exists() and not out.exists()
 
 
@@ -116,9 +102,9 @@ def test_interp_prompt_without_braces_writes_nothing(tiny_sd_dir: Path, lib: Lib
 def test_interp_no_render_refuses_rendering_options(extra: list[str], tiny_sd_dir: Path, lib: Library,
                                                      tmp_path: Path) -> None:
     vecs = tmp_path / "vecs"
-    r = run("interp", "<a>", "<b>", "--steps", "3", "--no-render", "--save-vectors", vecs, *extra,
+    r = run_cli("interp", "<a>", "<b>", "--steps", "3", "--no-render", "--save-vectors", vecs, *extra,
             "--model", tiny_sd_dir, "--library", lib.root)
-    text = error_text(r)
+    text = cli_error(r)
     assert "--no-render draws no strip" in text and all(f in text for f in extra if f.startswith("--"))
     assert not vecs.exists()
 
@@ -127,7 +113,7 @@ def test_interp_no_render_refuses_rendering_options(extra: list[str], tiny_sd_di
 def test_probe_bias_refuses_labels_without_a_label(labels: str, tiny_sd_dir: Path, lib: Library,
                                                    tmp_path: Path) -> None:
     out = tmp_path / "bias"
-    r = run("probe", "bias", "a photo of a cat", "--labels", labels, "-n", "1", "--sample-steps", "1",
+    r = run_cli("probe", "bias", "a photo of a cat", "--labels", labels, "-n", "1", "--sample-steps", "1",
             "--out", out, "--model", tiny_sd_dir, "--library", lib.root)
-    assert "holds no label" in error_text(r)
+    assert "holds no label" in cli_error(r)
     assert not out.exists()

@@ -12,10 +12,7 @@ import pytest
 import torch
 
 import ticraft
-from ticraft.models.backbone import BackboneError
-from ticraft.models.load import load_backbone
 from ticraft.concept import Concept
-from ticraft.prompts import PromptError
 from ticraft.generate.sample import (
     SCHEDULERS,
     PromptBudgetWarning,
@@ -31,17 +28,11 @@ from ticraft.generate.sample import (
     save_png,
     spec_from_parameters,
 )
+from ticraft.models.backbone import BackboneError
+from ticraft.models.load import load_backbone
+from ticraft.prompts import PromptError
 
 STEPS = 2
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from threads, and on a busy machine OpenMP barriers cost seconds per call.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def concept(token="<cat-toy>", n=1, seed=0, dim=32, family=None):

@@ -9,22 +9,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
 from PIL import Image
-from typer.testing import CliRunner
 
-from ticraft.cli.main import app
 from ticraft.concept import Concept
 from ticraft.generate.pngmeta import read_parameters
-
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model on a shared machine: threads only add barrier waits
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture()
@@ -38,14 +27,9 @@ def lib(tmp_path):
     return library
 
 
-def run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    return result
-
-
 def test_sample_info_and_bit_exact_from(tiny_sd_dir, lib, tmp_path):
     out = tmp_path / "out"
-    r = run("sample", "a photo of <cat-toy>", "-m", tiny_sd_dir, "-L", lib.root, "-n", 3, "--seed", 7,
+    r = run_cli("sample", "a photo of <cat-toy>", "-m", tiny_sd_dir, "-L", lib.root, "-n", 3, "--seed", 7,
             "--steps", 2, "--size", "16x16", "-b", 2, "-o", out, "--grid", "--scheduler", "euler_a")
     assert r.exit_code == 0, r.output
     files = sorted(out.glob("0*.png"))
@@ -56,47 +40,47 @@ def test_sample_info_and_bit_exact_from(tiny_sd_dir, lib, tmp_path):
     assert (p["sampler"], p["size"]) == ("euler_a", (16, 16))
     assert p["concept_hashes"] == {"<cat-toy>": lib.get("<cat-toy>").sha256()[:12]}
 
-    info = run("info", files[1])
+    info = run_cli("info", files[1])
     assert info.exit_code == 0 and "a photo of <cat-toy>" in info.output and "Sampler: Euler a" in info.output
-    js = run("info", files[1], "--json")
+    js = run_cli("info", files[1], "--json")
     assert json.loads(js.output)["seed"] == 8
 
-    again = run("sample", "--from", files[1], "-m", tiny_sd_dir, "-L", lib.root, "-o", out)
+    again = run_cli("sample", "--from", files[1], "-m", tiny_sd_dir, "-L", lib.root, "-o", out)
     assert again.exit_code == 0, again.output
     new = out / "00003-8.png"
     assert np.array_equal(np.asarray(Image.open(new)), np.asarray(Image.open(files[1])))  # bit-exact
     assert read_parameters(new)["text"] == p["text"]
 
     # --from with an override makes new images from the recorded settings.
-    other = run("sample", "--from", files[1], "-m", tiny_sd_dir, "-L", lib.root, "-o", out, "--seed", 100)
+    other = run_cli("sample", "--from", files[1], "-m", tiny_sd_dir, "-L", lib.root, "-o", out, "--seed", 100)
     assert other.exit_code == 0, other.output
     assert read_parameters(out / "00004-100.png")["sampler"] == "euler_a"
     # new images from --from honour --batch-size (it was not passed on: every call used 8)
-    batched = run("sample", "--from", files[1], "-m", tiny_sd_dir, "-L", lib.root, "-o", out, "--seed", 200,
+    batched = run_cli("sample", "--from", files[1], "-m", tiny_sd_dir, "-L", lib.root, "-o", out, "--seed", 200,
                   "-n", 3, "-b", 1)
     assert batched.exit_code == 0, batched.output
     assert read_parameters(out / "00005-200.png").get("batch_size", 1) == 1  # A1111 writes no size for 1
 
 
 def test_clear_errors(tiny_sd_dir, lib, tmp_path):
-    r = run("sample", "a photo of <nobody>", "-m", tiny_sd_dir, "-L", lib.root, "--steps", 1, "-o", tmp_path)
+    r = run_cli("sample", "a photo of <nobody>", "-m", tiny_sd_dir, "-L", lib.root, "--steps", 1, "-o", tmp_path)
     assert r.exit_code != 0 and "<nobody>" in r.output and "Traceback" not in r.output
-    r = run("sample", "a photo of <wide>", "-m", tiny_sd_dir, "-L", lib.root, "--steps", 1, "-o", tmp_path)
+    r = run_cli("sample", "a photo of <wide>", "-m", tiny_sd_dir, "-L", lib.root, "--steps", 1, "-o", tmp_path)
     assert r.exit_code != 0 and "<wide>" in r.output and "expects" in r.output
-    r = run("sample", "x", "--scheduler", "bogus", "-m", tiny_sd_dir, "-L", lib.root, "-o", tmp_path)
+    r = run_cli("sample", "x", "--scheduler", "bogus", "-m", tiny_sd_dir, "-L", lib.root, "-o", tmp_path)
     assert r.exit_code != 0 and "dpm++" in r.output
-    r = run("sample", "-m", tiny_sd_dir)
+    r = run_cli("sample", "-m", tiny_sd_dir)
     assert r.exit_code != 0 and "--from" in r.output
     plain = tmp_path / "plain.png"
     Image.new("RGB", (4, 4)).save(plain)
-    r = run("info", plain)
+    r = run_cli("info", plain)
     assert r.exit_code == 1 and "Error: " in r.output and "no generation parameters" in " ".join(r.output.split())
-    r = run("info", tmp_path / "missing.png")
+    r = run_cli("info", tmp_path / "missing.png")
     assert r.exit_code == 1 and "Error: no such image" in " ".join(r.output.split())
 
 
 def test_attach_samples_to_the_library(tiny_sd_dir, lib, tmp_path):
-    r = run("sample", "a photo of <cat-toy>", "-m", tiny_sd_dir, "-L", lib.root, "-n", 2, "--steps", 1,
+    r = run_cli("sample", "a photo of <cat-toy>", "-m", tiny_sd_dir, "-L", lib.root, "-n", 2, "--steps", 1,
             "-o", tmp_path / "o", "--attach")
     assert r.exit_code == 0, r.output
     samples = lib.samples("<cat-toy>")
@@ -106,13 +90,13 @@ def test_attach_samples_to_the_library(tiny_sd_dir, lib, tmp_path):
 
 def test_compose_and_edit_commands(tiny_sd_dir, lib, tmp_path):
     out = tmp_path / "c"
-    r = run("compose", "<cat-toy>", "cat", "-t", "a photo of {}", "-t", "a painting of {}", "--seeds", 2,
+    r = run_cli("compose", "<cat-toy>", "cat", "-t", "a photo of {}", "-t", "a painting of {}", "--seeds", 2,
             "--steps", 1, "-m", tiny_sd_dir, "-L", lib.root, "-o", out, "--name", "g")
     assert r.exit_code == 0, r.output
     grid = Image.open(out / "g.png")
     assert grid.width > 4 * 128 and grid.height > 2 * 128
     assert len(list((out / "g").glob("r*-c*.png"))) == 8
-    info = run("info", out / "g.png")
+    info = run_cli("info", out / "g.png")
     assert "<cat-toy> | cat" in info.output
 
     src = tmp_path / "src.png"
@@ -121,7 +105,7 @@ def test_compose_and_edit_commands(tiny_sd_dir, lib, tmp_path):
     m = Image.new("L", (16, 16), 0)
     m.paste(255, (0, 0, 8, 16))
     m.save(mask)
-    r = run("edit", src, "a photo of <cat-toy>", "--mask", mask, "--steps", 2, "-m", tiny_sd_dir, "-L", lib.root,
+    r = run_cli("edit", src, "a photo of <cat-toy>", "--mask", mask, "--steps", 2, "-m", tiny_sd_dir, "-L", lib.root,
             "-o", out)
     assert r.exit_code == 0, r.output
     edited = next(out.glob("*-edit.png"))

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_helpers import run_cli
 
 from ticraft.analysis import metrics, probes
 from ticraft.analysis.judges import JudgeError, choose_judge, uses_toy_judge
-from ticraft.cli.main import app
 from ticraft.concept import Concept
 from ticraft.toyworld.render import Attributes, render
 
@@ -149,10 +148,6 @@ def toy_lib(tmp_path_factory) -> Path:
     return lib.root
 
 
-def run(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
-
-
 def refused(result, needle: str) -> None:
     assert result.exit_code != 0, result.output
     assert needle in result.output and "Traceback" not in result.output, result.output
@@ -167,14 +162,14 @@ def refused(result, needle: str) -> None:
 ], ids=["eval-prompt", "eval-clip", "bias-template", "bias-clip", "style-clip"])
 def test_cli_refuses(toy_lib, tmp_path, args, needle):
     args = [str(tmp_path) if a == "{clip}" else a for a in args]
-    r = run(*args, "--model", "toy", "--library", toy_lib, "--out", tmp_path / "out.png")
+    r = run_cli(*args, "--model", "toy", "--library", toy_lib, "--out", tmp_path / "out.png")
     refused(r, needle)
     assert not (tmp_path / "out.png").exists()
 
 
 def test_cli_toy_judge_still_runs(toy_lib, tmp_path):
-    r = run("eval", "<zorb>", "-n", "1", "--sample-steps", "1", "--model", "toy", "--library", toy_lib)
+    r = run_cli("eval", "<zorb>", "-n", "1", "--sample-steps", "1", "--model", "toy", "--library", toy_lib)
     assert r.exit_code == 0 and "toy judge" in r.output, r.output
-    r = run("probe", "bias", "a photo of a <zorb>", "-n", "2", "--sample-steps", "1", "--model", "toy",
+    r = run_cli("probe", "bias", "a photo of a <zorb>", "-n", "2", "--sample-steps", "1", "--model", "toy",
             "--library", toy_lib, "--out", tmp_path / "bias.png")
     assert r.exit_code == 0 and (tmp_path / "bias.png").is_file(), r.output

@@ -21,15 +21,6 @@ FAST = dict(steps=6, batch_size=4, lr=1e-2, lr_schedule="constant", warmup_steps
             init_search=0, num_vectors=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The test machine is shared: one intra-op thread is ~20x faster than two contended ones.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def images(tmp_path) -> Path:
     return write_images(tmp_path / "images", n=3)

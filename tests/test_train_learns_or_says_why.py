@@ -24,14 +24,6 @@ from ticraft.training.inputs import TrainWarning
 FAST = dict(steps=2, batch_size=2, log_every=1, previews=0, num_vectors=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 LONG = "a photo of " + "red " * 80  # 83 tokens of the tiny tokenizer: the placeholder at the end is cut off
 
 

@@ -17,14 +17,6 @@ from ticraft.training.many_specs import ConceptSpec, ManySpecError, default_toke
 FAST = dict(steps=4, batch_size=2, lr=1e-2, lr_schedule="cosine", warmup_steps=1, log_every=2, previews=0, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def write_pictures(folder: Path, n: int = 2, seed: int = 0, size: int = 20) -> Path:
     from PIL import Image
 

@@ -5,8 +5,9 @@ of two concepts between methods on one seed is within noise. :func:`compare_seed
 or any split of methods and concepts over files) and reports, per method and seed, the concepts good within the
 ladder, the suite medians and the hidden object's good point; pooled over seeds; and, against the first method, on
 how many concept × seed cells each other method got good where it did not and the reverse, with a two-sided exact
-sign test. Only the main picture count (the most pictures of a result, 4 by default) is compared, on the concepts
-every method ran on every seed.
+sign test; with diffusers' recipe among the methods, the seconds-to-good ratio against it, paired over the same
+cells (:mod:`ticraft.bench.seeds_speedup`). Only the main picture count (the most pictures of a result, 4 by
+default) is compared, on the concepts every method ran on every seed.
 
 The good point is a run's *first* good ladder point, and on the toy suite a word can be good at one point and not at
 the next (the vectors keep moving at the constant rate). So the comparison also counts, at every ladder point, the
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ticraft.bench.seeds_speedup import REFERENCE, speedup_markdown, speedup_over_seeds
 from ticraft.bench.suite import BenchError
 
 Cells = dict[tuple[str, int, str], dict[str, Any]]  # (method, seed, concept) → run
@@ -114,8 +116,11 @@ def compare_seeds(results: Sequence[dict[str, Any]], methods: Sequence[str] | No
         losses = sum(per[other]["concepts"][c][i] is None and per[names[0]]["concepts"][c][i] is not None
                      for c in concepts for i in range(len(seeds)))
         paired[other] = {"against": names[0], "wins": wins, "losses": losses, "p": sign_test(wins, losses)}
-    return {"methods": names, "seeds": seeds, "concepts": concepts, "per_method": per, "paired": paired,
-            "at_points": at_points}
+    out = {"methods": names, "seeds": seeds, "concepts": concepts, "per_method": per, "paired": paired,
+           "at_points": at_points}
+    if REFERENCE in names[1:]:  # the ≥ 5× goal, paired over the same seeds and concepts
+        out["speedup"] = speedup_over_seeds(cells, names[0], REFERENCE, seeds=seeds, concepts=concepts)
+    return out
 
 
 def _at_points(cells: Cells, names: Sequence[str], seeds: list[int], concepts: list[str]) -> list[dict[str, Any]]:
@@ -171,6 +176,8 @@ def seeds_markdown(comparison: dict[str, Any]) -> str:
     lines = [f"* `{other}` against `{v['against']}`: good where `{v['against']}` was not on {v['wins']} concept × "
              f"seed cells, the reverse on {v['losses']} (two-sided sign test p = {v['p']:.2g})."
              for other, v in comparison["paired"].items()]
+    if "speedup" in comparison:
+        lines.append(speedup_markdown(comparison["speedup"]))
     stops = _at_points_markdown(comparison)
     head = ("| concept | " + " | ".join(f"{m} (seeds {', '.join(map(str, seeds))})" for m in comparison["methods"])
             + " |")
