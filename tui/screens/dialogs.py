@@ -56,7 +56,23 @@ class ConfirmDialog(_Dialog):
         self.dismiss(True if event.button.id == "yes" else None)
 
 
-class TextDialog(_Dialog):
+class _FormDialog(_Dialog):
+    """A form with Cancel/OK buttons: Enter in a field or OK submits (``_finish``), Cancel dismisses with None."""
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._finish()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self._finish()
+        else:
+            self.dismiss(None)
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+
+class TextDialog(_FormDialog):
     """One line of text; Enter submits, dismisses with the stripped text (None when cancelled/empty)."""
 
     def __init__(self, title: str, value: str = "", hint: str = "") -> None:
@@ -73,21 +89,12 @@ class TextDialog(_Dialog):
                 yield Button("Cancel", id="cancel")
                 yield Button("OK", id="ok", variant="primary")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._finish()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self._finish()
-        else:
-            self.dismiss(None)
-
     def _finish(self) -> None:
         text = self.query_one("#text", Input).value.strip()
         self.dismiss(text or None)
 
 
-class ExportDialog(_Dialog):
+class ExportDialog(_FormDialog):
     """Destination path and layout; dismisses with ``(path, layout)``."""
 
     def __init__(self, token: str, layouts: Sequence[str], default_path: str) -> None:
@@ -105,15 +112,6 @@ class ExportDialog(_Dialog):
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Export", id="ok", variant="primary")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._finish()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self._finish()
-        else:
-            self.dismiss(None)
 
     def _finish(self) -> None:
         path = self.query_one("#path", Input).value.strip()
