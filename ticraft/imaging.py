@@ -131,18 +131,36 @@ def cell_scale(images: Sequence[Image.Image | None], min_cell: int = MIN_CELL) -
     return (w, h), scale
 
 
+@dataclass(frozen=True)
+class _Metrics:
+    """Cell size and label type shared by grids and strips: both scale the same way so pictures line up."""
+
+    cw: int
+    ch: int
+    scale: int
+    gap: int
+    font_px: int
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont
+    lh: int
+    pad: int
+
+
+def _metrics(images: Sequence[Image.Image | None], min_cell: int) -> _Metrics:
+    (w, h), scale = cell_scale(images, min_cell)
+    cw = w * scale
+    font_px = font_size_for(cw)
+    font = default_font(font_px)
+    return _Metrics(cw=cw, ch=h * scale, scale=scale, gap=max(2, cw // 64), font_px=font_px, font=font,
+                    lh=line_height(font), pad=max(4, font_px // 2))
+
+
 def grid_layout(images: Sequence[Image.Image | None], *, rows: int, cols: int,
                 row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
                 title: str | None = None, min_cell: int = MIN_CELL) -> GridLayout:
     """Compute the layout :func:`make_grid` draws (useful to test sizes and label positions)."""
     _check_shape(images, rows, cols, row_labels, col_labels)
-    (w, h), scale = cell_scale(images, min_cell)
-    cw, ch = w * scale, h * scale
-    gap = max(2, cw // 64)
-    font_px = font_size_for(cw)
-    font = default_font(font_px)
-    lh = line_height(font)
-    pad = max(4, font_px // 2)
+    m = _metrics(images, min_cell)
+    cw, ch, gap, font, lh, pad = m.cw, m.ch, m.gap, m.font, m.lh, m.pad
 
     col_lines = [wrap_text(t, font, cw - 2) for t in col_labels] if col_labels else []
     row_lines = [wrap_text(t, font, 2 * cw) for t in row_labels] if row_labels else []
@@ -153,13 +171,13 @@ def grid_layout(images: Sequence[Image.Image | None], *, rows: int, cols: int,
     title_h = 0
     grid_w = row_w + cols * cw + (cols - 1) * gap
     if title:
-        title_font = default_font(round(font_px * 1.25))
+        title_font = default_font(round(m.font_px * 1.25))
         title_lines = wrap_text(title, title_font, max(grid_w - 2 * pad, 40))
         title_h = len(title_lines) * line_height(title_font) + pad
     grid_h = title_h + col_h + rows * ch + (rows - 1) * gap
     return GridLayout(
-        size=(grid_w, grid_h), cell=(cw, ch), scale=scale, gap=gap, origin=(row_w, title_h + col_h),
-        font_size=font_px, title_lines=title_lines, row_lines=row_lines, col_lines=col_lines,
+        size=(grid_w, grid_h), cell=(cw, ch), scale=m.scale, gap=gap, origin=(row_w, title_h + col_h),
+        font_size=m.font_px, title_lines=title_lines, row_lines=row_lines, col_lines=col_lines,
         title_height=title_h, col_label_height=col_h, row_label_width=row_w,
     )
 
@@ -246,13 +264,8 @@ def make_strip(images: Sequence[Image.Image], labels: Sequence[str] | None = Non
         raise ImagingError("nothing to arrange: no images")
     if labels is not None and len(labels) != len(images):
         raise ImagingError(f"{len(labels)} labels for {len(images)} images")
-    (w, h), scale = cell_scale(images, min_cell)
-    cw, ch = w * scale, h * scale
-    gap = max(2, cw // 64)
-    font_px = font_size_for(cw)
-    font = default_font(font_px)
-    lh = line_height(font)
-    pad = max(4, font_px // 2)
+    m = _metrics(images, min_cell)
+    cw, ch, scale, gap, font, lh, pad = m.cw, m.ch, m.scale, m.gap, m.font, m.lh, m.pad
     lines = [wrap_text(t, font, cw - 2) for t in labels] if labels else []
     label_h = (max(len(ls) for ls in lines) * lh + pad) if lines else 0
     canvas = Image.new("RGB", (len(images) * cw + (len(images) - 1) * gap, ch + label_h), BACKGROUND)
