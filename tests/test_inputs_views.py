@@ -117,3 +117,24 @@ def test_probe_bias_refuses_labels_without_a_label(labels: str, tiny_sd_dir: Pat
             "--out", out, "--model", tiny_sd_dir, "--library", lib.root)
     assert "holds no label" in cli_error(r)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------- refused before the model loads
+@pytest.mark.parametrize(("module", "args", "needle"), [
+    ("analysis_cmd", ["neighbors", "<nope>"], "<nope>"),
+    ("views_cmd", ["interp", "<a>", "<nope>", "--no-render"], "<nope>"),
+    ("views_cmd", ["interp", "x/missing.safetensors", "<a>", "--no-render"], "no such embedding file"),
+    ("probe_cmd", ["eval", "<nope>"], "<nope>"),
+    ("probe_cmd", ["probe", "bias", "a photo of <a>", "--labels", " , "], "--labels"),
+])
+def test_a_typo_is_refused_before_the_model_loads(module: str, args: list[str], needle: str, lib: Library,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real model takes seconds to minutes to load: a missing <token>, file or label list is said first."""
+    import importlib
+
+    def no_load(*_: Any, **__: Any) -> None:
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(importlib.import_module(f"ticraft.cli.{module}"), "load_model", no_load)
+    r = run_cli(*args, "--model", "/no/model/needed", "--library", lib.root)
+    assert needle in cli_error(r)

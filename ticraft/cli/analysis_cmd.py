@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ticraft.cli.common import console, load_model, open_library
-from ticraft.cli.lookup import resolve_concept, write_json
+from ticraft.cli.lookup import resolve_concept, resolve_without_model, write_json
 from ticraft.cli.options import DeviceOption, DtypeOption, JsonOutOption, LibraryOption, Metric, ModelOption, Words
 
 
@@ -58,8 +58,9 @@ def neighbors_command(
     from ticraft.analysis.neighbors import find_neighbors
 
     lib = open_library(library)
+    early = resolve_without_model(query, lib)  # a missing <token> or file is said before the model loads
     bb = load_model(model, device, dtype)
-    target = resolve_concept(query, lib, bb, words="vectors")
+    target = early or resolve_concept(query, lib, bb, words="vectors")
     others: Any = lib.matrix(dims=bb.dims) if concepts > 0 else []  # one cached matrix, not a file per concept
     report = find_neighbors(
         bb, target, k=k, metric=metric.value, per_vector=per_vector, library_concepts=others, k_concepts=concepts

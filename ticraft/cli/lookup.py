@@ -91,6 +91,14 @@ def resolve_concept(text: str, library: Any, backbone: "Backbone | None", *, wor
     return word_concept(backbone, text, mode="vectors" if words == "vectors" else "mean")
 
 
+def resolve_without_model(text: str, library: Any) -> "Concept | None":
+    """The concept of a ``<token>`` or a file, read before any model loads (so a typo costs no load); ``None`` for
+    a word, which needs the model (then call :func:`resolve_concept` with it)."""
+    if is_concept_token(text) or names_a_file(text):
+        return resolve_concept(text, library, None)
+    return None
+
+
 def write_json(path: Path | None, data: object) -> None:
     """Write ``data`` as indented JSON to ``path`` (``--json``) and say so; nothing when ``path`` is None."""
     if path is None:

@@ -93,7 +93,8 @@ def probe_bias_command(
     from ticraft.analysis.bias_probe import check_compare
     from ticraft.analysis.probes import probe_bias
 
-    check_compare(compare)  # before the model loads
+    check_compare(compare)  # before the model loads, as are the labels
+    label_list = split_labels(labels)
     lib = open_library(library)
     bb = load_model(model, device, dtype)
     total = n * (2 if compare else 1)
@@ -105,7 +106,7 @@ def probe_bias_command(
             attribute=attribute,
             n=n,
             seed=seed,
-            labels=split_labels(labels),
+            labels=label_list,
             clip=clip,
             template=template,
             judge=judge.value,
@@ -247,9 +248,9 @@ def eval_command(
     from ticraft.analysis.probes import reference_images
 
     lib = open_library(library)
-    bb = load_model(model, device, dtype)
-    concept = lib.get(concept_token)
+    concept = lib.get(concept_token)  # the concept and its references are checked before the model loads
     refs = reference_images(lib if not reference else None, concept.token, reference or ())
+    bb = load_model(model, device, dtype)
     with console.status("rendering and scoring…", spinner="dots"):
         rep = evaluate_concept(
             bb,

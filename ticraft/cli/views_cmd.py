@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ticraft.cli.common import console, load_model, open_library
-from ticraft.cli.lookup import check_file_argument, resolve_concept
+from ticraft.cli.lookup import resolve_concept, resolve_without_model
 from ticraft.cli.options import (
     BatchSizeOption,
     DeviceOption,
@@ -93,11 +93,10 @@ def interp_command(
         refuse_render_options(ctx)
     else:
         check_prompt(prompt)
-    check_file_argument(a)
-    check_file_argument(b)
     lib = open_library(library)
+    early = resolve_without_model(a, lib), resolve_without_model(b, lib)  # missing <token>s and files: no load
     bb = load_model(model, device, dtype)
-    ca, cb = resolve_concept(a, lib, bb), resolve_concept(b, lib, bb)
+    ca, cb = early[0] or resolve_concept(a, lib, bb), early[1] or resolve_concept(b, lib, bb)
     how = cast("Literal['pad', 'merge'] | None", value(match))
     try:
         frames = interpolation_path(ca, cb, steps=steps, mode=mode.value, match=how)  # validates before rendering
