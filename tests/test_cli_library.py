@@ -131,7 +131,7 @@ def test_import_export_convert(runner: CliRunner, lib: Library, tmp_path: Path) 
     write_png(photos / "p.png")
     out = run(runner, "library", "import", str(src), "--token", "<cat-toy>", "--tag", "object", "--tag", "cute",
               "--images", str(photos), "-L", str(lib.root)).output
-    assert "Imported <cat-toy>" in out and "1 image(s)" in out
+    assert "Imported <cat-toy>" in out and "1 image)" in out
     entry = lib.entry("<cat-toy>")
     assert entry.tags == ("object", "cute") and entry.steps == 10 and entry.sha256 == c.sha256()
     fails(run(runner, "library", "import", str(src), "--token", "<cat-toy>", "-L", str(lib.root), ok=False),

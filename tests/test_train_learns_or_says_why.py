@@ -53,7 +53,7 @@ def test_a_vector_that_did_not_move_is_an_error(tmp_path, tiny_sd_dir, monkeypat
     monkeypatch.setattr(inputs, "check_prompt_budget", lambda *a, **k: None)
     images = write_images(tmp_path / "im", captions=[LONG + "{}", LONG + "{}"])
     lib = Library(tmp_path / "lib")
-    with pytest.raises(TicraftError, match=r"vector\(s\) 0 of 1 did not move from the initializer in 2 steps"):
+    with pytest.raises(TicraftError, match=r"vector 0 of 1 did not move from the initializer in 2 steps"):
         ticraft.train(images, "<thing>", "toy", model=str(tiny_sd_dir), captions=True, library=lib, **FAST)
     assert not lib.has("<thing>")
     start = {"clip": torch.zeros(2, 4)}

@@ -226,6 +226,7 @@ def import_cmd(
     vectors are already in the library are skipped (content hash); each file that cannot be imported gets one
     line with the reason and the exit code is 1; everything else is added in one batch.
     """
+    from ticraft.concept_checks import vectors_text
     from ticraft.library import LibraryError, read_file
 
     if len(files) == 1 and files[0].is_dir():
@@ -250,9 +251,9 @@ def import_cmd(
     origin = str(files[0]) if len(files) == 1 else f"{len(files)} files"
     for e in lib.add_many(concepts, images=images, tags=tag or (), overwrite=overwrite, origin=origin):
         n_images = len(lib.images(e.token))
-        extra = f", {n_images} image(s)" if n_images else ""
+        extra = f", {n_images} image{'' if n_images == 1 else 's'}" if n_images else ""
         console.print(
-            f"Imported [cyan]{escape(e.token)}[/] ({e.family or '?'}, {e.num_vectors} vector(s), "
+            f"Imported [cyan]{escape(e.token)}[/] ({e.family or '?'}, {vectors_text(e.num_vectors)}, "
             f"dims {e.dims_label}{extra}) → {escape(str(e.folder))}",
             soft_wrap=True,
         )

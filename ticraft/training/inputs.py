@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import torch
 
 from ticraft.concept import Concept, check_finite
+from ticraft.concept_checks import vectors_text
 from ticraft.errors import TicraftError, TicraftWarning
 from ticraft.prompts import CONCEPT_TOKEN, expand_prompt, find_concept_tokens
 
@@ -189,7 +190,7 @@ def _warn_pieces(tokenizer: Any, parts: list[tuple[str, str]], num_vectors: int,
                      "the start vector mixes them: a word the model knows starts better", collected)
                 return
     if total > num_vectors:
-        warn(f"the initializer {init!r} is {total} tokens for {num_vectors} vector(s): "
+        warn(f"the initializer {init!r} is {total} tokens for {vectors_text(num_vectors)}: "
              + ("they are averaged" if num_vectors == 1 else f"only the first {num_vectors} are used")
              + f" (--vectors {total} gives each its own)", collected)
 
@@ -261,9 +262,9 @@ def check_moved(token: str, start: Mapping[str, torch.Tensor], result: Mapping[s
         s = start[key][: v.shape[0]].to(v)
         same = [i for i in range(v.shape[0]) if torch.equal(v[i], s[i])]
         if same and steps > 0:
-            which = ", ".join(str(i) for i in same)
+            which = ("vector " if len(same) == 1 else "vectors ") + ", ".join(str(i) for i in same)
             raise InputError(
-                f"{token}: vector(s) {which} of {v.shape[0]} did not move from the initializer in {steps} steps, so "
+                f"{token}: {which} of {v.shape[0]} did not move from the initializer in {steps} steps, so "
                 "nothing was learned (the placeholder never reached the text encoder); nothing was saved"
             )
 

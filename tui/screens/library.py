@@ -391,7 +391,7 @@ def format_meta(entry: Entry) -> Text:
     """What the library knows about the concept: token, family, tags, steps, origin."""
     rows = [join((entry.token, "bold"), "  ", (f"folder {entry.folder.name}/", "dim")),
             join("family ", (entry.family or "?", "bold"),
-                 f" · {entry.num_vectors} vector(s) · dims {entry.dims_label}"),
+                 f" · {entry.num_vectors} vector{'' if entry.num_vectors == 1 else 's'} · dims {entry.dims_label}"),
             join("tags: ", ", ".join(entry.tags) if entry.tags else ("none", "dim")),
             plain(f"steps: {entry.steps if entry.steps is not None else '—'} · created {entry.created[:19] or '—'}")]
     if entry.initializer:
