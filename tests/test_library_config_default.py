@@ -74,7 +74,7 @@ def test_library_list_uses_the_setting(configured: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["library", "list"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "<set>" in result.output and "1 concept(s)" in result.output
+    assert "<set>" in result.output and "1 concept in" in result.output
     result = runner.invoke(app, ["library", "path"], env={"COLUMNS": "400"})
     assert result.exit_code == 0 and result.output.strip() == str(configured)
 

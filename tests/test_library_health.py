@@ -73,14 +73,14 @@ def test_list_flags_a_damaged_embedding(lib: Library, case: str) -> None:
     damage(lib.entry("<victim>").embedding)
     assert reason in lib.check(lib.entries()).get("<victim>", "") and "<ok>" not in lib.check(lib.entries())
     code, out = cli("library", "list", "-L", str(lib.root))
-    assert code == 0 and "1 problem(s)" in out and "victim: embedding.safetensors" in out and reason in out
+    assert code == 0 and "1 problem" in out and "victim: embedding.safetensors" in out and reason in out
     assert re.search(r"! <victim>", out) and not re.search(r"! <ok>", out)
     entries, problems = lib.listing()
     assert [e.token for e in entries] == ["<ok>"] and len(problems) == 1 and reason in problems[0]
     code, out = cli("library", "show", "victim", "-L", str(lib.root))
     assert code == 1 and reason in out  # show names the damage instead of a decoding error
     code, out = cli("library", "repair", "-L", str(lib.root))
-    assert code == 0 and "1 problem(s) remain (left in place)" in out and "victim" in out
+    assert code == 0 and "1 problem remains (left in place)" in out and "victim" in out
     assert (lib.root / "victim" / META).is_file()  # never deleted
 
 
@@ -100,12 +100,12 @@ def test_verify_reads_every_vector_and_checks_the_hash(lib: Library) -> None:
     assert code == 1 and "victim: embedding.safetensors vectors hash to" in out and "changed or damaged" in out
     assert "ok:" not in out
     code, out = cli("library", "verify", "-L", str(Library(lib.root.parent / "empty").root))
-    assert code == 0 and "All 0 concept(s)" in out
+    assert code == 0 and "All 0 concepts" in out
 
 
 def test_verify_passes_a_healthy_library(lib: Library) -> None:
     code, out = cli("library", "verify", "-L", str(lib.root))
-    assert code == 0 and "All 2 concept(s)" in out and "sha256 matches" in out
+    assert code == 0 and "All 2 concepts" in out and "sha256 matches" in out
 
 
 def test_verify_finds_non_finite_values(lib: Library) -> None:
@@ -142,10 +142,10 @@ def test_repair_says_what_it_found_and_what_it_did(lib: Library, tmp_path: Path)
     shutil.copytree(other.root / "handmade", root / "handmade")  # copied in by hand
     code, out = cli("library", "repair", "-L", str(root))
     assert code == 0, out
-    for text in ("Found:", "1 half-built folder(s) under .tmp/", "1 parked folder(s) under .trash/ no longer listed",
-                 "1 temp file(s) of interrupted writes", "concept folder(s) missing from the index (handmade)",
-                 "index row(s) without a healthy folder (gone)", "Did:", "indexed them", "removed the rows",
-                 "Index rebuilt: 3 concept(s)"):
+    for text in ("Found:", "1 half-built folder under .tmp/", "1 parked folder under .trash/ no longer listed",
+                 "1 temp file of an interrupted write", "1 concept folder missing from the index (handmade)",
+                 "1 index row without a healthy folder (gone)", "Did:", "indexed them", "removed the rows",
+                 "Index rebuilt: 3 concepts"):
         assert text in out, (text, out)
     assert not (root / ".tmp").exists() and not list((root / ".trash").glob("*"))
     assert not list(root.rglob(".*.tmp")) and [e.token for e in Library(root).entries()] == ["<handmade>", "<ok>",

@@ -52,8 +52,8 @@ def test_recursive_import_of_an_embeddings_folder(webui: Path, tmp_path: Path) -
     lib.add(concept("<already>", 4), tags=["mine"])  # same vectors as "top level only.pt"
     code, out = cli("library", "import", str(webui), "--recursive", "--tag", "webui", "-L", str(lib.root))
     assert code == 1, out  # two files were refused: said, with the rest imported
-    assert "Imported 2 concept(s)" in out and "2 duplicate(s) skipped" in out and "2 refused" in out
-    assert "2 other file(s) ignored" in out  # README.txt and the preview picture
+    assert "Imported 2 concepts" in out and "2 duplicates skipped" in out and "2 refused" in out
+    assert "2 other files ignored" in out  # README.txt and the preview picture
     assert re.search(r"skipped \S*same_as_bad_prompt\.pt: same vectors as <bad_prompt>", out)
     assert re.search(r"skipped \S*top level only\.pt: same vectors as <already>", out)
     assert re.search(r"refused \S*broken\.pt: ", out) and re.search(r"refused \S*empty\.safetensors: ", out)
@@ -66,7 +66,7 @@ def test_recursive_import_of_an_embeddings_folder(webui: Path, tmp_path: Path) -
     assert lib.problems() == [] and not (lib.root / ".tmp").exists()
     # again: everything is now a duplicate, nothing new is written
     code, out = cli("library", "import", str(webui), "-r", "-L", str(lib.root))
-    assert "Imported 0 concept(s)" in out and "4 duplicate(s) skipped" in out and len(lib.entries()) == 3
+    assert "Imported 0 concepts" in out and "4 duplicates skipped" in out and len(lib.entries()) == 3
 
 
 def test_without_recursive_only_the_top_folder(webui: Path, tmp_path: Path) -> None:

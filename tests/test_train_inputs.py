@@ -94,7 +94,7 @@ def test_unreadable_images_are_named(tmp_path, tiny_sd_dir):
     folder = write_images(tmp_path / "imgs")
     (folder / "broken.png").write_bytes(b"not an image")
     (folder / "half.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
-    with pytest.raises(TicraftError, match=r"could not read 2 training image\(s\): broken.png .*half.jpg"):
+    with pytest.raises(TicraftError, match=r"could not read 2 training images: broken.png .*half.jpg"):
         ticraft.train(folder, "<thing>", "toy", model=str(tiny_sd_dir), **FAST)
 
 
@@ -114,7 +114,7 @@ def test_small_images_are_upscaled_with_a_warning(tmp_path, tiny_sd_dir):
         warnings.simplefilter("always")
         concept = ticraft.train(folder, "<thing>", "toy", model=str(tiny_sd_dir), **FAST)
     msgs = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-    assert any("upscaling 2 image(s)" in m and "img0.png (8×8)" in m for m in msgs)
+    assert any("upscaling 2 images" in m and "img0.png (8×8)" in m for m in msgs)
     assert concept.meta["upscaled_images"] == ["img0.png (8×8)", "img1.png (8×8)"]
 
 

@@ -111,7 +111,7 @@ def test_every_screen_shows_hostile_strings_as_written(backend: FakeModelBackend
             backend.fail = None
             await pilot.press("f4")
             await pilot.press("ctrl+g")
-            await until(pilot, lambda: "concept(s)" in text(app, "#status"))
+            await until(pilot, lambda: " among " in text(app, "#status"))
             await pilot.press("down")
             await until(pilot, lambda: "Nearest tokens" in text(app, "#map-neighbors"))
             assert "[/]" in text(app, "#map-neighbors")

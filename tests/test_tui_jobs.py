@@ -144,7 +144,7 @@ def test_map_pick_by_list_then_by_click(tmp_path: Path) -> None:
             await pilot.pause()
             screen = app.screen
             await pilot.press("ctrl+g")
-            await until(pilot, lambda: "3 concept(s)" in text(app, "#status"))
+            await until(pilot, lambda: "3 concepts" in text(app, "#status"))
             points, plot = screen.query_one("#points"), screen.query_one("MapPlot")
             assert points.option_count == 3
             # ↑↓ in the list

@@ -115,7 +115,7 @@ def test_acceptance_path_with_real_api(real_backend: RealBackend, tmp_path: Path
             # Map: PCA of the three concepts among the toy vocabulary
             await pilot.press("f4")
             await pilot.press("ctrl+g")
-            await until(pilot, lambda: "concept(s)" in text(app, "#status") or failures(app))
+            await until(pilot, lambda: " among " in text(app, "#status") or failures(app))
             assert app.screen.query_one("#points").option_count == 3
 
             # Train: a few real steps, with live loss points, into the library

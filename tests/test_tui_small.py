@@ -176,7 +176,7 @@ def test_map_labels_do_not_overlap(tmp_path: Path) -> None:
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             await pilot.press("ctrl+g")
-            await until(pilot, lambda: "concept(s)" in str(app.screen.query_one("#status").render()))
+            await until(pilot, lambda: " among " in str(app.screen.query_one("#status").render()))
             plot = app.screen.query_one("MapPlot")
             await pilot.pause()
             assert plot.placed, "no label placed"
@@ -185,7 +185,7 @@ def test_map_labels_do_not_overlap(tmp_path: Path) -> None:
                 assert label in canvas, (label, canvas)
             left_off = 12 - len(plot.placed)
             if left_off:
-                assert f"{left_off} label(s) left off" in str(app.screen.query_one("#status").render())
+                assert f"{left_off} label{'' if left_off == 1 else 's'} left off" in str(app.screen.query_one("#status").render())
             assert app.screen.query_one("#points").option_count == 12  # every concept stays pickable
 
     asyncio.run(go())

@@ -15,6 +15,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from ticraft.errors import TicraftError
+from ticraft.wording import noun
 
 # A concept token: <...> with no whitespace or nested brackets, and not already an expanded "_N" piece.
 CONCEPT_TOKEN = re.compile(r"<[^<>\s]+>(?!_\d)")
@@ -46,7 +47,8 @@ def expand_prompt(prompt: str, counts: Mapping[str, int]) -> str:
     """Replace each known concept token by its N placeholder tokens; unknown ones raise."""
     unknown = [t for t in find_concept_tokens(prompt) if t not in counts]
     if unknown:
-        raise PromptError(f"unknown concept token(s) {', '.join(unknown)}: import or train them first")
+        raise PromptError(f"unknown {noun(len(unknown), 'concept token')} {', '.join(unknown)}: "
+                          "import or train them first")
     return CONCEPT_TOKEN.sub(lambda m: " ".join(placeholder_names(m.group(0), counts[m.group(0)])), prompt)
 
 

@@ -29,6 +29,7 @@ from .protocol import (  # noqa: F401 - re-exported: screens and tests import th
     Progress,
     TrainRequest,
 )
+from .text import counted
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from PIL.Image import Image as PILImage
@@ -171,7 +172,7 @@ class RealBackend:
         specs = [SampleSpec(request.prompt, negative=request.negative, seed=request.seed + i, steps=request.steps,
                             guidance=request.guidance) for i in range(max(1, request.count))]
         backbone = self.backbone(progress)
-        _phase(progress, f"generating {len(specs)} image(s)")
+        _phase(progress, f"generating {counted(len(specs), 'image')}")
         return list(generate(backbone, specs, library=self.library, callback=progress))
 
     def interpolate(self, a: str, b: str, frames: int, request: GenerateRequest,

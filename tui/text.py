@@ -13,6 +13,8 @@ from typing import Union
 
 from rich.text import Text
 
+from ticraft.wording import counted  # noqa: F401 - screens count through here (they never import ticraft)
+
 #: C0/C1 control characters except newline and tab: a terminal would act on them instead of showing them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

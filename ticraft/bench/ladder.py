@@ -23,6 +23,7 @@ from ticraft.bench.methods import RunContext, changed_options, check_ladder, get
 from ticraft.bench.scoring import combine, judge_probe, pair_probes, render_probes, score_concept
 from ticraft.bench.state import BenchState
 from ticraft.bench.suite import BenchError, SuiteConcept, build_suite
+from ticraft.wording import counted
 
 SCHEMA = "ticraft-bench/1"
 GOOD_RECONSTRUCTION = 0.90
@@ -121,8 +122,9 @@ def run_bench(settings: BenchSettings, *, say: Say = print, backbone: Any = None
         "schema": SCHEMA,
         "settings": {**asdict(s),
                      "good": {"reconstruction": GOOD_RECONSTRUCTION, "faithful_editability": GOOD_FAITHFUL},
-                     "torch": torch.__version__, "machine": f"{platform.machine()}, {torch.get_num_threads()} "
-                     f"torch thread(s)", "seconds": "CPU seconds of the training process inside training steps"},
+                     "torch": torch.__version__,
+                     "machine": f"{platform.machine()}, {counted(torch.get_num_threads(), 'torch thread')}",
+                     "seconds": "CPU seconds of the training process inside training steps"},
         "methods": {m.name: m.description for m in methods},
         "concepts": {c.key: {"kind": c.kind, "identity": c.identity, "shots": c.shots, "description": c.description}
                      for c in suite},

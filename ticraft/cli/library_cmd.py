@@ -25,6 +25,7 @@ from rich.table import Table
 
 from ticraft.cli.common import LibraryOption, console, open_library
 from ticraft.cli.library_files_cmd import FamilyOption, convert_cmd, export_cmd
+from ticraft.wording import counted
 
 if TYPE_CHECKING:  # pragma: no cover
     from ticraft.library import Entry
@@ -50,7 +51,7 @@ def register(main_app: typer.Typer) -> None:
 def _print_problems(problems: list[str]) -> None:
     """Broken entries go under the table in yellow: reported, never fatal."""
     if problems:
-        console.print(f"[yellow]{len(problems)} problem(s):[/]")
+        console.print(f"[yellow]{counted(len(problems), 'problem')}:[/]")
         for problem in problems:
             console.print(f"[yellow]  • {escape(problem)}[/]")
         console.print(
@@ -141,7 +142,7 @@ def list_cmd(
         filtered = f", {matching} match" if matching != total else ""
         window = f", showing {offset + 1}–{offset + len(shown)}" if len(shown) != matching else ""
         console.print(
-            _entries_table(shown, f"{total} concept(s) in {escape(str(lib.root))}{filtered}{window}", flagged)
+            _entries_table(shown, f"{counted(total, 'concept')} in {escape(str(lib.root))}{filtered}{window}", flagged)
         )
         if offset + len(shown) < matching:
             console.print(f"[dim]{matching - offset - len(shown)} more: --offset {offset + len(shown)}, or --all[/]")
@@ -274,10 +275,10 @@ def _import_folder(lib: Any, folder: Path, **options: Any) -> None:
         console.print(f"skipped {escape(str(path))}: same vectors as {escape(dup)}", soft_wrap=True)
     for path, reason in report.refused:
         console.print(f"[red]refused[/] {escape(str(path))}: {escape(reason)}", soft_wrap=True)
-    extra = f", {report.ignored} other file(s) ignored" if report.ignored else ""
+    extra = f", {counted(report.ignored, 'other file')} ignored" if report.ignored else ""
     console.print(
-        f"Imported {len(report.added)} concept(s) from {escape(str(folder))} into {escape(str(lib.root))} "
-        f"({len(report.duplicates)} duplicate(s) skipped, {len(report.refused)} refused{extra})",
+        f"Imported {counted(len(report.added), 'concept')} from {escape(str(folder))} into {escape(str(lib.root))} "
+        f"({counted(len(report.duplicates), 'duplicate')} skipped, {len(report.refused)} refused{extra})",
         soft_wrap=True,
     )
     if report.refused:
@@ -340,7 +341,8 @@ def rm_cmd(
     entry = lib.entry(token)
     if not yes:
         n_img, n_smp = len(lib.images(entry.token)), len(lib.samples(entry.token))
-        typer.confirm(f"Remove {entry.token} with {n_img} image(s) and {n_smp} sample(s) from {lib.root}?", abort=True)
+        typer.confirm(f"Remove {entry.token} with {counted(n_img, 'image')} and {counted(n_smp, 'sample')} "
+                      f"from {lib.root}?", abort=True)
     lib.remove(entry.token)
     console.print(f"Removed [cyan]{escape(entry.token)}[/]")
 
@@ -357,9 +359,10 @@ def repair_cmd(library: LibraryOption = None) -> None:
     console.print("[bold]Did:[/]")
     for line in report.actions or ["nothing needed changing"]:
         console.print(f"  • {escape(line)}", soft_wrap=True)
-    console.print(f"Index rebuilt: {report.concepts} concept(s) in {escape(str(lib.root))}", soft_wrap=True)
+    console.print(f"Index rebuilt: {counted(report.concepts, 'concept')} in {escape(str(lib.root))}", soft_wrap=True)
     if report.problems:
-        console.print(f"[yellow]{len(report.problems)} problem(s) remain (left in place):[/]")
+        remain = "remains" if len(report.problems) == 1 else "remain"
+        console.print(f"[yellow]{counted(len(report.problems), 'problem')} {remain} (left in place):[/]")
         for problem in report.problems:
             console.print(f"[yellow]  • {escape(problem)}[/]")
 
@@ -379,13 +382,14 @@ def verify_cmd(library: LibraryOption = None) -> None:
         problems = lib.verify(progress=lambda done, _n: bar.update(task, completed=done))
     if problems:
         console.print(
-            f"[red]{len(problems)} problem(s)[/] in {total} concept(s) at {escape(str(lib.root))}:", soft_wrap=True
+            f"[red]{counted(len(problems), 'problem')}[/] in {counted(total, 'concept')} at {escape(str(lib.root))}:",
+            soft_wrap=True,
         )
         for problem in problems:
             console.print(f"  • {escape(problem)}", soft_wrap=True)
         raise typer.Exit(1)
     console.print(
-        f"All {total} concept(s) in {escape(str(lib.root))} verified: every vector read, sha256 matches, "
+        f"All {counted(total, 'concept')} in {escape(str(lib.root))} verified: every vector read, sha256 matches, "
         "all values finite.",
         soft_wrap=True,
     )

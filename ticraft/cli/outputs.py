@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from ticraft.cli.common import console
+from ticraft.wording import counted
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -74,7 +75,8 @@ def attach(library: Any, prompt: str, images: list["Image.Image"]) -> None:
         console.print("[yellow]--attach: the prompt names no concept; nothing attached[/]")
     for tok in tokens:
         paths = library.add_samples(tok, images)
-        console.print(f"attached {len(paths)} sample(s) to [cyan]{escape(tok)}[/] ({escape(str(paths[0].parent))})")
+        console.print(f"attached {counted(len(paths), 'sample')} to [cyan]{escape(tok)}[/] "
+                      f"({escape(str(paths[0].parent))})")
 
 
 def write_sample_grid(images: list["Image.Image"], out: Path) -> None:

@@ -46,6 +46,7 @@ from ticraft.cli.outputs import (
     write_sample_grid,
 )
 from ticraft.cli.progress import sampling_progress
+from ticraft.wording import counted
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -137,7 +138,7 @@ def sample_command(
             )
             for i in range(n)
         ]
-        with sampling_progress(f"sampling {n} image(s)") as callback:
+        with sampling_progress(f"sampling {counted(n, 'image')}") as callback:
             images = generate(backbone, specs, library=lib, batch_size=batch_size, callback=callback)
     if not is_main_process():
         return
@@ -220,7 +221,7 @@ def _sample_from(
     if not overrides and n == 1:
         with sampling_progress("re-creating") as callback:
             return [reproduce(backbone, params, library=lib, callback=callback)], base.prompt
-    with sampling_progress(f"sampling {n} image(s)") as callback:
+    with sampling_progress(f"sampling {counted(n, 'image')}") as callback:
         # a negative the image records but Flux never read is dropped (said so); one given with --negative is refused
         spec: SampleSpec = replace(drop_unread_negative(backbone, base), **overrides)
         specs = [replace(spec, seed=spec.seed + i) for i in range(n)]

@@ -91,7 +91,7 @@ def train_command(
         Path, typer.Argument(help="Folder of training images (img.txt next to img.png = its caption).")
     ],
     token: Annotated[str, typer.Option("--token", "-t", help='The new placeholder, e.g. "<cat-toy>".')],
-    init: Annotated[str, typer.Option("--init", "-i", help='Initializer word(s), e.g. "toy" or "toy cat".')],
+    init: Annotated[str, typer.Option("--init", "-i", help='Initializer: one word or a few, e.g. "toy" or "toy cat".')],
     model: ModelOption = None,
     preset: Annotated[
         Optional[Preset],

@@ -37,6 +37,7 @@ from ticraft.cli.options import (
 from ticraft.cli.outputs import is_main_process
 from ticraft.cli.progress import log_to, warnings_to
 from ticraft.cli.train_options import given_options, learned_text, parse_sets, preset_hint, set_help
+from ticraft.wording import counted
 
 # TrainConfig fields with a typed flag below; `--set` reaches the rest, as in `ticraft train`.
 TYPED_FIELDS = ("num_vectors", "steps", "batch_size", "lr", "resolution", "seed", "save_every", "early_stop",
@@ -54,7 +55,7 @@ def train_many_command(
     model: ModelOption = None,
     init: Annotated[Optional[str],
         typer.Option("--init", "-i",
-                     help="Initializer word(s) for every concept (default: each folder's name as words).")] = None,
+                     help="Initializer words for every concept (default: each folder's name as words).")] = None,
     style: Annotated[bool,
         typer.Option("--style", help="Learn styles (style templates) unless concepts.toml says otherwise.")] = False,
     preset: Annotated[Optional[Preset],
@@ -168,5 +169,5 @@ class _Progress:
         if self._task is None:
             self._task = self._progress.add_task("train-many", total=total, note="", completed=0)
         read = [v for v in losses.values() if v is not None]
-        fields = {"note": f"{len(losses)} concept(s), mean loss {sum(read) / len(read):.4f}"} if read else {}
+        fields = {"note": f"{counted(len(losses), 'concept')}, mean loss {sum(read) / len(read):.4f}"} if read else {}
         self._progress.update(self._task, completed=step, **fields)

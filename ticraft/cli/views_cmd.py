@@ -34,6 +34,7 @@ from ticraft.cli.options import (
     SeedOption,
     value,
 )
+from ticraft.wording import counted
 
 if TYPE_CHECKING:  # pragma: no cover
     from ticraft.models.backbone import Backbone
@@ -192,9 +193,9 @@ def map_command(
     bb = load_model(model, device, dtype)
     chosen = pick_concepts(concepts, lib, bb)
     if concepts.strip().lower() == "all" and len(chosen) < lib.count():
-        console.print(
-            f"[dim]{lib.count() - len(chosen)} library concept(s) belong to other models: not on this map[/]"
-        )
+        others = lib.count() - len(chosen)
+        belong = "belongs" if others == 1 else "belong"
+        console.print(f"[dim]{counted(others, 'library concept')} {belong} to other models: not on this map[/]")
     with console.status(f"{method.value.upper()} over {vocab} tokens + {len(chosen)} concepts…", spinner="dots"):
         m = build_map(
             bb,

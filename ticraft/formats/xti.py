@@ -39,6 +39,7 @@ from ticraft.formats._common import (
     where,
 )
 from ticraft.formats._load import Loaded
+from ticraft.wording import counted
 
 #: kohya's layer keys, in its order (= ticraft's layer order on SD-1.x/2.x).
 KOHYA_LAYERS = ("IN01", "IN02", "IN04", "IN05", "IN07", "IN08", "MID", "OUT03", "OUT04", "OUT05", "OUT06",
@@ -108,8 +109,8 @@ def build(concept: Concept, path: Path, layout: str = "kohya-xti") -> list[tuple
     if layout == "kohya-xti" and layout_for(concept) != "kohya-xti":
         raise FormatError(
             f"{where(path)}: kohya's XTI layout holds 16 layers of one text encoder (SD-1.x/2.x); concept "
-            f"{concept.token!r} has {concept.layers} layer(s) of {sorted(concept.vectors)}: write 'ticraft-xti' "
-            "(ticraft reads it back) or export it with --flatten")
+            f"{concept.token!r} has {counted(concept.layers, 'layer')} of {sorted(concept.vectors)}: write "
+            "'ticraft-xti' (ticraft reads it back) or export it with --flatten")
     tensors: dict[str, torch.Tensor] = {}
     for key, v in concept.vectors.items():
         per_layer = v.reshape(concept.layers, concept.num_vectors, -1)

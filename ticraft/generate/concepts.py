@@ -10,6 +10,7 @@ from ticraft.concept import Concept
 from ticraft.errors import TicraftError
 from ticraft.generate.errors import PromptBudgetWarning, SampleError
 from ticraft.prompts import PromptError, budget_warning, find_concept_tokens
+from ticraft.wording import noun
 
 if TYPE_CHECKING:
     from ticraft.models.backbone import Backbone
@@ -99,7 +100,7 @@ def prepare_concepts(backbone: "Backbone", texts: Iterable[str], *, library: Any
         where = getattr(searched, "root", None)
         place = f" (library: {where})" if where is not None else ""
         raise PromptError(
-            f"unknown concept token(s) {', '.join(missing)}{place}: import or train them first, "
+            f"unknown {noun(len(missing), 'concept token')} {', '.join(missing)}{place}: import or train them first, "
             "or pass them as concepts"
         )
     for tok, c in chosen.items():

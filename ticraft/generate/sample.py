@@ -76,6 +76,7 @@ from ticraft.generate.specs import (  # noqa: F401 (re-exported)
 )
 from ticraft.imaging import make_grid
 from ticraft.prompts import expand_prompt
+from ticraft.wording import noun
 
 if TYPE_CHECKING:
     from ticraft.models.backbone import Backbone
@@ -309,7 +310,7 @@ def sample(prompt: str, *, concepts: Iterable[Concept | str] = (), model: Any = 
         raise SampleError(f"n must be at least 1, got {n}")
     unknown = set(spec_fields) - {f.name for f in fields(SampleSpec)}
     if unknown:
-        raise SampleError(f"unknown sampling option(s) {', '.join(sorted(unknown))}; "
+        raise SampleError(f"unknown sampling {noun(len(unknown), 'option')} {', '.join(sorted(unknown))}; "
                           f"use {', '.join(f.name for f in fields(SampleSpec) if f.name not in ('prompt', 'seed'))}")
     backbone = model if isinstance(model, Backbone) else cached_backbone(model, device=device, dtype=dtype)
     start = random_seed() if seed is None else int(seed)

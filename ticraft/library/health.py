@@ -21,6 +21,7 @@ from typing import Any
 from ticraft.io import MAX_HEADER, SafetensorsHeaderError, parse_safetensors_header
 from ticraft.library._common import _ST_DTYPES, EMBEDDING
 from ticraft.library.entry import Entry
+from ticraft.wording import counted
 
 
 def _shape_label(dims: dict[str, int], n: int) -> str:
@@ -146,5 +147,5 @@ def verify_embedding(entry: Entry) -> str | None:
     for key, t in sorted(tensors.items()):
         bad = int((~torch.isfinite(t.float())).sum())
         if bad:
-            return f"{EMBEDDING}: {bad} value(s) of {key!r} are NaN or infinite"
+            return f"{EMBEDDING}: {counted(bad, 'value')} of {key!r} {'is' if bad == 1 else 'are'} NaN or infinite"
     return None

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from ticraft.library._common import MANIFEST
 from ticraft.library.entry import Entry
 from ticraft.library.health import check_embedding
+from ticraft.wording import counted
 
 __all__ = ["RepairReport", "check_concepts", "suggest"]
 
@@ -47,6 +48,10 @@ def check_concepts(entries: Iterable[Entry]) -> dict[str, str]:
     return {e.token: p for e in entries if (p := check_embedding(e))}
 
 
+# where "s" on the noun is not the plural
+_PLURALS = {"temp file of an interrupted write": "temp files of interrupted writes"}
+
+
 def _describe(
     report: RepairReport, done: dict[str, Any], before: dict[str, Any], after: dict[str, Any], was_new: bool
 ) -> None:
@@ -54,35 +59,35 @@ def _describe(
     if was_new:
         report.found.append("no index yet" + (" (a manifest.json library)" if done.get("migrated") else ""))
         report.actions.append(
-            f"built the index from {len(after)} concept folder(s)"
+            f"built the index from {counted(len(after), 'concept folder')}"
             + (", keeping manifest.json's tags where a meta.json was lost" if done.get("migrated") else "")
         )
     pairs = [
-        (done["half_built"], "half-built folder(s) under .tmp/ (an add or rename cut short)", "deleted them"),
+        (done["half_built"], "half-built folder under .tmp/ (an add or rename cut short)", "deleted them"),
         (
             len(done["restored"]),
-            "parked folder(s) under .trash/ still listed (a replace or remove cut short)",
+            "parked folder under .trash/ still listed (a replace or remove cut short)",
             "moved them back",
         ),
-        (len(done["deleted"]), "parked folder(s) under .trash/ no longer listed", "deleted them"),
-        (done["swept"], "temp file(s) of interrupted writes", "deleted them"),
-        (done.get("uncommitted", 0), "new folder(s) of an add or rename cut short before its commit", "deleted them"),
+        (len(done["deleted"]), "parked folder under .trash/ no longer listed", "deleted them"),
+        (done["swept"], "temp file of an interrupted write", "deleted them"),
+        (done.get("uncommitted", 0), "new folder of an add or rename cut short before its commit", "deleted them"),
     ]
     if not was_new:
         added = sorted(set(after) - set(before))
         dropped = sorted(set(before) - set(after))
         changed = sorted(k for k in set(after) & set(before) if after[k] != before[k])
         pairs += [
-            (len(added), f"concept folder(s) missing from the index ({', '.join(added[:5])})", "indexed them"),
-            (len(dropped), f"index row(s) without a healthy folder ({', '.join(dropped[:5])})", "removed the rows"),
-            (len(changed), f"index row(s) out of date ({', '.join(changed[:5])})", "re-read their meta.json"),
+            (len(added), f"concept folder missing from the index ({', '.join(added[:5])})", "indexed them"),
+            (len(dropped), f"index row without a healthy folder ({', '.join(dropped[:5])})", "removed the rows"),
+            (len(changed), f"index row out of date ({', '.join(changed[:5])})", "re-read their meta.json"),
         ]
     for n, what, did in pairs:
         if n:
-            report.found.append(f"{n} {what}")
+            report.found.append(counted(n, what, _PLURALS.get(what)))
             report.actions.append(f"{did} ({n})")
     if not report.found:
-        report.found.append(f"{len(after)} concept folder(s), all matching the index")
+        report.found.append(f"{counted(len(after), 'concept folder')}, all matching the index")
 
 
 def _manifest_records(root: Path) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from ticraft.wording import noun
+
 IMAGE_SIZE = 32
 SUPERSAMPLE = 4  # render at 128 px and box-filter down, for anti-aliased edges
 JITTER = 2  # integer centre offsets in [-JITTER, JITTER]; the judge enumerates them exactly
@@ -270,7 +272,8 @@ def sample_attributes(rng: np.random.Generator, held_out: bool | None = None, **
     """
     unknown = set(constraints) - set(Attributes.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"unknown attribute(s) {sorted(unknown)}; known: {sorted(Attributes.__dataclass_fields__)}")
+        raise ValueError(f"unknown {noun(len(unknown), 'attribute')} {sorted(unknown)}; "
+                         f"known: {sorted(Attributes.__dataclass_fields__)}")
     # Unspecified attributes are drawn only from values compatible with the given ones: a given texture
     # rules out the untextured styles, a given small size rules out pixelated (always large).
     allowed = [

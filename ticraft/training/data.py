@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ticraft.errors import TicraftError, image_error_text
+from ticraft.wording import counted
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -116,7 +117,7 @@ def load_images(source: str | os.PathLike | Any | Sequence[Any], *, captions: bo
             caption = cap_file.read_text(encoding="utf-8").strip() or None
         out.append(TrainImage(name=p.name, image=img, sha256=hashlib.sha256(data).hexdigest(), path=p, caption=caption))
     if bad:
-        raise DataError(f"could not read {len(bad)} training image(s): {', '.join(bad)}")
+        raise DataError(f"could not read {counted(len(bad), 'training image')}: {', '.join(bad)}")
     if not out:
         where = f" in {source}" if isinstance(source, (str, os.PathLike)) else ""
         extra = f" (ignored non-image files: {', '.join(ignored[:5])})" if ignored else ""
@@ -193,7 +194,7 @@ def make_variants(images: Sequence[TrainImage], resolution: int, *, flip: bool =
         tl.append(torch.tensor(t_i, dtype=torch.long))
     if upscaled:
         warnings.warn(
-            f"upscaling {len(upscaled)} image(s) smaller than the training resolution {resolution} px: "
+            f"upscaling {counted(len(upscaled), 'image')} smaller than the training resolution {resolution} px: "
             f"{', '.join(upscaled)}; results improve with larger pictures",
             UserWarning, stacklevel=3,
         )

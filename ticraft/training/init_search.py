@@ -106,7 +106,7 @@ def _learned(trainer: "Trainer") -> list[Any]:
 def _word_rows(trainer: "Trainer", words: Sequence[str]) -> dict[str, torch.Tensor]:
     """The start rows per learned encoder for ``words`` — by the same rule as a typed initializer (their mean for one
     vector, word i mod N for N) — in the trainer's layout (per layer for xti, on the sphere for directional)."""
-    with warnings.catch_warnings():  # "… tokens for 1 vector(s): they are averaged" is the point here, not news
+    with warnings.catch_warnings():  # "… tokens for 1 vector: they are averaged" is the point here, not news
         warnings.simplefilter("ignore", TrainWarning)
         rows = initial_vectors(trainer.bb, " ".join(words), trainer.cfg.num_vectors, {})
     return trainer.start_layout({e.key: rows[e.key].to(e.table.device) for e in _learned(trainer)})

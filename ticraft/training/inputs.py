@@ -29,6 +29,7 @@ from ticraft.concept import Concept, check_finite
 from ticraft.concept_checks import vectors_text
 from ticraft.errors import TicraftError, TicraftWarning
 from ticraft.prompts import CONCEPT_TOKEN, expand_prompt, find_concept_tokens
+from ticraft.wording import counted
 
 if TYPE_CHECKING:
     from ticraft.training.data import TrainImage
@@ -225,7 +226,8 @@ def check_prompt_budget(backbone: Any, prompts: Sequence[str], labels: Sequence[
                 near.append((label, len(ids), limit))
     if near:
         worst = max(near, key=lambda x: x[1])
-        warn(f"{len(near)} prompt(s) are near or past the {worst[2]}-token limit (longest: {worst[0]}, "
+        are = "is" if len(near) == 1 else "are"
+        warn(f"{counted(len(near), 'prompt')} {are} near or past the {worst[2]}-token limit (longest: {worst[0]}, "
              f"{worst[1]} tokens); words past it are cut off", collected)
 
 

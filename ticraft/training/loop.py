@@ -129,7 +129,8 @@ class Trainer(PromptTokens, DenoisingObjective):
         unknown = sorted({t for p in self.prompts.prompts for t in find_concept_tokens(p)}
                          - {token, *self.image_tokens, *self.references})
         if unknown:
-            raise TrainError(f"the prompts name unknown concept(s) {', '.join(unknown)}: import or train them first")
+            names = ("an unknown concept " if len(unknown) == 1 else "unknown concepts ") + ", ".join(unknown)
+            raise TrainError(f"the prompts name {names}: import or train them first")
         labels = inputs.prompt_labels(self.images, self.prompts.prompts, captions=cfg.captions)
         inputs.check_prompt_budget(backbone, self.prompts.prompts, labels, self._counts(cfg.num_vectors),
                                    self.names + self.image_tokens, self.warnings)

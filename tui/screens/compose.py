@@ -16,7 +16,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Select
 
 from ..guard import describe
 from ..protocol import GenerateRequest
-from ..text import plain
+from ..text import counted, plain
 from ..widgets.job_status import JobStatus
 from ..widgets.nav import NavTabs
 from ..widgets.thumbnail import Gallery
@@ -226,7 +226,7 @@ class ComposeScreen(TicraftScreen):
             return
         backend = self.backend
         self._start("generate", lambda progress: backend.generate(request, progress),
-                    f"generating {request.count} image(s)")
+                    f"generating {counted(request.count, 'image')}")
 
     def action_interpolate(self) -> None:
         a, b = self.query_one("#interp-a", Select), self.query_one("#interp-b", Select)
@@ -268,7 +268,7 @@ class ComposeScreen(TicraftScreen):
         except Exception as exc:  # noqa: BLE001
             self.notify(describe(exc), title="Save failed", severity="error")
             return
-        self.notify(f"{len(files)} image(s) saved to {select.value}'s samples", title="Saved")
+        self.notify(f"{counted(len(files), 'image')} saved to {select.value}'s samples", title="Saved")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         actions = {"generate": self.action_generate, "cancel": self.action_cancel, "save": self.action_save,
@@ -302,7 +302,7 @@ class ComposeScreen(TicraftScreen):
             captions = [f"seed {seed + i}" for i in range(len(images))]
         self.images = images
         self.query_one("#gallery", Gallery).show(list(zip(images, captions, strict=True)))
-        self.query_one(JobStatus).done(f"done: {len(images)} image(s)")
+        self.query_one(JobStatus).done(f"done: {counted(len(images), 'image')}")
 
     @on(JobCancelled)
     def _cancelled(self, message: JobCancelled) -> None:

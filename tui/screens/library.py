@@ -14,7 +14,7 @@ from textual.widgets import Footer, Header, Input, Label, Static
 
 from ..guard import describe
 from ..protocol import ConceptInfo, NeighborRows
-from ..text import join, lines, plain
+from ..text import counted, join, lines, plain
 from ..widgets.concept_list import ConceptList
 from ..widgets.nav import NavTabs
 from ..widgets.thumbnail import Gallery
@@ -143,13 +143,13 @@ class LibraryScreen(TicraftScreen):
             self._broken = broken
             self.refresh_list()
         if problems:
-            self.notify("\n".join(problems[:5]), title=f"{len(problems)} library problem(s)", severity="warning")
+            self.notify("\n".join(problems[:5]), title=counted(len(problems), "library problem"), severity="warning")
         self._show_count(self.query_one(ConceptList).row_count, bool(self.query_one("#search", Input).value.strip()))
 
     def _show_count(self, shown: int, filtered: bool) -> None:
         line = f"{shown} of {self._total} concepts" if filtered else f"{self._total} concepts"
         if self._problems:
-            line += f" · {len(self._problems)} problem(s): {self._problems[0]}"
+            line += f" · {counted(len(self._problems), 'problem')}: {self._problems[0]}"
         self.query_one("#count", Label).update(plain(line))
 
     def _show_entries(self, entries: list[Any], filtered: bool) -> None:

@@ -12,7 +12,7 @@ from textual.widgets import Button, Footer, Header, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from ..guard import describe
-from ..text import join, plain
+from ..text import counted, join, plain
 from ..widgets.job_status import JobStatus
 from ..widgets.nav import NavTabs
 from ..widgets.scatter import MapPlot
@@ -96,9 +96,9 @@ class MapScreen(TicraftScreen):
             option_list.clear_options()
             option_list.add_options([Option(plain(p.label), id=p.label) for p in concepts])
             hidden = len(concepts) - len(plot.placed)
-            note = f" ({hidden} label(s) left off the plot: no room)" if hidden > 0 else ""
-            self.query_one(JobStatus).done(f"{len(concepts)} concept(s) among {len(points) - len(concepts)} tokens"
-                                           f"{note} · ↑↓ or click to pick one")
+            note = f" ({counted(hidden, 'label')} left off the plot: no room)" if hidden > 0 else ""
+            among = f"{counted(len(concepts), 'concept')} among {len(points) - len(concepts)} tokens"
+            self.query_one(JobStatus).done(f"{among}{note} · ↑↓ or click to pick one")
             if concepts:
                 option_list.focus()
         elif message.job == "neighbors":

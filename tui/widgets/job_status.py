@@ -70,7 +70,7 @@ class JobStatus(Horizontal):
         self._say(text, failed=failed)
 
     def start(self, text: str) -> None:
-        """A job started; ``text`` says which (e.g. ``"generating 4 image(s)"``)."""
+        """A job started; ``text`` says which (e.g. ``"generating 4 images"``)."""
         self.running = True
         self.phase(text)
 
