@@ -42,7 +42,7 @@ class LayerLayoutError(TicraftError):
 def cross_attention_layers(unet: nn.Module) -> list[str]:
     """Names of the UNet's cross-attention modules (``attn2``), in forward order (down, mid, up).
 
-    >>> # SD-1.5: 16 names, 'down_blocks.0.attentions.0.transformer_blocks.0.attn2' first   # doctest: +SKIP
+    On SD-1.5: 16 names, ``down_blocks.0.attentions.0.transformer_blocks.0.attn2`` first.
     """
     names = [n for n, m in unet.named_modules() if n.endswith(".attn2") and hasattr(m, "set_processor")]
     # named_modules walks down → up → mid (registration order); P+ and kohya count down, mid, up.
