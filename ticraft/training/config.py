@@ -315,6 +315,8 @@ def _fast() -> TrainConfig:
     # 20.8 CPU s), but seed 1 got 7 of 18 and the hidden object later (1,024 samples instead of 512 uniformly), so the
     # gain did not replicate and the default keeps the standard draw; --set timestep_bias=earlier opts in. Over three
     # seeds: 8.0 against 7.3 concepts good per seed, 5 concept × seed cells won and 3 lost (sign test p = 0.73).
+    # t = T·(1 − (1 − u)²) (later, bench method later-t, three vectors) got the hidden object good by 512 samples on
+    # every seed tried, but 26 of 54 concept × seed cells good against 32 (1 won, 7 lost): not adopted either.
     # Three vectors (num_vectors 3; before: 1). Over seeds 0, 1, 2 of the full suite three vectors got 10, 10 and 12 of
     # 18 concepts good against one vector's 8, 7 and 7 — good where one vector was not on 10 concept × seed cells and
     # never the reverse (sign test p = 0.002) — and a suite median of 768 samples (22.8 CPU s) where one vector has
