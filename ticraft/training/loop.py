@@ -16,11 +16,9 @@ One :class:`Trainer` owns one run. Its design follows from what textual inversio
 * **No host syncs.** All random choices that decide shapes are drawn on the host from a seeded
   generator; noise is drawn on the device from another. The loss is accumulated on the device and read
   only every ``log_every`` steps (``callback(step, total, None, vectors)`` in between).
-* **Deterministic and resumable.** The step number, both generators, the optimiser state and the
-  histories are the whole state (:meth:`Trainer.state_dict`); a resumed run repeats the uninterrupted
-  one exactly.
-* **Same code on CPU and GPU.** bf16 autocast (and bf16 frozen weights) on CUDA, fp32 on CPU;
-  ``torch.compile`` of the loss function on request.
+* **Deterministic and resumable.** The step number, both generators, the optimiser state and the histories are
+  the whole state (:meth:`Trainer.state_dict`); a resumed run repeats the uninterrupted one exactly.
+* **Same code on CPU and GPU.** bf16 autocast (and bf16 weights) on CUDA, fp32 on CPU; ``torch.compile`` on request.
 
 The loss, its batches and its evaluation live in :mod:`ticraft.training.objective`; the splicing and
 tokenising of the placeholder rows in :mod:`ticraft.training.prompt_ids` (mixins of :class:`Trainer`).
@@ -53,6 +51,7 @@ from ticraft.training.early_stop import DVAR
 from ticraft.training.init_search import InitSearch, restored_choice, search_initializer
 from ticraft.training.objective import DenoisingObjective
 from ticraft.training.prompt_ids import PromptTokens
+from ticraft.wording import noun
 
 #: ``callback(step, total, loss, vectors)``; ``loss`` is ``None`` on steps where it was not read.
 #: Returning ``True`` asks the trainer to stop after this step.
@@ -129,8 +128,8 @@ class Trainer(PromptTokens, DenoisingObjective):
         unknown = sorted({t for p in self.prompts.prompts for t in find_concept_tokens(p)}
                          - {token, *self.image_tokens, *self.references})
         if unknown:
-            names = ("an unknown concept " if len(unknown) == 1 else "unknown concepts ") + ", ".join(unknown)
-            raise TrainError(f"the prompts name {names}: import or train them first")
+            raise TrainError(f"the prompts name {noun(len(unknown), 'an unknown concept', 'unknown concepts')} "
+                             f"{', '.join(unknown)}: import or train them first")
         labels = inputs.prompt_labels(self.images, self.prompts.prompts, captions=cfg.captions)
         inputs.check_prompt_budget(backbone, self.prompts.prompts, labels, self._counts(cfg.num_vectors),
                                    self.names + self.image_tokens, self.warnings)
