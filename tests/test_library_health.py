@@ -143,7 +143,7 @@ def test_repair_says_what_it_found_and_what_it_did(lib: Library, tmp_path: Path)
     code, out = cli("library", "repair", "-L", str(root))
     assert code == 0, out
     for text in ("Found:", "1 half-built folder under .tmp/", "1 parked folder under .trash/ no longer listed",
-                 "1 temp file of an interrupted write", "1 concept folder missing from the index (handmade)",
+                 "1 temp file left by interrupted writes", "1 concept folder missing from the index (handmade)",
                  "1 index row without a healthy folder (gone)", "Did:", "indexed them", "removed the rows",
                  "Index rebuilt: 3 concepts"):
         assert text in out, (text, out)

@@ -8,27 +8,41 @@ from pathlib import Path
 
 import pytest
 
+from ticraft.library.report import RepairReport, _describe
 from ticraft.wording import counted, noun
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize(("n", "phrase", "want"), [
-    (1, "image", "1 image"), (0, "image", "0 images"), (2, "image", "2 images"),
-    (2, "half-built folder under .tmp/", "2 half-built folders under .tmp/"),
-    (3, "index row without a healthy folder (gone)", "3 index rows without a healthy folder (gone)"),
-    (1, "concept folder missing from the index", "1 concept folder missing from the index"),
-    (4, "concept folder missing from the index", "4 concept folders missing from the index"),
+@pytest.mark.parametrize(("n", "word", "want"), [
+    (1, "image", "1 image"), (0, "image", "0 images"), (2, "image", "2 images"), (2, "index row", "2 index rows"),
 ])
-def test_counted_makes_the_noun_plural_not_the_phrase(n: int, phrase: str, want: str) -> None:
-    assert counted(n, phrase) == want
+def test_counted(n: int, word: str, want: str) -> None:
+    assert counted(n, word) == want
 
 
 def test_an_irregular_plural_is_given() -> None:
-    assert noun(2, "temp file of an interrupted write", "temp files of interrupted writes") == \
-        "temp files of interrupted writes"
-    assert noun(1, "temp file of an interrupted write", "temp files of interrupted writes") == \
-        "temp file of an interrupted write"
+    assert (noun(1, "match", "matches"), noun(2, "match", "matches")) == ("match", "matches")
+
+
+def test_the_repair_report_counts_the_noun_not_its_qualifier() -> None:
+    """Two of each thing repair can find: every sentence puts the plural on the noun."""
+    before = {"a": 1, "b": 1, "gone1": 1, "gone2": 1}
+    after = {"a": 2, "b": 2, "new1": 1, "new2": 1}
+    done = {"half_built": 2, "restored": ["x", "y"], "deleted": ["p", "q"], "swept": 2, "uncommitted": 2}
+    report = RepairReport()
+    _describe(report, done, before, after, was_new=False)
+    assert report.found == [
+        "2 half-built folders under .tmp/ (an add or rename cut short)",
+        "2 parked folders under .trash/ still listed (a replace or remove cut short)",
+        "2 parked folders under .trash/ no longer listed",
+        "2 temp files left by interrupted writes",
+        "2 new folders of an add or rename cut short before its commit",
+        "2 concept folders missing from the index (new1, new2)",
+        "2 index rows without a healthy folder (gone1, gone2)",
+        "2 index rows out of date (a, b)",
+    ]
+    assert report.actions[-1] == "re-read their meta.json (2)"
 
 
 def _message_strings(path: Path) -> list[tuple[int, str]]:

@@ -10,6 +10,7 @@ import torch
 
 from ticraft.concept_spec import MAX_VECTORS
 from ticraft.errors import TicraftError
+from ticraft.wording import counted
 
 
 class ConceptError(TicraftError):
@@ -36,11 +37,11 @@ def vectors_text(n: int) -> str:
     >>> vectors_text(1), vectors_text(3)
     ('1 vector', '3 vectors')
     """
-    return f"{n} vector" if n == 1 else f"{n} vectors"
+    return counted(n, "vector")
 
 
 def _layers_text(n: int) -> str:
-    return "1 layer" if n == 1 else f"{n} layers"
+    return counted(n, "layer")
 
 
 #: How Python code brings two vector counts together (the end of a :class:`VectorCountError`'s message).

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-# a noun phrase's noun is the word before its first preposition ("folder under .tmp/", "row without a folder")
-_PREPOSITIONS = frozenset({"under", "without", "of", "from", "in", "to", "before", "near", "on", "smaller", "missing"})
-
 
 def noun(n: int, singular: str, plural: str | None = None) -> str:
-    """The noun phrase for ``n`` things: ``singular`` for one, else its plural.
+    """The noun for ``n`` things: ``singular`` for one, else ``plural`` (default: ``singular + "s"``).
 
-    The plural adds "s" to the noun: the last word before the first preposition, else the last word. Give
-    ``plural`` where that rule does not fit.
+    Only the noun goes in; what qualifies it follows outside ("2 index rows out of date" is
+    ``f"{counted(2, 'index row')} out of date"``), so no rule has to guess which word is the noun.
 
-    >>> noun(1, "concept token"), noun(2, "concept token"), noun(2, "half-built folder under .tmp/")
-    ('concept token', 'concept tokens', 'half-built folders under .tmp/')
-    >>> noun(3, "match", "matches")
-    'matches'
+    >>> noun(1, "concept token"), noun(2, "concept token"), noun(3, "match", "matches")
+    ('concept token', 'concept tokens', 'matches')
     """
-    if n == 1:
-        return singular
-    if plural is None:
-        words = singular.split(" ")
-        cut = next((i for i, w in enumerate(words) if i > 0 and w in _PREPOSITIONS), len(words))
-        words[cut - 1] += "s"
-        plural = " ".join(words)
-    return plural
+    return singular if n == 1 else (plural if plural is not None else singular + "s")
 
 
 def counted(n: int, singular: str, plural: str | None = None) -> str:
-    """``n`` and the noun phrase for that many (see :func:`noun`).
+    """``n`` and the noun for that many (see :func:`noun`).
 
     >>> counted(1, "image"), counted(3, "image"), counted(0, "index row")
     ('1 image', '3 images', '0 index rows')

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from ticraft.analysis.expr_lexer import MAX_DEPTH, ExprError, Token, tokenize
+from ticraft.wording import counted
 
 
 # ---------------------------------------------------------------------------------------------------- the tree
@@ -72,9 +73,9 @@ class Function:
 
     def arity(self) -> str:
         if self.max_args is None:
-            return f"at least {self.min_args} argument" + ("s" if self.min_args != 1 else "")
+            return f"at least {counted(self.min_args, 'argument')}"
         if self.min_args == self.max_args:
-            return f"{self.min_args} argument" + ("s" if self.min_args != 1 else "")
+            return counted(self.min_args, "argument")
         return f"{self.min_args} to {self.max_args} arguments"
 
 

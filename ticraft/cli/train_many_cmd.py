@@ -55,7 +55,7 @@ def train_many_command(
     model: ModelOption = None,
     init: Annotated[Optional[str],
         typer.Option("--init", "-i",
-                     help="Initializer words for every concept (default: each folder's name as words).")] = None,
+                     help="Initializer for every concept: one word or a few (default: each folder's name).")] = None,
     style: Annotated[bool,
         typer.Option("--style", help="Learn styles (style templates) unless concepts.toml says otherwise.")] = False,
     preset: Annotated[Optional[Preset],

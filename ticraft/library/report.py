@@ -48,10 +48,6 @@ def check_concepts(entries: Iterable[Entry]) -> dict[str, str]:
     return {e.token: p for e in entries if (p := check_embedding(e))}
 
 
-# where "s" on the noun is not the plural
-_PLURALS = {"temp file of an interrupted write": "temp files of interrupted writes"}
-
-
 def _describe(
     report: RepairReport, done: dict[str, Any], before: dict[str, Any], after: dict[str, Any], was_new: bool
 ) -> None:
@@ -62,29 +58,31 @@ def _describe(
             f"built the index from {counted(len(after), 'concept folder')}"
             + (", keeping manifest.json's tags where a meta.json was lost" if done.get("migrated") else "")
         )
+    # (how many, the noun, what follows it, what repair did)
     pairs = [
-        (done["half_built"], "half-built folder under .tmp/ (an add or rename cut short)", "deleted them"),
+        (done["half_built"], "half-built folder", "under .tmp/ (an add or rename cut short)", "deleted them"),
         (
             len(done["restored"]),
-            "parked folder under .trash/ still listed (a replace or remove cut short)",
+            "parked folder",
+            "under .trash/ still listed (a replace or remove cut short)",
             "moved them back",
         ),
-        (len(done["deleted"]), "parked folder under .trash/ no longer listed", "deleted them"),
-        (done["swept"], "temp file of an interrupted write", "deleted them"),
-        (done.get("uncommitted", 0), "new folder of an add or rename cut short before its commit", "deleted them"),
+        (len(done["deleted"]), "parked folder", "under .trash/ no longer listed", "deleted them"),
+        (done["swept"], "temp file", "left by interrupted writes", "deleted them"),
+        (done.get("uncommitted", 0), "new folder", "of an add or rename cut short before its commit", "deleted them"),
     ]
     if not was_new:
         added = sorted(set(after) - set(before))
         dropped = sorted(set(before) - set(after))
         changed = sorted(k for k in set(after) & set(before) if after[k] != before[k])
         pairs += [
-            (len(added), f"concept folder missing from the index ({', '.join(added[:5])})", "indexed them"),
-            (len(dropped), f"index row without a healthy folder ({', '.join(dropped[:5])})", "removed the rows"),
-            (len(changed), f"index row out of date ({', '.join(changed[:5])})", "re-read their meta.json"),
+            (len(added), "concept folder", f"missing from the index ({', '.join(added[:5])})", "indexed them"),
+            (len(dropped), "index row", f"without a healthy folder ({', '.join(dropped[:5])})", "removed the rows"),
+            (len(changed), "index row", f"out of date ({', '.join(changed[:5])})", "re-read their meta.json"),
         ]
-    for n, what, did in pairs:
+    for n, what, rest, did in pairs:
         if n:
-            report.found.append(counted(n, what, _PLURALS.get(what)))
+            report.found.append(f"{counted(n, what)} {rest}")
             report.actions.append(f"{did} ({n})")
     if not report.found:
         report.found.append(f"{counted(len(after), 'concept folder')}, all matching the index")

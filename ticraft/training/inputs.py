@@ -29,7 +29,7 @@ from ticraft.concept import Concept, check_finite
 from ticraft.concept_checks import vectors_text
 from ticraft.errors import TicraftError, TicraftWarning
 from ticraft.prompts import CONCEPT_TOKEN, expand_prompt, find_concept_tokens
-from ticraft.wording import counted
+from ticraft.wording import counted, noun
 
 if TYPE_CHECKING:
     from ticraft.training.data import TrainImage
@@ -77,7 +77,7 @@ def warn_vectors_for_few_pictures(config: Any, n_images: int, collected: list[st
     """
     if n_images < 3 and config.num_vectors > 1 and config.method == "plain":
         warn(f"{token + ': ' if token else ''}{config.num_vectors} vectors from {n_images} "
-             f"picture{'s' if n_images > 1 else ''}: with fewer than "
+             f"{noun(n_images, 'picture')}: with fewer than "
              "three pictures one vector kept edits more often on the toy concept suite (--vectors 1)", collected)
 
 
